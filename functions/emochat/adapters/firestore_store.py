@@ -1,0 +1,67 @@
+"""Messages and chats in Firestore, with transactions where delivery races could double-write."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from google.cloud import firestore
+
+from emochat.domain import Claim, MessageState, MessageStatus, VoicePath, decide_claim, may_finish
+
+
+def _message_state(snapshot: firestore.DocumentSnapshot) -> MessageState | None:
+    if not snapshot.exists:
+        return None
+    data = snapshot.to_dict() or {}
+    lease = data.get("leaseExpiresAt")
+    try:
+        status = MessageStatus(data.get("status"))
+    except ValueError:
+        status = MessageStatus.PROCESSING
+    return MessageState(
+        status=status,
+        generation=int(data.get("generation") or 0),
+        lease_expires_at=lease.timestamp() if lease is not None else None,
+    )
+
+
+class FirestoreMessageStore:
+    def __init__(self, db: firestore.Client) -> None:
+        self._db = db
+
+    def chat_members(self, chat_id: str) -> list[str] | None:
+        snapshot = self._db.collection("chats").document(chat_id).get()
+        if not snapshot.exists:
+            return None
+        members = (snapshot.to_dict() or {}).get("members")
+        return [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
+
+    def claim(self, path: VoicePath, generation: int, fields: dict[str, Any], lease_s: float) -> Claim:
+        ref = self._db.document(path.message_doc)
+
+        @firestore.transactional
+        def claim_in(transaction: firestore.Transaction) -> Claim:
+            decision = decide_claim(_message_state(ref.get(transaction=transaction)), generation, time.time())
+            if decision in (Claim.START, Claim.RETAKE):
+                transaction.set(ref, {**fields, "generation": generation})
+            elif decision is Claim.REPLACE:
+                # The newer upload takes the message, but what the app shows stays until its result.
+                transaction.update(
+                    ref, {"generation": generation, "leaseExpiresAt": fields.get("leaseExpiresAt")}
+                )
+            return decision
+
+        return claim_in(self._db.transaction())
+
+    def finish(self, path: VoicePath, generation: int, fields: dict[str, Any]) -> bool:
+        ref = self._db.document(path.message_doc)
+
+        @firestore.transactional
+        def finish_in(transaction: firestore.Transaction) -> bool:
+            if not may_finish(_message_state(ref.get(transaction=transaction)), generation):
+                return False
+            transaction.update(ref, fields)
+            return True
+
+        return finish_in(self._db.transaction())

@@ -22,8 +22,9 @@ STT_MAX_RETRIES = IntParam("STT_MAX_RETRIES", default=2, description="Speech-to-
 STRESS_ENDPOINT_URL = StringParam(
     "STRESS_ENDPOINT_URL", description="URL of the Hugging Face Inference Endpoint serving the stress model"
 )
-STRESS_MODEL_NAME = StringParam("STRESS_MODEL_NAME", default="emochat-stress-demo",
-                                description="Stored with each reading")
+STRESS_MODEL_NAME = StringParam(
+    "STRESS_MODEL_NAME", default="emochat-stress-demo", description="Stored with each reading"
+)
 STRESS_TIMEOUT_S = IntParam("STRESS_TIMEOUT_S", default=30, description="Per-request stress-model timeout")
 STRESS_DEADLINE_S = IntParam(
     "STRESS_DEADLINE_S", default=150, description="Total time for stress retries, incl. endpoint warm-up"

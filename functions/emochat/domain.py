@@ -143,8 +143,10 @@ class AudioLimits:
 def check_audio(duration_ms: int, peak_dbfs: float, limits: AudioLimits) -> Problem | None:
     """The first reason decoded audio is not worth transcribing."""
     if duration_ms < limits.min_duration_ms:
-        return Problem("audio_too_short", f"The recording is {duration_ms} ms; at least "
-                       f"{limits.min_duration_ms} ms are needed.")
+        return Problem(
+            "audio_too_short",
+            f"The recording is {duration_ms} ms; at least {limits.min_duration_ms} ms are needed.",
+        )
     if duration_ms > limits.max_duration_ms:
         return Problem(
             "audio_too_long",

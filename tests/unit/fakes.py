@@ -37,7 +37,9 @@ class InMemoryMessages:
                 self.docs[path.message_doc] = {**copy.deepcopy(fields), "generation": generation}
                 self.history.append((path.message_doc, fields["status"]))
             elif decision is Claim.REPLACE:
-                self.docs[path.message_doc].update(generation=generation, leaseExpiresAt=fields["leaseExpiresAt"])
+                self.docs[path.message_doc].update(
+                    generation=generation, leaseExpiresAt=fields["leaseExpiresAt"]
+                )
             return decision
 
     def finish(self, path: VoicePath, generation: int, fields: dict[str, Any]) -> bool:

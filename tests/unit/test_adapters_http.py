@@ -60,8 +60,9 @@ def test_hf_waits_out_warmup_and_rate_limits() -> None:
 
 
 def test_hf_retries_are_bounded() -> None:
-    stress, seen, _ = scorer([httpx.Response(503, json={"error": "loading", "estimated_time": 1})],
-                             max_attempts=3)
+    stress, seen, _ = scorer(
+        [httpx.Response(503, json={"error": "loading", "estimated_time": 1})], max_attempts=3
+    )
     with pytest.raises(ServiceError) as err:
         stress.score_stress(CLIP)
     assert err.value.code == "stress_unavailable" and len(seen) == 3
@@ -95,15 +96,19 @@ def test_hf_malformed_answer_is_retried_then_reported() -> None:
 
 @pytest.mark.parametrize(
     ("body", "p"),
-    [(STRESSED, 0.83), ([STRESSED], 0.83), ([{"label": "not_stressed", "score": 1.0},
-                                            {"label": "stressed", "score": 0}], 0.0)],
+    [
+        (STRESSED, 0.83),
+        ([STRESSED], 0.83),
+        ([{"label": "not_stressed", "score": 1.0}, {"label": "stressed", "score": 0}], 0.0),
+    ],
 )
 def test_parse_probability(body, p) -> None:
     assert parse_stressed_probability(body) == p
 
 
-@pytest.mark.parametrize("body", [{}, [], [{"label": "stressed", "score": 1.5}], [{"label": "x", "score": 1}],
-                                  "stressed"])
+@pytest.mark.parametrize(
+    "body", [{}, [], [{"label": "stressed", "score": 1.5}], [{"label": "x", "score": 1}], "stressed"]
+)
 def test_parse_probability_rejects_malformed(body) -> None:
     with pytest.raises(ValueError):
         parse_stressed_probability(body)
@@ -122,8 +127,18 @@ def openai_transcriber(responses, model: str = "whisper-1", max_retries: int = 2
 
 def test_openai_multipart_request_and_verbose_json() -> None:
     stt, seen = openai_transcriber(
-        [httpx.Response(200, json={"task": "transcribe", "language": "english", "duration": 1.0,
-                                   "text": " Hello there. ", "segments": []})]
+        [
+            httpx.Response(
+                200,
+                json={
+                    "task": "transcribe",
+                    "language": "english",
+                    "duration": 1.0,
+                    "text": " Hello there. ",
+                    "segments": [],
+                },
+            )
+        ]
     )
     transcript = stt.transcribe(CLIP, "en")
     assert transcript.text == "Hello there." and transcript.language == "en"
@@ -136,7 +151,9 @@ def test_openai_multipart_request_and_verbose_json() -> None:
 
 
 def test_openai_newer_models_use_json_and_keep_hint() -> None:
-    stt, seen = openai_transcriber([httpx.Response(200, json={"text": "안녕하세요"})], model="gpt-4o-transcribe")
+    stt, seen = openai_transcriber(
+        [httpx.Response(200, json={"text": "안녕하세요"})], model="gpt-4o-transcribe"
+    )
     assert stt.transcribe(CLIP, "ko").language == "ko"
     assert b"verbose_json" not in seen[0].read()
 
@@ -160,14 +177,22 @@ def test_openai_retries_429_then_succeeds() -> None:
 @pytest.mark.parametrize(
     ("response", "code"),
     [
-        (httpx.Response(429, headers={"retry-after": "0"}, json={"error": {"message": "quota"}}),
-         "stt_rate_limited"),
-        (httpx.Response(500, headers={"retry-after": "0"}, json={"error": {"message": "boom"}}),
-         "stt_unavailable"),
-        (httpx.Response(400, json={"error": {"message": "bad file", "type": "invalid_request_error"}}),
-         "stt_rejected"),
-        (httpx.Response(200, text="{not json", headers={"content-type": "application/json"}),
-         "stt_bad_response"),
+        (
+            httpx.Response(429, headers={"retry-after": "0"}, json={"error": {"message": "quota"}}),
+            "stt_rate_limited",
+        ),
+        (
+            httpx.Response(500, headers={"retry-after": "0"}, json={"error": {"message": "boom"}}),
+            "stt_unavailable",
+        ),
+        (
+            httpx.Response(400, json={"error": {"message": "bad file", "type": "invalid_request_error"}}),
+            "stt_rejected",
+        ),
+        (
+            httpx.Response(200, text="{not json", headers={"content-type": "application/json"}),
+            "stt_bad_response",
+        ),
         (httpx.ConnectError("refused"), "stt_unavailable"),
         (httpx.ReadTimeout("slow"), "stt_timeout"),
     ],

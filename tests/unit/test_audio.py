@@ -45,9 +45,17 @@ def test_decoding_stops_past_the_cap() -> None:
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (make bootstrap)")
-@pytest.mark.parametrize(("ext", "args"), [("m4a", ["-c:a", "aac"]), ("webm", ["-c:a", "libopus"]),
-                                           ("ogg", ["-c:a", "libopus"]), ("mp3", []), ("3gp", ["-c:a", "aac"]),
-                                           ("caf", ["-c:a", "alac"])])
+@pytest.mark.parametrize(
+    ("ext", "args"),
+    [
+        ("m4a", ["-c:a", "aac"]),
+        ("webm", ["-c:a", "libopus"]),
+        ("ogg", ["-c:a", "libopus"]),
+        ("mp3", []),
+        ("3gp", ["-c:a", "aac"]),
+        ("caf", ["-c:a", "alac"]),
+    ],
+)
 def test_phone_formats_decode(tmp_path: Path, ext: str, args: list[str]) -> None:
     source = tmp_path / "in.wav"
     source.write_bytes(make_wav(seconds=2.0, rate=44_100))

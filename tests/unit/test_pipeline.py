@@ -43,7 +43,9 @@ def upload(services: Services, data: bytes, name: str = NAME, generation: int = 
 
 def test_ready_message_has_every_contract_field(tone_wav: bytes) -> None:
     services = make_services()
-    outcome = process_upload(upload(services, tone_wav, metadata={"language": "en"}), services, PipelineConfig())
+    outcome = process_upload(
+        upload(services, tone_wav, metadata={"language": "en"}), services, PipelineConfig()
+    )
     assert outcome.claim is Claim.START and outcome.status is MessageStatus.READY
     doc = services.messages.docs[DOC]
     assert doc["kind"] == "voice" and doc["senderId"] == "u1" and doc["status"] == "ready"
@@ -80,8 +82,11 @@ def test_services_run_concurrently(tone_wav: bytes) -> None:
 
 def test_stress_gets_canonical_wav_and_stt_the_original(tone_wav: bytes) -> None:
     services = make_services()
-    process_upload(upload(services, tone_wav, name="voice/u1/c1/m1.caf", content_type="audio/x-caf"),
-                   services, PipelineConfig())
+    process_upload(
+        upload(services, tone_wav, name="voice/u1/c1/m1.caf", content_type="audio/x-caf"),
+        services,
+        PipelineConfig(),
+    )
     stt_clip = services.transcriber.calls[0][0]
     assert stt_clip.content_type == "audio/wav" and stt_clip.filename == "m1.wav"  # caf: not OpenAI-native
     assert services.stress_scorer.calls[0].content_type == "audio/wav"
@@ -118,7 +123,9 @@ def test_bad_input_is_rejected_with_its_code(name: str, data: bytes, kw: dict, c
 
 
 def test_stress_failure_keeps_transcript(tone_wav: bytes) -> None:
-    services = make_services(stress_scorer=FakeStressScorer(error=ServiceError("stress_timeout", "timed out")))
+    services = make_services(
+        stress_scorer=FakeStressScorer(error=ServiceError("stress_timeout", "timed out"))
+    )
     outcome = process_upload(upload(services, tone_wav), services, PipelineConfig())
     doc = services.messages.docs[DOC]
     assert outcome.status is MessageStatus.FAILED
@@ -167,7 +174,9 @@ def test_reupload_replaces_result_without_going_back_to_processing(tone_wav: byt
     services = make_services()
     process_upload(upload(services, tone_wav, generation=1), services, PipelineConfig())
     services.stress_scorer.p = 0.1
-    outcome = process_upload(upload(services, make_wav(seconds=2.0), generation=2), services, PipelineConfig())
+    outcome = process_upload(
+        upload(services, make_wav(seconds=2.0), generation=2), services, PipelineConfig()
+    )
     doc = services.messages.docs[DOC]
     assert outcome.claim is Claim.REPLACE
     assert doc["status"] == "ready" and doc["audio"]["durationMs"] == 2000 and doc["stress"]["level"] == "low"
@@ -191,9 +200,13 @@ def test_older_result_never_overwrites_newer_generation(tone_wav: bytes) -> None
 
     services = make_services(transcriber=SlowFirst())
     with ThreadPoolExecutor(max_workers=2) as pool:
-        old = pool.submit(process_upload, upload(services, tone_wav, generation=1), services, PipelineConfig())
+        old = pool.submit(
+            process_upload, upload(services, tone_wav, generation=1), services, PipelineConfig()
+        )
         gate.wait(5)
-        new = process_upload(upload(services, make_wav(seconds=2.0), generation=2), services, PipelineConfig())
+        new = process_upload(
+            upload(services, make_wav(seconds=2.0), generation=2), services, PipelineConfig()
+        )
         old.result()
     assert new.claim is Claim.REPLACE
     assert services.messages.docs[DOC]["audio"]["generation"] == 2

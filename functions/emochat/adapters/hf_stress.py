@@ -68,11 +68,13 @@ class HuggingFaceStressScorer:
                         problem = ServiceError("stress_bad_response", f"The stress model's answer: {exc}")
                         wait = self._backoff_s * 2**attempt
                 elif response.status_code in (400, 413, 415, 422):
-                    raise ServiceError("stress_rejected", f"The stress model refused the audio: "
-                                       f"{_error_text(response)}")
+                    raise ServiceError(
+                        "stress_rejected", f"The stress model refused the audio: {_error_text(response)}"
+                    )
                 elif response.status_code in (401, 403, 404):
-                    raise ServiceError("stress_misconfigured",
-                                       f"The stress endpoint answered HTTP {response.status_code}.")
+                    raise ServiceError(
+                        "stress_misconfigured", f"The stress endpoint answered HTTP {response.status_code}."
+                    )
                 else:
                     problem = ServiceError(
                         "stress_rate_limited" if response.status_code == 429 else "stress_unavailable",

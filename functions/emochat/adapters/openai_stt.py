@@ -48,8 +48,15 @@ class OpenAITranscriber:
 
 
 # verbose_json names the language ("english"); the contract stores a code, like the hint ("en").
-_LANGUAGE_CODES = {"english": "en", "korean": "ko", "japanese": "ja", "chinese": "zh", "spanish": "es",
-                   "french": "fr", "german": "de"}
+_LANGUAGE_CODES = {
+    "english": "en",
+    "korean": "ko",
+    "japanese": "ja",
+    "chinese": "zh",
+    "spanish": "es",
+    "french": "fr",
+    "german": "de",
+}
 
 
 def _language_code(name: str | None) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from firebase_functions import logger, storage_fn
+from firebase_functions import logger, scheduler_fn, storage_fn
 from firebase_functions.options import MemoryOption
 
 from emochat import config
@@ -45,3 +45,18 @@ def process_voice_message(event: storage_fn.CloudEvent[storage_fn.StorageObjectD
         errorCode=outcome.problem.code if outcome.problem else None,
         timings=outcome.timings,
     )
+
+
+@scheduler_fn.on_schedule(schedule="every 5 minutes", timeout_sec=120)
+def sweep_stuck_messages(event: scheduler_fn.ScheduledEvent) -> None:
+    """Takes: a Cloud Scheduler tick every 5 minutes.
+
+    Writes: status failed with error.code processing_timeout on each message still processing past
+    its lease (the function timeout), so no placeholder bubble stays forever.
+    """
+    from emochat import wiring
+    from emochat.pipeline import sweep_abandoned
+
+    swept = sweep_abandoned(wiring.voice_services().messages)
+    if swept:
+        logger.warn("swept abandoned messages", count=len(swept), messages=swept)

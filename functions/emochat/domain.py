@@ -262,3 +262,18 @@ def outcome_status(stt: StageResult, stress: StageResult) -> tuple[MessageStatus
             "services_unavailable", f"{problems[0].message} {problems[1].message}"
         )
     return MessageStatus.FAILED, problems[0]
+
+
+def is_abandoned(state: MessageState | None, now: float) -> bool:
+    """Still processing after its lease ran out: the attempt died (timeout, crash, lost instance)."""
+    return (
+        state is not None
+        and state.status is MessageStatus.PROCESSING
+        and state.lease_expires_at is not None
+        and state.lease_expires_at <= now
+    )
+
+
+ABANDONED = Problem(
+    "processing_timeout", "Processing did not finish in time. Please send the voice message again."
+)

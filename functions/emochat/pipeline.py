@@ -189,3 +189,13 @@ def process_upload(upload: Upload, services: Services, config: PipelineConfig) -
         stress=stress_field,
         timings={"sttMs": stt.elapsed_ms, "stressMs": stress.elapsed_ms},
     )
+
+
+def sweep_abandoned(messages: MessageStore, now: float | None = None, limit: int = 200) -> list[str]:
+    """Fail every message stuck in processing past its lease, so none stays a placeholder forever."""
+    now = time.time() if now is None else now
+    return [
+        doc_path
+        for doc_path in messages.abandoned(now, limit)
+        if messages.fail_if_abandoned(doc_path, now, domain.ABANDONED.as_field())
+    ]

@@ -67,3 +67,11 @@ class MessageStore(Protocol):
     def finish(self, path: VoicePath, generation: int, fields: dict[str, Any]) -> bool:
         """Atomically write a final result unless a newer generation has taken the message."""
         ...
+
+    def abandoned(self, now: float, limit: int) -> list[str]:
+        """Paths of messages still processing past their lease (at most `limit`)."""
+        ...
+
+    def fail_if_abandoned(self, doc_path: str, now: float, error: dict[str, str]) -> bool:
+        """Atomically mark one message failed, unless it finished or was retaken meanwhile."""
+        ...

@@ -7,7 +7,15 @@ import threading
 import time
 from typing import Any
 
-from emochat.domain import Claim, MessageState, MessageStatus, VoicePath, decide_claim, may_finish
+from emochat.domain import (
+    Claim,
+    MessageState,
+    MessageStatus,
+    VoicePath,
+    decide_claim,
+    is_abandoned,
+    may_finish,
+)
 from emochat.ports import ServiceError, Transcript, VoiceClip
 
 
@@ -48,6 +56,16 @@ class InMemoryMessages:
                 return False
             self.docs[path.message_doc].update(copy.deepcopy(fields))
             self.history.append((path.message_doc, fields["status"]))
+            return True
+
+    def abandoned(self, now: float, limit: int) -> list[str]:
+        return [key for key in self.docs if is_abandoned(self._state(key), now)][:limit]
+
+    def fail_if_abandoned(self, doc_path: str, now: float, error: dict[str, str]) -> bool:
+        with self._lock:
+            if not is_abandoned(self._state(doc_path), now):
+                return False
+            self.docs[doc_path].update(status="failed", error=error, leaseExpiresAt=None)
             return True
 
 

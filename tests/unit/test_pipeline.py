@@ -8,8 +8,9 @@ import pytest
 from conftest import make_wav
 from fakes import FakeStressScorer, FakeTranscriber, InMemoryAudio, InMemoryMessages
 
+from emochat import domain
 from emochat.domain import AudioLimits, Claim, MessageStatus
-from emochat.pipeline import PipelineConfig, Services, Upload, process_upload
+from emochat.pipeline import PipelineConfig, Services, Upload, process_upload, sweep_abandoned
 from emochat.ports import ServiceError
 
 BUCKET = "demo-emochat.appspot.com"
@@ -210,3 +211,35 @@ def test_older_result_never_overwrites_newer_generation(tone_wav: bytes) -> None
         old.result()
     assert new.claim is Claim.REPLACE
     assert services.messages.docs[DOC]["audio"]["generation"] == 2
+
+
+def test_sweeper_fails_only_abandoned_messages(tone_wav: bytes) -> None:
+    services = make_services()
+    process_upload(upload(services, tone_wav), services, PipelineConfig())  # ready
+    stuck = upload(services, tone_wav, name="voice/u1/c1/m2.wav")
+    services.messages.claim(
+        domain.parse_voice_path(stuck.name), 1, _initial_fields_for(stuck, lease_s=300), lease_s=300
+    )
+    now = time.time()
+    assert sweep_abandoned(services.messages, now=now) == []  # lease still running
+    assert sweep_abandoned(services.messages, now=now + 301) == ["chats/c1/messages/m2"]
+    swept = services.messages.docs["chats/c1/messages/m2"]
+    assert swept["status"] == "failed" and swept["error"]["code"] == "processing_timeout"
+    assert services.messages.docs[DOC]["status"] == "ready"
+    assert sweep_abandoned(services.messages, now=now + 600) == []  # idempotent
+
+
+def test_abandoned_message_is_retaken_by_redelivery(tone_wav: bytes) -> None:
+    services = make_services()
+    event = upload(services, tone_wav)
+    services.messages.claim(
+        domain.parse_voice_path(NAME), 1, _initial_fields_for(event, lease_s=-1), lease_s=-1
+    )
+    outcome = process_upload(event, services, PipelineConfig())
+    assert outcome.claim is Claim.RETAKE and services.messages.docs[DOC]["status"] == "ready"
+
+
+def _initial_fields_for(event: Upload, lease_s: float) -> dict:
+    from emochat.pipeline import _initial_fields
+
+    return _initial_fields(domain.parse_voice_path(event.name), event, lease_s)

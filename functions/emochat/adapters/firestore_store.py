@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
 
-from emochat.domain import Claim, MessageState, MessageStatus, VoicePath, decide_claim, may_finish
+from emochat.domain import (
+    Claim,
+    MessageState,
+    MessageStatus,
+    VoicePath,
+    decide_claim,
+    is_abandoned,
+    may_finish,
+)
 
 
 def _message_state(snapshot: firestore.DocumentSnapshot) -> MessageState | None:
@@ -65,3 +74,27 @@ class FirestoreMessageStore:
             return True
 
         return finish_in(self._db.transaction())
+
+    def abandoned(self, now: float, limit: int) -> list[str]:
+        # A collection-group query over every chat's messages (index in firestore.indexes.json).
+        query = (
+            self._db.collection_group("messages")
+            .where(filter=firestore.FieldFilter("status", "==", MessageStatus.PROCESSING.value))
+            .where(filter=firestore.FieldFilter("leaseExpiresAt", "<=", datetime.fromtimestamp(now, UTC)))
+            .limit(limit)
+        )
+        return [snapshot.reference.path for snapshot in query.stream()]
+
+    def fail_if_abandoned(self, doc_path: str, now: float, error: dict[str, str]) -> bool:
+        ref = self._db.document(doc_path)
+
+        @firestore.transactional
+        def fail_in(transaction: firestore.Transaction) -> bool:
+            if not is_abandoned(_message_state(ref.get(transaction=transaction)), now):
+                return False
+            transaction.update(
+                ref, {"status": MessageStatus.FAILED.value, "error": error, "leaseExpiresAt": None}
+            )
+            return True
+
+        return fail_in(self._db.transaction())

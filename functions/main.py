@@ -57,6 +57,6 @@ def sweep_stuck_messages(event: scheduler_fn.ScheduledEvent) -> None:
     from emochat import wiring
     from emochat.pipeline import sweep_abandoned
 
-    swept = sweep_abandoned(wiring.voice_services().messages)
+    swept = sweep_abandoned(wiring.message_store())
     if swept:
         logger.warn("swept abandoned messages", count=len(swept), messages=swept)

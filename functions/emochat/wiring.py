@@ -24,6 +24,10 @@ def firestore_client() -> firestore.Client:
     return firestore.Client()
 
 
+def message_store() -> FirestoreMessageStore:
+    return FirestoreMessageStore(firestore_client())
+
+
 @functools.cache
 def voice_services() -> Services:
     stt_client = openai.OpenAI(
@@ -43,7 +47,7 @@ def voice_services() -> Services:
             deadline_s=config.STRESS_DEADLINE_S.value,
         ),
         audio_store=CloudStorageAudio(storage.Client()),
-        messages=FirestoreMessageStore(firestore_client()),
+        messages=message_store(),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from firebase_functions import logger, scheduler_fn, storage_fn
+from firebase_functions import firestore_fn, logger, scheduler_fn, storage_fn
 from firebase_functions.options import MemoryOption
 
 from emochat import config
@@ -60,3 +60,178 @@ def sweep_stuck_messages(event: scheduler_fn.ScheduledEvent) -> None:
     swept = sweep_abandoned(wiring.message_store())
     if swept:
         logger.warn("swept abandoned messages", count=len(swept), messages=swept)
+
+
+@firestore_fn.on_document_written(
+    document="chats/{chatId}/messages/{messageId}", timeout_sec=config.ALERT_TIMEOUT_S
+)
+def alert_on_high_stress(
+    event: firestore_fn.Event[firestore_fn.Change[firestore_fn.DocumentSnapshot | None]],
+) -> None:
+    """Takes: any write of a message chats/{chatId}/messages/{messageId}.
+
+    Acts only on the transition into status ready (each message once, duplicates included); every
+    other write returns at once. Writes: the sender's baseline users/{uid}/stats/baseline and the
+    marker chats/{chatId}/alertMarkers/{messageId}; for a high reading that is also unusual for the
+    sender (or before the sender has a baseline), an FCM push and a feed entry
+    users/{uid}/notifications/{id} for the sender (self-care) and the other members (empathy),
+    within each one's alertPrefs and cooldown; device tokens that FCM calls stale are deleted.
+    """
+    from emochat import alerts
+
+    change = event.data
+    before = change.before.to_dict() if change.before is not None else None
+    after = change.after.to_dict() if change.after is not None else None
+    reading = alerts.ready_reading(event.params["chatId"], event.params["messageId"], before, after)
+    if reading is None:
+        return
+
+    from emochat import wiring
+    from emochat.alerting import alert_on_reading
+
+    outcome = alert_on_reading(reading, wiring.alert_services(), wiring.alert_config())
+    logger.info(
+        "stress reading handled",
+        message=reading.message_doc,
+        level=reading.level.value,
+        score=reading.score,
+        action=outcome.action.value,
+        reason=outcome.decision.reason.value if outcome.decision else None,
+        z=outcome.decision.z if outcome.decision else None,
+        recipients={uid: verdict.value for uid, verdict in outcome.verdicts.items()},
+        delivered={uid: d.success for uid, d in outcome.deliveries.items()},
+    )
+
+
+# ── Wellbeing: coping suggestions, feedback, stress trends, data deletion ─────────────────────────
+
+from firebase_functions import https_fn  # noqa: E402  (this section's import, kept with it)
+
+
+def _ensure_default_app() -> None:
+    """Callables check the caller's ID token with firebase_admin's default app before any handler
+    runs. Make it unless something else did (no I/O: credentials load on first use)."""
+    import firebase_admin
+
+    try:
+        firebase_admin.get_app()
+    except ValueError:
+        firebase_admin.initialize_app()
+
+
+_ensure_default_app()
+
+
+def _caller(req: https_fn.CallableRequest) -> str:
+    if req.auth is None or not req.auth.uid:
+        raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAUTHENTICATED, "Sign in first.")
+    return req.auth.uid
+
+
+def _answer(service: str, req: https_fn.CallableRequest) -> dict:
+    """Run wellbeing.<service> for the signed-in caller; RequestError becomes the error the app sees."""
+    uid = _caller(req)
+    from emochat import wellbeing, wiring
+
+    try:
+        handler = getattr(wellbeing, service)
+        return handler(wiring.wellbeing_services(), wiring.wellbeing_config(), uid, req.data)
+    except wellbeing.RequestError as exc:
+        raise https_fn.HttpsError(https_fn.FunctionsErrorCode(exc.code), exc.message) from exc
+
+
+@https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
+def recommend_coping(req: https_fn.CallableRequest) -> dict:
+    """Takes: a signed-in user's call {count?: 1..5 = 3, stressLevel?: low|moderate|high|unknown,
+    language?: ko|en}. Without stressLevel, a reading of the user's from the last 3 hours sets it.
+
+    Returns: {recommendations: [{recommendationId, suggestionId, kind, title, text, language,
+    durationMin, setting, tags, rank, reason}], context: {stressLevel, timeOfDay}, catalogVersion}.
+    Writes: users/{uid}/recommendations/{recommendationId} for each suggestion shown (context,
+    reason explore/exploit, sampled value, posterior).
+    """
+    return _answer("recommend_coping", req)
+
+
+@https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
+def rate_suggestion(req: https_fn.CallableRequest) -> dict:
+    """Takes: a signed-in user's call {recommendationId, helpful: bool, suggestionId?}.
+
+    Returns: {recommendationId, suggestionId, helpful, recorded}; recorded is false for a repeated
+    identical rating. Refuses (not-found) an id that was not shown to this user, (already-exists)
+    a second rating the other way, (invalid-argument) a suggestionId the recommendation did not show.
+    Writes, in one transaction: the recommendation's feedback, users/{uid}/wellbeing/model and
+    suggestionStats/{suggestionId}.
+    """
+    return _answer("rate_suggestion", req)
+
+
+@https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
+def stress_trends(req: https_fn.CallableRequest) -> dict:
+    """Takes: a signed-in user's call {days?: 1..90 = 14}.
+
+    Returns: {timeZone, from, to, days: [{date, count, mean, max, high}]}, oldest first, one entry
+    per local day (count 0, mean/max null on days without readings). Writes nothing.
+    """
+    return _answer("stress_trends", req)
+
+
+@https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
+def delete_my_data(req: https_fn.CallableRequest) -> dict:
+    """Takes: a signed-in user's call {confirm: true}. The app calls it, then deletes the Auth account.
+
+    Returns: {deleted: <documents>}. Deletes users/{uid} and everything under it: profile, devices,
+    notifications, recommendations, feedback model, stress aggregates. (The Python SDK has no Auth
+    user-deleted trigger; purge_deleted_users catches accounts deleted any other way.)
+    """
+    result = _answer("delete_my_data", req)
+    logger.info("user data deleted on request", uid=_caller(req), documents=result["deleted"])
+    return result
+
+
+@firestore_fn.on_document_written(
+    document="chats/{chatId}/messages/{messageId}", timeout_sec=config.WELLBEING_TIMEOUT_S
+)
+def update_stress_trends(
+    event: firestore_fn.Event[firestore_fn.Change[firestore_fn.DocumentSnapshot | None]],
+) -> None:
+    """Takes: any write of a message chats/{chatId}/messages/{messageId}.
+
+    Acts only when the message's reading changes for its sender's trend (it became ready with a
+    stress reading, was re-scored, stopped being ready, or was deleted); every other write returns
+    at once. Writes: users/{senderId}/stressDaily/{YYYY-MM-DD} (the sender's local date) in a
+    transaction, the reading keyed by the message, so redelivery changes nothing.
+    """
+    from emochat import trends
+
+    change = event.data
+    before = change.before.to_dict() if change.before is not None else None
+    after = change.after.to_dict() if change.after is not None else None
+    if not trends.is_relevant(before, after):
+        return
+
+    from emochat import wellbeing, wiring
+
+    chat_id, message_id = event.params["chatId"], event.params["messageId"]
+    applied = wellbeing.record_message_change(
+        wiring.wellbeing_services(), wiring.wellbeing_config(), chat_id, message_id, before, after
+    )
+    logger.info(
+        "stress trend updated",
+        message=f"chats/{chat_id}/messages/{message_id}",
+        changes=[{"user": c.user_id, "day": c.day, "put": c.reading is not None} for c in applied],
+    )
+
+
+@scheduler_fn.on_schedule(schedule="every day 04:00", timeout_sec=540)
+def purge_deleted_users(event: scheduler_fn.ScheduledEvent) -> None:
+    """Takes: a Cloud Scheduler tick once a day.
+
+    Writes: deletes users/{uid} and everything under it for each uid that has no Firebase Auth
+    account any more (at most 1000 a run): the Python SDK has no user-deleted trigger.
+    """
+    from emochat import wellbeing, wiring
+
+    purged = wellbeing.purge_deleted_users(wiring.wellbeing_services(), apply=True, limit=1000)
+    if purged:
+        logger.warn("purged data of deleted users", count=len(purged), uids=purged)

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import functools
+import os
 
+import firebase_admin
 import httpx
 import openai
+from firebase_admin import credentials as firebase_credentials
+from firebase_functions import params
 from google.cloud import firestore, storage
 
 from emochat import config
+from emochat.adapters.alert_store import FirestoreAlertStore
+from emochat.adapters.fcm_notifier import EmulatorCredential, FcmNotifier
 from emochat.adapters.firestore_store import FirestoreMessageStore
 from emochat.adapters.hf_stress import HuggingFaceStressScorer
 from emochat.adapters.openai_stt import OpenAITranscriber
 from emochat.adapters.storage_audio import CloudStorageAudio
+from emochat.alerting import AlertConfig, AlertServices
+from emochat.alerts import AlertPolicy, AlertPrefs
 from emochat.domain import AudioLimits, StressThresholds
 from emochat.pipeline import PipelineConfig, Services
 
@@ -59,3 +67,88 @@ def pipeline_config() -> PipelineConfig:
         limits=AudioLimits(max_duration_ms=config.MAX_AUDIO_SECONDS.value * 1000),
         lease_s=config.PROCESS_TIMEOUT_S,
     )
+
+
+# ── Stress alerts ────────────────────────────────────────────────────────────────────────────────
+
+ALERTS_APP_NAME = "emochat-alerts"
+
+
+def _emulated() -> bool:
+    return bool(os.environ.get("FIRESTORE_EMULATOR_HOST")) or os.environ.get("FUNCTIONS_EMULATOR") == "true"
+
+
+@functools.cache
+def firebase_app() -> firebase_admin.App:
+    """The firebase_admin app the alerts push through, made on first use.
+
+    A named app of its own: firebase_functions initializes the default app for every Firestore
+    event with Application Default Credentials, which a machine running the emulators lacks.
+    """
+    try:
+        return firebase_admin.get_app(ALERTS_APP_NAME)
+    except ValueError:
+        pass
+    project = params.PROJECT_ID.value or os.environ.get("GOOGLE_CLOUD_PROJECT") or None
+    credential = EmulatorCredential() if _emulated() else firebase_credentials.ApplicationDefault()
+    options = {"projectId": project, "httpTimeout": 10} if project else {"httpTimeout": 10}
+    return firebase_admin.initialize_app(credential, options, name=ALERTS_APP_NAME)
+
+
+@functools.cache
+def alert_services() -> AlertServices:
+    return AlertServices(
+        store=FirestoreAlertStore(firestore_client()),
+        notifier=FcmNotifier.for_app(
+            firebase_app(), endpoint=config.FCM_ENDPOINT.value, max_attempts=config.FCM_MAX_ATTEMPTS.value
+        ),
+    )
+
+
+def alert_config() -> AlertConfig:
+    z_text = config.ALERT_Z_THRESHOLD.value
+    try:
+        z_threshold = float(z_text)
+    except ValueError as exc:
+        raise ValueError(f"ALERT_Z_THRESHOLD must be a number, got {z_text!r}") from exc
+    return AlertConfig(
+        policy=AlertPolicy(z_threshold=z_threshold, min_samples=config.ALERT_BASELINE_MIN_SAMPLES.value),
+        default_prefs=AlertPrefs(cooldown_minutes=float(config.ALERT_COOLDOWN_MINUTES.value)),
+        lease_s=config.ALERT_TIMEOUT_S,
+    )
+
+
+# ── Wellbeing: coping suggestions, feedback, stress trends, data deletion ─────────────────────────
+
+from emochat import wellbeing  # noqa: E402  (this section's import, kept with it)
+
+
+@functools.cache
+def wellbeing_services() -> wellbeing.WellbeingServices:
+    from emochat.adapters.wellbeing_store import FirebaseAccounts, FirestoreWellbeingStore
+
+    # Account look-ups (purge_deleted_users) go through the alerts' firebase_admin app: emulator
+    # credentials locally, Application Default Credentials in production.
+    return wellbeing.WellbeingServices(
+        store=FirestoreWellbeingStore(firestore_client()), accounts=FirebaseAccounts(firebase_app())
+    )
+
+
+def wellbeing_config() -> wellbeing.WellbeingConfig:
+    explore = min(max(config.RECOMMEND_EXPLORE_PERCENT.value, 1), 50)
+    return wellbeing.WellbeingConfig(
+        catalog_version=config.CATALOG_VERSION.value,
+        params=wellbeing.PolicyParams(epsilon=explore / 100),
+        default_time_zone=config.DEFAULT_TIME_ZONE.value,
+    )
+
+
+def suggest_for_alert(user_id: str, context: wellbeing.AlertContext) -> wellbeing.AlertSuggestion | None:
+    """The alerts' hook: one coping suggestion for a sender's self-care alert, recorded under
+    users/{uid}/recommendations so the app can rate it. Never raises: an alert goes out without a
+    suggestion rather than not at all."""
+    try:
+        return wellbeing.recommend_for_alert(wellbeing_services(), wellbeing_config(), user_id, context)
+    except Exception:
+        wellbeing.log.exception("no coping suggestion for the alert to %s", user_id)
+        return None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_wav
+from wavs import make_wav
 
 from emochat.audio import SAMPLE_RATE, UndecodableAudio, decode_audio
 

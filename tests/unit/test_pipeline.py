@@ -5,8 +5,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import make_wav
 from fakes import FakeStressScorer, FakeTranscriber, InMemoryAudio, InMemoryMessages
+from wavs import make_wav
 
 from emochat import domain
 from emochat.domain import AudioLimits, Claim, MessageStatus

@@ -1,0 +1,184 @@
+"""Warn people when a voice message sounds highly stressed: the service layer of alert_on_high_stress.
+
+Order matters: the per-message marker and the sender's baseline are written in one transaction
+before anyone is alerted, so a duplicate event neither counts the reading twice nor alerts twice;
+each recipient is then reserved (feed entry + cooldown, in one transaction) before the push goes
+out, so the cooldown holds even when two messages alert at the same moment.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from emochat import alerts
+from emochat.alerts import (
+    AlertDecision,
+    AlertPolicy,
+    AlertPrefs,
+    Baseline,
+    Delivery,
+    MarkerAction,
+    Push,
+    ReadyReading,
+    Recipient,
+    Verdict,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What claiming a ready message's marker gave: whether to go on, and the decision to act on."""
+
+    action: MarkerAction
+    decision: AlertDecision | None = None
+    baseline: Baseline | None = None  # the sender's baseline before this reading
+
+
+class AlertStore(Protocol):
+    def record_ready(self, reading: ReadyReading, policy: AlertPolicy, now: float, lease_s: float) -> Claimed:
+        """In one transaction: claim the message's marker (alerts.decide_marker) and, on START, add
+        the score to the sender's baseline and store alerts.decide_alert's decision on the marker.
+
+        A decision not to alert finishes the marker at once; RETAKE returns the stored decision.
+        """
+        ...
+
+    def chat_members(self, chat_id: str) -> list[str] | None: ...
+
+    def user_display_name(self, uid: str) -> str | None: ...
+
+    def reserve(self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs,
+                now: float) -> Verdict:
+        """In one transaction: decide (alerts.decide_recipient, from the user's alertPrefs, cooldown
+        marker and feed) and, on SEND, create the feed entry from `record` and restart the cooldown."""
+        ...
+
+    def device_tokens(self, uid: str) -> list[str]: ...
+
+    def remove_tokens(self, uid: str, tokens: Sequence[str]) -> int:
+        """Delete the user's device docs holding these tokens; how many were deleted."""
+        ...
+
+    def finish_notification(self, uid: str, notification_id: str, fields: Mapping[str, Any]) -> None: ...
+
+    def finish_message(self, reading: ReadyReading, verdicts: Mapping[str, str]) -> None:
+        """Mark the message's alerts done, with what became of each recipient (the ops trail)."""
+        ...
+
+
+class Notifier(Protocol):
+    def send(self, tokens: Sequence[str], push: Push) -> Delivery:
+        """Push to every token, retrying transient failures; never raises for a delivery failure."""
+        ...
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    policy: AlertPolicy = field(default_factory=AlertPolicy)
+    default_prefs: AlertPrefs = field(default_factory=AlertPrefs)
+    # How long a claimed marker holds before a redelivery may finish its alerts: the function timeout.
+    lease_s: float = 120.0
+
+
+@dataclass
+class AlertServices:
+    store: AlertStore
+    notifier: Notifier
+    clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True)
+class AlertOutcome:
+    """What happened to one ready message, for logs and tests."""
+
+    action: MarkerAction
+    decision: AlertDecision | None = None
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    deliveries: dict[str, Delivery] = field(default_factory=dict)
+
+
+def _timestamp(epoch_s: float) -> datetime:
+    return datetime.fromtimestamp(epoch_s, UTC)
+
+
+def _record(recipient: Recipient, reading: ReadyReading, decision: AlertDecision, prior: Baseline | None,
+            push: Push, now: float) -> dict[str, Any]:
+    """The feed entry users/{uid}/notifications/{id} as first written, before the push goes out."""
+    return {
+        "type": "stress_alert",
+        "role": recipient.role.value,
+        "chatId": reading.chat_id,
+        "messageId": reading.message_id,
+        "senderId": reading.sender_id,
+        "title": push.title,
+        "body": push.body,
+        "data": dict(push.data),
+        "score": reading.score,
+        "level": reading.level.value,
+        "reason": decision.reason.value,
+        "z": decision.z,
+        "baseline": (  # the yardstick the reading was judged against
+            {"count": prior.count, "mean": round(prior.mean, 3), "std": round(prior.std, 3)}
+            if prior is not None
+            else None
+        ),
+        "read": False,
+        "status": "sending",
+        "delivery": None,
+        "createdAt": _timestamp(now),
+        "sentAt": None,
+    }
+
+
+def alert_on_reading(reading: ReadyReading, services: AlertServices, config: AlertConfig) -> AlertOutcome:
+    """Update the sender's baseline and alert whoever should hear about it. Once per message."""
+    now = services.clock()
+    store = services.store
+    claimed = store.record_ready(reading, config.policy, now, config.lease_s)
+    decision = claimed.decision
+    if claimed.action is MarkerAction.SKIP or decision is None or not decision.alert:
+        return AlertOutcome(action=claimed.action, decision=decision)
+
+    notification = alerts.notification_id(reading.chat_id, reading.message_id)
+    sender_name = alerts.display_name(store.user_display_name(reading.sender_id))
+    verdicts: dict[str, Verdict] = {}
+    deliveries: dict[str, Delivery] = {}
+    for recipient in alerts.recipients(reading.sender_id, store.chat_members(reading.chat_id)):
+        push = alerts.alert_push(recipient.role, sender_name, reading, decision, notification)
+        record = _record(recipient, reading, decision, claimed.baseline, push, now)
+        verdict = store.reserve(recipient.uid, notification, record, config.default_prefs, now)
+        verdicts[recipient.uid] = verdict
+        if verdict is Verdict.SEND:
+            deliveries[recipient.uid] = _deliver(recipient.uid, notification, push, services)
+    store.finish_message(reading, {uid: verdict.value for uid, verdict in verdicts.items()})
+    return AlertOutcome(action=claimed.action, decision=decision, verdicts=verdicts, deliveries=deliveries)
+
+
+def _deliver(uid: str, notification: str, push: Push, services: AlertServices) -> Delivery:
+    store = services.store
+    tokens = store.device_tokens(uid)
+    try:
+        delivery = services.notifier.send(tokens, push) if tokens else Delivery()
+    except Exception as exc:  # one recipient's failure must not cost the others their alerts
+        log.exception("push to %s failed", uid)
+        delivery = Delivery(tokens=len(tokens), failure=len(tokens), errors={type(exc).__name__: len(tokens)})
+    removed = store.remove_tokens(uid, delivery.stale_tokens) if delivery.stale_tokens else 0
+    if not tokens:
+        status = "no_devices"  # still in the in-app feed
+    elif delivery.success:
+        status = "sent"
+    else:
+        status = "failed"
+    store.finish_notification(
+        uid,
+        notification,
+        {"status": status, "delivery": delivery.as_fields(removed), "sentAt": _timestamp(services.clock())},
+    )
+    return delivery

@@ -1,0 +1,187 @@
+"""Utterance embeddings: a fixed-size vector per recording, from a configurable encoder.
+
+- "wav2vec2": any transformers wav2vec2-family checkpoint; hidden states of one layer, mean-pooled
+  over time. Production choice when a pretrained checkpoint is available.
+- "handcrafted": prosodic and spectral statistics (pitch, energy, voicing, spectrum, speaking rate).
+  Needs no pretrained weights, so it is what runs on machines with no hub access (the demo checkpoint).
+
+Both take 16 kHz mono float32 (see audio.py) and return float32 of shape (cfg.dim,). Features are
+not normalised here: the mean/std from training are buffers of StudentNet, saved with its weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+from scipy.ndimage import median_filter
+
+from stress_model.config import FeatureConfig
+
+Encoder = Callable[[np.ndarray], np.ndarray]
+
+_SEMITONE_REF_HZ = 55.0
+
+
+def handcrafted_names(cfg: FeatureConfig) -> list[str]:
+    names = [f"f0_{s}" for s in ("median", "mean", "std", "p10", "p90", "range", "abs_delta", "slope")]
+    names += [f"energy_{s}" for s in ("mean_db", "std_db", "range_db", "abs_delta_db")]
+    names += ["voiced_frac", "voiced_frac_of_active", "active_frac", "voiced_runs_per_s", "voiced_run_s"]
+    names += ["onset_rate", "envelope_mod_hz"]
+    names += ["centroid_mean", "centroid_std", "bandwidth_mean", "rolloff_mean", "flatness_mean", "zcr_mean"]
+    names += ["hf_ratio_db"]
+    names += [f"mfcc{i}_mean" for i in range(cfg.n_mfcc)] + [f"mfcc{i}_std" for i in range(cfg.n_mfcc)]
+    return names
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """Lengths of consecutive True runs."""
+    padded = np.concatenate([[0], mask.astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(padded))
+    return edges[1::2] - edges[::2]
+
+
+def _pitch_stats(st: np.ndarray) -> tuple[float, ...]:
+    """Robust statistics of a pitch contour in semitones (NaN when there is too little voicing)."""
+    if st.size < 5:
+        return (np.nan,) * 8
+    st = median_filter(st, size=5, mode="nearest")  # removes isolated octave jumps of the pitch tracker
+    p10, p50, p90 = np.percentile(st, [10, 50, 90])
+    robust_std = 1.4826 * np.median(np.abs(st - p50))  # MAD: not inflated by the few errors left
+    slope = float(np.polyfit(np.arange(st.size, dtype=np.float64), st, 1)[0])
+    return (p50, st.mean(), robust_std, p10, p90, p90 - p10, np.abs(np.diff(st)).mean(), slope)
+
+
+def handcrafted(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Prosodic + spectral summary of one utterance (names: `handcrafted_names`)."""
+    sr, n_fft = cfg.sample_rate, cfg.n_fft
+    hop = int(sr * cfg.hop_ms / 1000)
+    frames_per_s = sr / hop
+    y = wave.astype(np.float32)
+    if y.size < n_fft:
+        y = np.pad(y, (0, n_fft - y.size))
+
+    spec = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop))
+    rms = librosa.feature.rms(S=spec, frame_length=n_fft)[0]
+    db = 20 * np.log10(rms + 1e-9)
+    # Floor at 60 dB below the peak: digital silence in clean audio (e.g. straight from a TTS engine)
+    # would otherwise sit at -180 dB and dominate every energy statistic. With the floor, clean and
+    # noisy recordings of the same speech give nearly the same features.
+    db = np.maximum(db, db.max() - 60)
+    active = db > db.max() - 30  # frames with speech energy (within 30 dB of the loudest)
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop)[0]
+    flat = librosa.feature.spectral_flatness(S=spec)[0]
+    n = min(spec.shape[1], zcr.size)
+    spec, db, active, zcr, flat = spec[:, :n], db[:n], active[:n], zcr[:n], flat[:n]
+
+    if cfg.pitch_method == "pyin":
+        f0, voiced, _ = librosa.pyin(
+            y, fmin=cfg.fmin, fmax=cfg.fmax, sr=sr, frame_length=n_fft, hop_length=hop
+        )
+        f0, voiced = f0[:n], voiced[:n] & active
+    else:
+        f0 = librosa.yin(y, fmin=cfg.fmin, fmax=cfg.fmax, sr=sr, frame_length=n_fft, hop_length=hop)[:n]
+        # yin has no voicing decision: call a frame voiced when it is loud, periodic-looking
+        # (low zero-crossing rate, non-flat spectrum) and its f0 is not pinned to a search bound.
+        voiced = active & (zcr < 0.25) & (flat < 0.3) & (f0 > cfg.fmin * 1.05) & (f0 < cfg.fmax * 0.95)
+    st = 12 * np.log2(f0[voiced] / _SEMITONE_REF_HZ) if voiced.any() else np.zeros(0)
+    pitch = list(_pitch_stats(st))
+    pitch[-1] *= frames_per_s  # slope per second, not per frame: comparable across clip lengths
+
+    a_db = db[active]
+    p10, p90 = np.percentile(a_db, [10, 90])
+    energy = (a_db.mean(), a_db.std(), p90 - p10, np.abs(np.diff(a_db)).mean() if a_db.size > 1 else 0.0)
+
+    runs = _runs(voiced)
+    seconds = n / frames_per_s
+    voicing = (
+        voiced.mean(),
+        voiced.sum() / max(active.sum(), 1),
+        active.mean(),
+        runs.size / seconds,
+        runs.mean() / frames_per_s if runs.size else 0.0,
+    )
+
+    # Speaking-rate proxies: onsets per second of speech, and the dominant syllable-rate
+    # modulation (2-10 Hz) of the energy envelope.
+    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=spec**2, sr=sr), ref=np.max, top_db=60)
+    onset_env = librosa.onset.onset_strength(S=mel_db, sr=sr)
+    onsets = librosa.onset.onset_detect(onset_envelope=onset_env, sr=sr, hop_length=hop)
+    onset_rate = len(onsets) / max(active.sum() / frames_per_s, 1e-3)
+    env = 10 ** (db / 20)
+    env = env - env.mean()
+    nfft_env = max(1024, env.size)
+    mod = np.abs(np.fft.rfft(env, n=nfft_env))
+    freqs = np.fft.rfftfreq(nfft_env, d=1 / frames_per_s)
+    band = (freqs >= 2) & (freqs <= 10)
+    mod_hz = float(freqs[band][np.argmax(mod[band])])
+
+    sa = spec[:, active]
+    centroid = librosa.feature.spectral_centroid(S=sa, sr=sr)[0]
+    bandwidth = librosa.feature.spectral_bandwidth(S=sa, sr=sr)[0]
+    rolloff = librosa.feature.spectral_rolloff(S=sa, sr=sr)[0]
+    freqs_bin = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    power = (sa**2).sum(axis=1)
+    hf_ratio = 10 * np.log10(
+        (power[freqs_bin >= 1000].sum() + 1e-10) / (power[freqs_bin < 1000].sum() + 1e-10)
+    )
+    spectral = (
+        centroid.mean() / 1000,
+        centroid.std() / 1000,
+        bandwidth.mean() / 1000,
+        rolloff.mean() / 1000,
+        flat[active].mean(),
+        zcr[active].mean(),
+        hf_ratio,
+    )
+
+    # MFCCs of speech frames, from a peak-referenced log-mel (so c0 does not just track input gain)
+    mfcc = librosa.feature.mfcc(S=mel_db[:, active], n_mfcc=cfg.n_mfcc)
+    vec = np.array(
+        [*pitch, *energy, *voicing, onset_rate, mod_hz, *spectral, *mfcc.mean(axis=1), *mfcc.std(axis=1)],
+        dtype=np.float32,
+    )
+    return vec
+
+
+class Wav2Vec2Encoder:
+    """Mean-pooled hidden states of one layer of a transformers wav2vec2-family model (CPU)."""
+
+    def __init__(self, cfg: FeatureConfig, base_dir: Path | None = None) -> None:
+        from transformers import AutoModel  # imported here: the handcrafted path never pays for it
+
+        name = cfg.w2v_model
+        if not name:
+            raise ValueError("features.w2v_model is empty: give a local checkpoint dir or a hub id")
+        local = Path(name) if Path(name).is_absolute() or base_dir is None else Path(base_dir) / name
+        self.model = AutoModel.from_pretrained(str(local) if local.exists() else name).eval()
+        self.layer, self.normalize = cfg.w2v_layer, cfg.w2v_normalize
+        self.dim = int(self.model.config.hidden_size)
+
+    @torch.inference_mode()
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None]
+        if self.normalize:
+            x = (x - x.mean()) / torch.sqrt(x.var() + 1e-7)
+        hidden = self.model(x, output_hidden_states=True).hidden_states[self.layer]
+        return hidden.mean(dim=1)[0].float().numpy()
+
+
+def build_encoder(cfg: FeatureConfig, base_dir: Path | None = None) -> Encoder:
+    """Build the encoder named in the config and record its output size in cfg.dim."""
+    if cfg.encoder == "handcrafted":
+        dim = len(handcrafted_names(cfg))
+        if cfg.dim not in (0, dim):
+            raise ValueError(f"config says dim={cfg.dim} but the handcrafted encoder gives {dim}")
+        cfg.dim = dim
+        return lambda wave: handcrafted(wave, cfg)
+    if cfg.encoder == "wav2vec2":
+        enc = Wav2Vec2Encoder(cfg, base_dir)
+        if cfg.dim not in (0, enc.dim):
+            raise ValueError(f"config says dim={cfg.dim} but {cfg.w2v_model} has hidden size {enc.dim}")
+        cfg.dim = enc.dim
+        return enc
+    raise ValueError(f"unknown encoder {cfg.encoder!r}")

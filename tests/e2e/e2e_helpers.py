@@ -1,0 +1,97 @@
+"""Shared pieces of the end-to-end tests: speech made at test time, event delivery, stand-in counters."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from local_stack.app_client import AppClient
+
+PROJECT = os.environ.get("GCLOUD_PROJECT", "demo-emochat")
+SEED_CHAT = "chat-mina-joon"
+MINA = ("mina@example.com", "mina-password")
+JOON = ("joon@example.com", "joon-password")
+
+
+def espeak_m4a(text: str, path: Path, *, speed: int = 170, pitch: int = 50) -> bytes:
+    """English speech from espeak-ng, encoded to AAC in an m4a container as a phone would."""
+    if not (shutil.which("espeak-ng") and shutil.which("ffmpeg")):
+        pytest.fail("espeak-ng and ffmpeg are required: run `make bootstrap`")
+    wav = path.with_suffix(".wav")
+    subprocess.run(
+        ["espeak-ng", "-v", "en", "-s", str(speed), "-p", str(pitch), "-w", str(wav), text],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-c:a", "aac", "-b:a", "48k", str(path)],
+        check=True,
+    )
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("speech")
+
+
+@pytest.fixture
+def app() -> AppClient:
+    with AppClient.from_env(timeout_s=60.0) as client:
+        client.sign_in(*MINA)
+        yield client
+
+
+@pytest.fixture(scope="session")
+def db():
+    from google.cloud import firestore
+
+    return firestore.Client(project=PROJECT)
+
+
+def storage_object(name: str, bucket: str = "demo-emochat.appspot.com") -> dict:
+    """The object's GCS JSON resource, as the storage emulator describes it (the event's data)."""
+    host = os.environ.get("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9199")
+    response = httpx.get(f"{host}/storage/v1/b/{bucket}/o/{quote(name, safe='')}", timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def deliver_finalize_event(obj: dict) -> httpx.Response:
+    """Deliver a storage object-finalized CloudEvent straight to the Functions emulator: a redelivery.
+
+    Cloud Storage triggers are at-least-once; this is how the tests make the duplicate happen.
+    """
+    origin = os.environ.get("FUNCTIONS_EMULATOR_ORIGIN", "http://127.0.0.1:5001")
+    event = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": f"//storage.googleapis.com/projects/_/buckets/{obj['bucket']}",
+        "type": "google.cloud.storage.object.v1.finalized",
+        "subject": f"objects/{obj['name']}",
+        "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": obj,
+    }
+    return httpx.post(
+        f"{origin}/functions/projects/{PROJECT}/triggers/us-central1-process_voice_message-0",
+        content=json.dumps(event),
+        headers={"Content-Type": "application/cloudevents+json"},
+        timeout=120,
+    )
+
+
+def standin_requests(port_env: str, default_port: int) -> int:
+    """How many requests a stand-in server has answered (its /_emochat/requests count)."""
+    url = os.environ.get(port_env) or f"http://127.0.0.1:{default_port}"
+    base = url.removesuffix("/v1")
+    return int(httpx.get(f"{base}/_emochat/requests", timeout=5).json()["count"])

@@ -1,0 +1,326 @@
+"""alert_on_high_stress end to end, on the emulators (run under the stack: `make exec` / `make test`).
+
+Each test makes its own users, devices and chat (unique ids), writes a message the way
+process_voice_message does (processing, then ready with a stress reading) with the admin client,
+and watches what the real trigger, running in the Functions emulator, writes to Firestore and sends
+to the local FCM stand-in. Duplicate deliveries are made by POSTing the same Firestore CloudEvent to
+the Functions emulator, as the Firestore emulator itself does (binary mode, protobuf
+DocumentEventData, base64 body).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from emochat import alerts
+
+pytestmark = [
+    pytest.mark.stack,
+    pytest.mark.skipif(
+        not os.environ.get("FIRESTORE_EMULATOR_HOST"),
+        reason="needs the emulator stack (FIRESTORE_EMULATOR_HOST unset): run through `make exec`",
+    ),
+]
+
+PROJECT = os.environ.get("GCLOUD_PROJECT", "demo-emochat")
+REGION = "us-central1"
+TRIGGER = "alert_on_high_stress"
+WAIT_S = 60.0  # the first event also starts the Python worker
+
+
+@pytest.fixture(scope="module")
+def db():
+    from google.cloud import firestore
+
+    return firestore.Client(project=PROJECT)
+
+
+@pytest.fixture(scope="module")
+def fcm_url() -> str:
+    from local_stack import DEFAULT_FCM_PORT
+
+    return os.environ.get("FCM_ENDPOINT") or f"http://127.0.0.1:{DEFAULT_FCM_PORT}"
+
+
+@pytest.fixture(scope="module")
+def functions_origin() -> str:
+    return os.environ.get("FUNCTIONS_EMULATOR_ORIGIN", "http://127.0.0.1:5001")
+
+
+class World:
+    """Two people in a chat, each with a phone; more devices on request."""
+
+    def __init__(self, db, unique: str) -> None:
+        self.db = db
+        self.unique = unique
+        self.chat = f"e2e-chat-{unique}"
+        self.mina = f"e2e-mina-{unique}"
+        self.joon = f"e2e-joon-{unique}"
+        now = datetime.now(UTC)
+        for uid, name in ((self.mina, "Mina"), (self.joon, "Joon")):
+            db.document(f"users/{uid}").set(
+                {"displayName": name, "alertPrefs": {"enabled": True, "cooldownMinutes": 30},
+                 "createdAt": now}
+            )
+            self.add_device(uid, "phone", f"e2e-{uid}-phone")
+        db.document(f"chats/{self.chat}").set({"members": [self.mina, self.joon], "createdAt": now})
+
+    def add_device(self, uid: str, device_id: str, token: str) -> None:
+        self.db.document(f"users/{uid}/devices/{device_id}").set(
+            {"token": token, "platform": "android", "updatedAt": datetime.now(UTC)}
+        )
+
+    def tokens(self) -> set[str]:
+        return {f"e2e-{uid}-phone" for uid in (self.mina, self.joon)}
+
+    def processing(self, message_id: str, sender: str | None = None) -> dict[str, Any]:
+        return {
+            "kind": "voice",
+            "senderId": sender or self.mina,
+            "createdAt": datetime.now(UTC),
+            "status": "processing",
+            "audio": {"path": f"voice/{sender or self.mina}/{self.chat}/{message_id}.m4a",
+                      "contentType": "audio/mp4", "sizeBytes": 1234, "durationMs": None},
+            "text": None,
+            "language": None,
+            "stress": None,
+            "error": None,
+            "timings": None,
+        }
+
+    @staticmethod
+    def ready_fields(score: float, level: str) -> dict[str, Any]:
+        return {
+            "status": "ready",
+            "text": "I can't deal with this right now.",
+            "language": "en",
+            "stress": {"score": score, "level": level, "probability": round(score / 100, 4), "model": "e2e"},
+            "error": None,
+            "timings": {"sttMs": 400, "stressMs": 300, "totalMs": 800},
+        }
+
+    def send(self, score: float, level: str, sender: str | None = None) -> str:
+        """Write a message as the pipeline does: processing, then ready. Returns its id."""
+        message_id = f"m-{uuid.uuid4().hex[:16]}"
+        ref = self.db.document(f"chats/{self.chat}/messages/{message_id}")
+        ref.set(self.processing(message_id, sender))
+        ref.update(self.ready_fields(score, level))
+        return message_id
+
+    def marker(self, message_id: str) -> dict[str, Any] | None:
+        snapshot = self.db.document(f"chats/{self.chat}/alertMarkers/{message_id}").get()
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def wait_done(self, message_id: str) -> dict[str, Any]:
+        marker = wait_for(lambda: (m := self.marker(message_id)) and m.get("state") == "done" and m,
+                          f"alert marker of {message_id} done")
+        return marker
+
+    def notifications(self, uid: str) -> list[dict[str, Any]]:
+        return [s.to_dict() for s in self.db.collection(f"users/{uid}/notifications").stream()]
+
+    def device_tokens(self, uid: str) -> set[str]:
+        return {s.get("token") for s in self.db.collection(f"users/{uid}/devices").stream()}
+
+    def baseline_count(self, uid: str) -> int:
+        snapshot = self.db.document(f"users/{uid}/stats/baseline").get()
+        return snapshot.get("count") if snapshot.exists else 0
+
+
+def wait_for(probe: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def world(db) -> World:
+    return World(db, uuid.uuid4().hex[:10])
+
+
+def fcm_requests(fcm_url: str, tokens: set[str]) -> list[dict[str, Any]]:
+    return [r for r in httpx.get(f"{fcm_url}/_emochat/sent").json() if r.get("token") in tokens]
+
+
+# ── a direct delivery of the same Firestore event ───────────────────────────────────────────────
+
+
+def _value(value: Any):
+    from google.events.cloud.firestore import ArrayValue, MapValue, Value
+    from google.protobuf import timestamp_pb2
+
+    if value is None:
+        return Value(null_value=0)
+    if isinstance(value, bool):
+        return Value(boolean_value=value)
+    if isinstance(value, int):
+        return Value(integer_value=value)
+    if isinstance(value, float):
+        return Value(double_value=value)
+    if isinstance(value, str):
+        return Value(string_value=value)
+    if isinstance(value, datetime):
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(value)
+        return Value(timestamp_value=stamp)
+    if isinstance(value, dict):
+        return Value(map_value=MapValue(fields={k: _value(v) for k, v in value.items()}))
+    if isinstance(value, list):
+        return Value(array_value=ArrayValue(values=[_value(v) for v in value]))
+    raise TypeError(f"no Firestore value for {type(value)}")
+
+
+def deliver_written_event(
+    functions_origin: str, document: str, before: dict | None, after: dict | None
+) -> None:
+    """POST a document.written CloudEvent to the trigger, as the Firestore emulator would."""
+    from google.events.cloud.firestore import Document, DocumentEventData
+
+    name = f"projects/{PROJECT}/databases/(default)/documents/{document}"
+
+    def doc(fields: dict | None):
+        return Document(name=name, fields={k: _value(v) for k, v in fields.items()}) if fields else None
+
+    data = DocumentEventData(value=doc(after), old_value=doc(before))
+    headers = {
+        "Content-Type": "application/protobuf",
+        "ce-specversion": "1.0",
+        "ce-id": uuid.uuid4().hex,
+        "ce-source": f"//firestore.googleapis.com/projects/{PROJECT}/databases/(default)",
+        "ce-type": "google.cloud.firestore.document.v1.written",
+        "ce-time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "ce-subject": f"documents/{document}",
+        "ce-location": REGION,
+        "ce-project": PROJECT,
+        "ce-database": "(default)",
+        "ce-namespace": "(default)",
+        "ce-document": document,
+    }
+    url = f"{functions_origin}/functions/projects/{PROJECT}/triggers/{REGION}-{TRIGGER}-0"
+    body = base64.b64encode(DocumentEventData.serialize(data))
+    response = httpx.post(url, content=body, headers=headers, timeout=WAIT_S)
+    assert response.status_code < 300, f"{response.status_code}: {response.text[:500]}"
+
+
+# ── tests ────────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_high_stress_alerts_every_member_once(world: World, fcm_url: str) -> None:
+    message_id = world.send(82.5, "high")
+    marker = world.wait_done(message_id)
+    assert marker["decision"] == {"alert": True, "reason": "fixed_threshold", "z": None}
+    assert marker["recipients"] == {world.mina: "send", world.joon: "send"}
+
+    nid = alerts.notification_id(world.chat, message_id)
+    (own,) = world.notifications(world.mina)
+    (other,) = world.notifications(world.joon)
+    assert own["role"] == "self" and other["role"] == "member"
+    assert other["title"] == "Mina sounds stressed"
+    for entry in (own, other):
+        assert entry["status"] == "sent" and entry["reason"] == "fixed_threshold"
+        assert entry["chatId"] == world.chat and entry["messageId"] == message_id and entry["score"] == 82.5
+        assert entry["delivery"] == {"tokens": 1, "success": 1, "failure": 0, "removedTokens": 0,
+                                     "retries": 0, "errors": {}}
+        assert entry["data"]["notificationId"] == nid
+
+    requests = wait_for(lambda: len(r := fcm_requests(fcm_url, world.tokens())) >= 2 and r, "FCM requests")
+    assert len(requests) == 2 and {r["outcome"] for r in requests} == {"sent"}
+    by_token = {r["token"]: r for r in requests}
+    to_joon = by_token[f"e2e-{world.joon}-phone"]
+    assert to_joon["notification"]["title"] == "Mina sounds stressed"
+    assert to_joon["data"] == {
+        "type": "stress_alert", "role": "member", "chatId": world.chat, "messageId": message_id,
+        "senderId": world.mina, "score": "82.5", "level": "high", "reason": "fixed_threshold",
+        "notificationId": nid,
+    }
+    assert world.baseline_count(world.mina) == 1
+
+
+def test_duplicate_events_still_alert_once(world: World, fcm_url: str, functions_origin: str) -> None:
+    message_id = world.send(91.0, "high")
+    world.wait_done(message_id)
+    document = f"chats/{world.chat}/messages/{message_id}"
+    before = world.processing(message_id)
+    after = {**before, **World.ready_fields(91.0, "high")}
+    for _ in range(2):  # at-least-once delivery: the same transition, twice more
+        deliver_written_event(functions_origin, document, before, after)
+
+    assert len(world.notifications(world.mina)) == 1 and len(world.notifications(world.joon)) == 1
+    assert len(fcm_requests(fcm_url, world.tokens())) == 2
+    assert world.baseline_count(world.mina) == 1
+    # A later edit of the ready message is not a new transition either.
+    world.db.document(document).update({"text": "edited"})
+    deliver_written_event(functions_origin, document, after, {**after, "text": "edited"})
+    assert len(world.notifications(world.joon)) == 1 and world.baseline_count(world.mina) == 1
+
+
+def test_event_delivered_twice_at_once_alerts_once(world: World, fcm_url: str, functions_origin: str) -> None:
+    # No Firestore write at all here: only the two deliveries, concurrently, reach the trigger.
+    message_id = f"m-{uuid.uuid4().hex[:16]}"
+    document = f"chats/{world.chat}/messages/{message_id}"
+    before = world.processing(message_id)
+    after = {**before, **World.ready_fields(88.0, "high")}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda _: deliver_written_event(functions_origin, document, before, after), range(2)))
+
+    marker = world.wait_done(message_id)
+    assert marker["recipients"] == {world.mina: "send", world.joon: "send"}
+    assert len(world.notifications(world.mina)) == 1 and len(world.notifications(world.joon)) == 1
+    assert len(fcm_requests(fcm_url, world.tokens())) == 2
+    assert world.baseline_count(world.mina) == 1
+
+
+def test_stale_tokens_are_removed(world: World, fcm_url: str) -> None:
+    world.add_device(world.joon, "old-phone", f"unregistered-{world.unique}")
+    world.add_device(world.joon, "garbled", f"invalid-{world.unique}")
+    message_id = world.send(77.0, "high")
+    world.wait_done(message_id)
+
+    (entry,) = world.notifications(world.joon)
+    assert entry["status"] == "sent"
+    assert entry["delivery"]["tokens"] == 3 and entry["delivery"]["success"] == 1
+    assert entry["delivery"]["removedTokens"] == 2
+    assert entry["delivery"]["errors"] == {"UNREGISTERED": 1, "INVALID_ARGUMENT": 1}
+    assert world.device_tokens(world.joon) == {f"e2e-{world.joon}-phone"}
+    outcomes = {r["token"]: r["outcome"] for r in fcm_requests(fcm_url, {f"unregistered-{world.unique}",
+                                                                         f"invalid-{world.unique}"})}
+    assert outcomes == {f"unregistered-{world.unique}": "UNREGISTERED",
+                        f"invalid-{world.unique}": "INVALID_ARGUMENT"}
+
+
+def test_low_and_moderate_only_feed_the_baseline(world: World, fcm_url: str) -> None:
+    low = world.send(12.0, "low")
+    moderate = world.send(45.0, "moderate")
+    for message_id in (low, moderate):
+        marker = world.wait_done(message_id)
+        assert marker["decision"] == {"alert": False, "reason": "not_high", "z": None}
+    assert world.notifications(world.mina) == [] and world.notifications(world.joon) == []
+    assert fcm_requests(fcm_url, world.tokens()) == []
+    baseline = world.db.document(f"users/{world.mina}/stats/baseline").get().to_dict()
+    assert baseline["count"] == 2 and baseline["mean"] == pytest.approx(28.5)
+
+
+def test_personal_baseline_decides_once_it_has_enough_samples(world: World) -> None:
+    for score in (15.0, 20.0, 25.0, 18.0, 22.0):
+        world.wait_done(world.send(score, "low"))
+    message_id = world.send(75.0, "high")
+    marker = world.wait_done(message_id)
+    assert marker["decision"]["reason"] == "personal_baseline" and marker["decision"]["z"] > 1.0
+    (entry,) = world.notifications(world.joon)
+    assert entry["reason"] == "personal_baseline" and entry["z"] == marker["decision"]["z"]
+    assert entry["baseline"]["count"] == 5 and entry["baseline"]["mean"] == pytest.approx(20.0)

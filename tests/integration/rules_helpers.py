@@ -1,0 +1,264 @@
+"""Clients that reach the emulators the way the app does, so that security rules are evaluated.
+
+- Auth emulator: users are signed up through the identitytoolkit REST API and get real emulator ID
+  tokens (unsigned JWTs the other emulators accept).
+- Firestore emulator: the Firestore REST API with `Authorization: Bearer <idToken>` (no header =
+  unauthenticated). The Admin SDK would bypass the rules, so it only seeds and inspects.
+- Storage emulator: the Firebase Storage REST API (`/v0/b/{bucket}/o`) the Firebase SDKs use, with
+  `Authorization: Firebase <idToken>`.
+
+Every request is classified as ALLOW (2xx) or DENY (403 PERMISSION_DENIED). Anything else (400, 404,
+409, 5xx) raises: a malformed request must not pass for a denial, nor a missing document for an
+allowed read.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+ALLOW = "allow"
+DENY = "deny"
+
+PROJECT = os.environ.get("GCLOUD_PROJECT", "demo-emochat")
+BUCKET = os.environ.get("EMOCHAT_BUCKET", f"{PROJECT}.appspot.com")
+
+
+class UnexpectedResponse(AssertionError):
+    """The emulator answered neither 'allowed' nor 'permission denied'."""
+
+
+def outcome(response: httpx.Response) -> str:
+    """ALLOW or DENY for a rules-evaluated request; raises for any other answer."""
+    if response.is_success:
+        body = _json_or_none(response)
+        # runQuery streams a JSON array; a failure can come inside a 200.
+        if isinstance(body, list):
+            for item in body:
+                if isinstance(item, dict) and "error" in item:
+                    return _error_outcome(response, item["error"])
+        return ALLOW
+    if response.status_code == 403:
+        return DENY
+    raise UnexpectedResponse(
+        f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text[:500]}"
+    )
+
+
+def _error_outcome(response: httpx.Response, error: dict) -> str:
+    if error.get("code") == 403 or error.get("status") == "PERMISSION_DENIED":
+        return DENY
+    raise UnexpectedResponse(f"{response.request.method} {response.request.url} -> error {error}")
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def unique_id(prefix: str = "") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:20]}"
+
+
+# ── Auth emulator ────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class User:
+    uid: str
+    id_token: str
+    email: str
+
+
+def sign_up(http: httpx.Client, email: str, password: str = "rules-test-pw") -> User:
+    """A new email/password user on the Auth emulator, signed in: its uid and ID token."""
+    host = os.environ["FIREBASE_AUTH_EMULATOR_HOST"]
+    response = http.post(
+        f"http://{host}/identitytoolkit.googleapis.com/v1/accounts:signUp",
+        params={"key": "fake-api-key"},
+        json={"email": email, "password": password, "returnSecureToken": True},
+    )
+    response.raise_for_status()
+    body = response.json()
+    return User(uid=body["localId"], id_token=body["idToken"], email=email)
+
+
+def token_claims(id_token: str) -> dict:
+    payload = id_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+# ── Firestore REST ───────────────────────────────────────────────────────────────────────────────
+
+
+class RequestTime:
+    """Stands for the server's request time (a REQUEST_TIME transform, i.e. serverTimestamp())."""
+
+
+REQUEST_TIME = RequestTime()
+
+
+def encode(value: Any) -> dict:
+    """A Python value as a Firestore REST `Value`."""
+    if value is None:
+        return {"nullValue": None}
+    if isinstance(value, bool):
+        return {"booleanValue": value}
+    if isinstance(value, int):
+        return {"integerValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, datetime):
+        return {"timestampValue": value.isoformat().replace("+00:00", "Z")}
+    if isinstance(value, list | tuple):
+        return {"arrayValue": {"values": [encode(v) for v in value]}}
+    if isinstance(value, dict):
+        return {"mapValue": {"fields": {k: encode(v) for k, v in value.items()}}}
+    raise TypeError(f"cannot encode {type(value).__name__} for Firestore")
+
+
+def _split_transforms(data: dict) -> tuple[dict, list[dict]]:
+    fields = {k: encode(v) for k, v in data.items() if not isinstance(v, RequestTime)}
+    transforms = [
+        {"fieldPath": k, "setToServerValue": "REQUEST_TIME"}
+        for k, v in data.items()
+        if isinstance(v, RequestTime)
+    ]
+    return fields, transforms
+
+
+class FirestoreRest:
+    """The Firestore REST API on the emulator as one identity (None = unauthenticated)."""
+
+    def __init__(self, http: httpx.Client, id_token: str | None, project: str = PROJECT) -> None:
+        host = os.environ["FIRESTORE_EMULATOR_HOST"]
+        self._http = http
+        self._root = f"projects/{project}/databases/(default)/documents"
+        self._base = f"http://{host}/v1/{self._root}"
+        self._headers = {"Authorization": f"Bearer {id_token}"} if id_token else {}
+
+    def _name(self, path: str) -> str:
+        return f"{self._root}/{path}"
+
+    def get(self, path: str) -> str:
+        return outcome(self._http.get(f"{self._base}/{path}", headers=self._headers))
+
+    def list(self, collection_path: str) -> str:
+        return outcome(self._http.get(f"{self._base}/{collection_path}", headers=self._headers))
+
+    def query(
+        self, parent: str, collection_id: str, where: dict | None = None, all_descendants: bool = False
+    ) -> str:
+        """runQuery on `collection_id` under `parent` ("" for top level); `where` is a
+        structuredQuery filter, e.g. array_contains("members", uid); all_descendants makes it a
+        collection-group query."""
+        source: dict[str, Any] = {"collectionId": collection_id}
+        if all_descendants:
+            source["allDescendants"] = True
+        query: dict[str, Any] = {"from": [source]}
+        if where is not None:
+            query["where"] = where
+        url = f"{self._base}/{parent}:runQuery" if parent else f"{self._base}:runQuery"
+        return outcome(self._http.post(url, json={"structuredQuery": query}, headers=self._headers))
+
+    def commit(self, write: dict) -> str:
+        return outcome(
+            self._http.post(f"{self._base}:commit", json={"writes": [write]}, headers=self._headers)
+        )
+
+    def create(self, path: str, data: dict) -> str:
+        fields, transforms = _split_transforms(data)
+        write: dict[str, Any] = {
+            "update": {"name": self._name(path), "fields": fields},
+            "currentDocument": {"exists": False},
+        }
+        if transforms:
+            write["updateTransforms"] = transforms
+        return self.commit(write)
+
+    def update(self, path: str, data: dict) -> str:
+        """Changes the given top-level fields of an existing document (a merge)."""
+        fields, transforms = _split_transforms(data)
+        write: dict[str, Any] = {
+            "update": {"name": self._name(path), "fields": fields},
+            "updateMask": {"fieldPaths": list(fields)},
+            "currentDocument": {"exists": True},
+        }
+        if transforms:
+            write["updateTransforms"] = transforms
+        return self.commit(write)
+
+    def delete(self, path: str) -> str:
+        return self.commit({"delete": self._name(path), "currentDocument": {"exists": True}})
+
+
+def array_contains(field: str, value: str) -> dict:
+    return {"fieldFilter": {"field": {"fieldPath": field}, "op": "ARRAY_CONTAINS", "value": encode(value)}}
+
+
+# ── Storage REST (Firebase Storage API, as the SDKs use it) ─────────────────────────────────────
+
+
+class StorageRest:
+    """The Firebase Storage REST API on the emulator as one identity (None = unauthenticated)."""
+
+    def __init__(self, http: httpx.Client, id_token: str | None, bucket: str = BUCKET) -> None:
+        host = os.environ["FIREBASE_STORAGE_EMULATOR_HOST"]
+        host = host.removeprefix("http://").removeprefix("https://")
+        self._http = http
+        self._base = f"http://{host}/v0/b/{bucket}/o"
+        self._headers = {"Authorization": f"Firebase {id_token}"} if id_token else {}
+
+    def _object_url(self, name: str) -> str:
+        return f"{self._base}/{quote(name, safe='')}"
+
+    def upload(
+        self, name: str, data: bytes, content_type: str | None, custom_metadata: dict | None = None
+    ) -> str:
+        """One-request multipart upload, as the Firebase SDKs send small files."""
+        metadata: dict[str, Any] = {"name": name}
+        if content_type is not None:
+            metadata["contentType"] = content_type
+        if custom_metadata:
+            metadata["metadata"] = custom_metadata
+        boundary = unique_id("b")
+        body = b"".join(
+            [
+                f"--{boundary}\r\nContent-Type: application/json; charset=utf-8\r\n\r\n".encode(),
+                json.dumps(metadata).encode(),
+                f"\r\n--{boundary}\r\nContent-Type: {content_type or 'application/octet-stream'}"
+                "\r\n\r\n".encode(),
+                data,
+                f"\r\n--{boundary}--".encode(),
+            ]
+        )
+        headers = {
+            **self._headers,
+            "X-Goog-Upload-Protocol": "multipart",
+            "Content-Type": f"multipart/related; boundary={boundary}",
+        }
+        return outcome(self._http.post(self._base, params={"name": name}, content=body, headers=headers))
+
+    def get_metadata(self, name: str) -> str:
+        return outcome(self._http.get(self._object_url(name), headers=self._headers))
+
+    def download(self, name: str) -> str:
+        return outcome(self._http.get(self._object_url(name), params={"alt": "media"}, headers=self._headers))
+
+    def update_metadata(self, name: str, metadata: dict) -> str:
+        return outcome(self._http.patch(self._object_url(name), json=metadata, headers=self._headers))
+
+    def delete(self, name: str) -> str:
+        return outcome(self._http.delete(self._object_url(name), headers=self._headers))

@@ -1,0 +1,212 @@
+"""FirestoreAlertStore against the Firestore emulator: the transactions decide races for real."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from emochat.adapters.alert_store import FirestoreAlertStore
+from emochat.alerts import (
+    AlertDecision,
+    AlertPolicy,
+    AlertPrefs,
+    AlertReason,
+    Baseline,
+    MarkerAction,
+    ReadyReading,
+    Verdict,
+)
+from emochat.domain import StressLevel
+
+pytestmark = pytest.mark.stack
+
+POLICY = AlertPolicy(z_threshold=1.0, min_samples=5)
+PREFS = AlertPrefs(enabled=True, cooldown_minutes=30)
+NOW = 1_800_000_000.0
+
+
+def reading(
+    chat: str,
+    message: str = "m1",
+    sender: str = "mina",
+    score: float = 85.0,
+    level: StressLevel = StressLevel.HIGH,
+) -> ReadyReading:
+    return ReadyReading(chat, message, sender, score, level)
+
+
+@pytest.fixture
+def store(db) -> FirestoreAlertStore:
+    return FirestoreAlertStore(db)
+
+
+def test_record_ready_updates_baseline_and_claims_once(db, store, unique) -> None:
+    sender = f"u-{unique}"
+    first = store.record_ready(reading(unique, sender=sender), POLICY, NOW, 120)
+    assert first.action is MarkerAction.START
+    assert first.decision == AlertDecision(True, AlertReason.FIXED_THRESHOLD)
+    assert first.baseline == Baseline()
+
+    again = store.record_ready(reading(unique, sender=sender), POLICY, NOW + 1, 120)
+    assert again.action is MarkerAction.SKIP
+
+    baseline = db.document(f"users/{sender}/stats/baseline").get().to_dict()
+    assert baseline["count"] == 1 and baseline["mean"] == 85.0 and baseline["m2"] == 0.0
+    assert baseline["lastMessage"] == f"chats/{unique}/messages/m1"
+    marker = db.document(f"chats/{unique}/alertMarkers/m1").get().to_dict()
+    assert marker["state"] == "claimed" and marker["decision"] == {
+        "alert": True,
+        "reason": "fixed_threshold",
+        "z": None,
+    }
+    assert marker["senderId"] == sender and marker["score"] == 85.0 and marker["level"] == "high"
+    assert marker["leaseExpiresAt"] == datetime.fromtimestamp(NOW + 120, UTC)
+
+
+def test_low_reading_is_counted_and_done_at_once(db, store, unique) -> None:
+    sender = f"u-{unique}"
+    low = reading(unique, sender=sender, score=12.0, level=StressLevel.LOW)
+    claimed = store.record_ready(low, POLICY, NOW, 120)
+    assert claimed.decision == AlertDecision(False, AlertReason.NOT_HIGH)
+    marker = db.document(f"chats/{unique}/alertMarkers/m1").get().to_dict()
+    assert marker["state"] == "done" and marker["leaseExpiresAt"] is None
+    later = store.record_ready(reading(unique, sender=sender), POLICY, NOW + 999, 120)
+    assert later.action is MarkerAction.SKIP
+    assert db.document(f"users/{sender}/stats/baseline").get().get("count") == 1
+
+
+# The emulator settles each lock conflict with a ~2 s timeout: three threads prove the point.
+def test_concurrent_duplicates_count_once(db, store, unique) -> None:
+    sender = f"u-{unique}"
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        claims = list(
+            pool.map(lambda _: store.record_ready(reading(unique, sender=sender), POLICY, NOW, 120), range(3))
+        )
+    assert [c.action for c in claims].count(MarkerAction.START) == 1
+    assert [c.action for c in claims].count(MarkerAction.SKIP) == 2
+    assert db.document(f"users/{sender}/stats/baseline").get().get("count") == 1
+
+
+def test_concurrent_messages_all_reach_the_baseline(db, store, unique) -> None:
+    sender = f"u-{unique}"
+    # Each collision costs the emulator a ~2 s lock timeout before one side retries: keep it small.
+    scores = [12.0, 61.5, 44.0]
+
+    def record(i: int):
+        level = StressLevel.HIGH if scores[i] >= 60 else StressLevel.LOW
+        return store.record_ready(reading(unique, f"m{i}", sender, scores[i], level), POLICY, NOW, 120)
+
+    with ThreadPoolExecutor(max_workers=len(scores)) as pool:
+        assert {c.action for c in pool.map(record, range(len(scores)))} == {MarkerAction.START}
+    stored = Baseline.from_fields(db.document(f"users/{sender}/stats/baseline").get().to_dict())
+    assert stored.count == len(scores)
+    assert stored.mean == pytest.approx(np.mean(scores))
+    assert stored.variance == pytest.approx(np.var(scores, ddof=1))
+
+
+def test_expired_claim_is_retaken_with_its_stored_decision(db, store, unique) -> None:
+    sender = f"u-{unique}"
+    for i, score in enumerate([20.0, 25.0, 30.0, 22.0, 28.0]):
+        store.record_ready(reading(unique, f"old{i}", sender, score, StressLevel.LOW), POLICY, NOW, 120)
+    first = store.record_ready(reading(unique, "spike", sender, 80.0), POLICY, NOW, 120)
+    assert first.decision is not None and first.decision.reason is AlertReason.PERSONAL_BASELINE
+    assert (
+        store.record_ready(reading(unique, "spike", sender, 80.0), POLICY, NOW + 119, 120).action
+        is MarkerAction.SKIP
+    )
+    retake = store.record_ready(reading(unique, "spike", sender, 80.0), POLICY, NOW + 120, 120)
+    assert retake.action is MarkerAction.RETAKE
+    assert retake.decision == first.decision and retake.baseline == first.baseline
+    assert db.document(f"users/{sender}/stats/baseline").get().get("count") == 6
+
+    store.finish_message(reading(unique, "spike", sender, 80.0), {sender: "send", "joon": "cooldown"})
+    marker = db.document(f"chats/{unique}/alertMarkers/spike").get().to_dict()
+    assert marker["state"] == "done" and marker["recipients"] == {sender: "send", "joon": "cooldown"}
+    assert (
+        store.record_ready(reading(unique, "spike", sender, 80.0), POLICY, NOW + 9999, 120).action
+        is MarkerAction.SKIP
+    )
+
+
+def test_reserve_creates_feed_entry_and_cooldown(db, store, unique) -> None:
+    uid = f"u-{unique}"
+    record = {"type": "stress_alert", "title": "Take a moment", "status": "sending"}
+    assert store.reserve(uid, "n1", record, PREFS, NOW) is Verdict.SEND
+    assert db.document(f"users/{uid}/notifications/n1").get().to_dict() == record
+    cooldown = db.document(f"users/{uid}/stats/alerts").get().to_dict()
+    assert cooldown["lastAlertAt"] == datetime.fromtimestamp(NOW, UTC)
+    assert cooldown["lastNotificationId"] == "n1"
+    assert cooldown["cooldownUntil"] == datetime.fromtimestamp(NOW, UTC) + timedelta(minutes=30)
+
+    assert store.reserve(uid, "n1", record, PREFS, NOW + 5) is Verdict.DUPLICATE
+    assert store.reserve(uid, "n2", record, PREFS, NOW + 29 * 60) is Verdict.COOLDOWN
+    assert not db.document(f"users/{uid}/notifications/n2").get().exists
+    assert store.reserve(uid, "n3", record, PREFS, NOW + 30 * 60) is Verdict.SEND
+
+    store.finish_notification(uid, "n3", {"status": "sent", "delivery": {"success": 1}})
+    assert db.document(f"users/{uid}/notifications/n3").get().get("status") == "sent"
+
+
+def test_reserve_follows_the_users_alert_prefs(db, store, unique) -> None:
+    off, quick = f"off-{unique}", f"quick-{unique}"
+    db.document(f"users/{off}").set({"displayName": "Off", "alertPrefs": {"enabled": False}})
+    db.document(f"users/{quick}").set({"displayName": "Quick", "alertPrefs": {"cooldownMinutes": 1}})
+    assert store.reserve(off, "n1", {"x": 1}, PREFS, NOW) is Verdict.DISABLED
+    assert store.reserve(quick, "n1", {"x": 1}, PREFS, NOW) is Verdict.SEND
+    assert store.reserve(quick, "n2", {"x": 1}, PREFS, NOW + 61) is Verdict.SEND
+    assert store.user_display_name(quick) == "Quick"
+    assert store.user_display_name(f"nobody-{unique}") is None
+
+
+def test_concurrent_alerts_for_one_recipient_respect_the_cooldown(db, store, unique) -> None:
+    uid = f"u-{unique}"
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        verdicts = list(pool.map(lambda i: store.reserve(uid, f"n{i}", {"i": i}, PREFS, NOW), range(3)))
+    assert verdicts.count(Verdict.SEND) == 1 and verdicts.count(Verdict.COOLDOWN) == 2
+    assert len(list(db.collection(f"users/{uid}/notifications").stream())) == 1
+
+
+def test_chat_members(db, store, unique) -> None:
+    db.document(f"chats/{unique}").set({"members": ["a", "b", 3], "createdAt": datetime.now(UTC)})
+    assert store.chat_members(unique) == ["a", "b"]
+    assert store.chat_members(f"missing-{unique}") is None
+
+
+def test_device_tokens_and_removal(db, store, unique) -> None:
+    uid = f"u-{unique}"
+    devices = db.collection(f"users/{uid}/devices")
+    now = datetime.now(UTC)
+    devices.document("phone").set({"token": "good-1", "platform": "ios", "updatedAt": now})
+    devices.document("old").set({"token": "unregistered-1", "platform": "android", "updatedAt": now})
+    devices.document("dup").set({"token": "unregistered-1", "platform": "android", "updatedAt": now})
+    devices.document("blank").set({"token": "", "platform": "web", "updatedAt": now})
+    assert sorted(store.device_tokens(uid)) == ["good-1", "unregistered-1"]
+
+    assert store.remove_tokens(uid, ["unregistered-1", "not-there"]) == 2
+    assert sorted(d.id for d in devices.stream()) == ["blank", "phone"]
+    assert store.remove_tokens(uid, []) == 0
+
+
+def test_removal_spares_a_device_rewritten_meanwhile(db, store, unique, monkeypatch) -> None:
+    uid = f"u-{unique}"
+    device = db.document(f"users/{uid}/devices/phone")
+    device.set({"token": "unregistered-1", "platform": "ios", "updatedAt": datetime.now(UTC)})
+    real_devices = store._devices
+
+    class RewrittenAfterRead:
+        """The app re-registers the phone between our read and our delete."""
+
+        def __init__(self, collection) -> None:
+            self.collection = collection
+
+        def stream(self):
+            snapshots = list(self.collection.stream())
+            device.update({"token": "fresh-token", "updatedAt": datetime.now(UTC)})
+            return iter(snapshots)
+
+    monkeypatch.setattr(store, "_devices", lambda u: RewrittenAfterRead(real_devices(u)))
+    assert store.remove_tokens(uid, ["unregistered-1"]) == 0
+    assert device.get().get("token") == "fresh-token"

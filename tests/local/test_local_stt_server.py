@@ -1,0 +1,142 @@
+"""The OpenAI transcription stand-in, driven by the real ``openai`` client."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from local_stack_support import SPOKEN_WORDS, ThreadedServer, reset, script_faults, seen_requests
+
+from local_stack.stt_server import SttSettings, create_app
+
+API_KEY = "sk-local-test-key"
+
+
+@pytest.fixture(scope="module")
+def stt_server() -> Iterator[ThreadedServer]:
+    with ThreadedServer(create_app(SttSettings(api_key=API_KEY))) as server:
+        yield server
+
+
+@pytest.fixture
+def stt_url(stt_server: ThreadedServer) -> str:
+    reset(stt_server.base_url)
+    return stt_server.base_url
+
+
+def client(base_url: str, **options: object) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, **options)  # type: ignore[arg-type]
+
+
+def assert_spoken(text: str) -> None:
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    assert set(SPOKEN_WORDS) <= words, text
+
+
+def test_transcribes_m4a_speech_as_json(stt_url: str, speech_m4a: Path) -> None:
+    with speech_m4a.open("rb") as audio:
+        transcript = client(stt_url).audio.transcriptions.create(model="whisper-1", file=audio, language="en")
+    assert_spoken(transcript.text)
+
+
+def test_verbose_json_reports_the_language_used_for_a_non_english_hint(
+    stt_url: str, speech_m4a: Path
+) -> None:
+    # tiny.en is English-only: a Korean hint is accepted and English is what was used.
+    transcript = client(stt_url).audio.transcriptions.create(
+        model="whisper-1", file=speech_m4a, language="ko", response_format="verbose_json"
+    )
+    assert transcript.language == "english"
+    assert 3.0 < transcript.duration < 10.0
+    assert transcript.segments and transcript.segments[0].end > transcript.segments[0].start
+    assert_spoken(transcript.text)
+
+
+def test_text_and_srt_formats_are_plain_text(stt_url: str, speech_wav: Path) -> None:
+    text = client(stt_url).audio.transcriptions.create(
+        model="whisper-1", file=speech_wav, response_format="text"
+    )
+    assert isinstance(text, str) and text.endswith("\n")
+    assert_spoken(text)
+    srt = client(stt_url).audio.transcriptions.create(
+        model="whisper-1", file=speech_wav, response_format="srt"
+    )
+    assert re.match(r"1\n00:00:00,000 --> 00:00:\d\d,\d{3}\n\S", srt), srt
+
+
+def test_wrong_or_missing_api_key_is_401_in_openai_format(stt_url: str, speech_wav: Path) -> None:
+    with pytest.raises(openai.AuthenticationError) as raised:
+        openai.OpenAI(base_url=f"{stt_url}/v1", api_key="sk-wrong-key").audio.transcriptions.create(
+            model="whisper-1", file=speech_wav
+        )
+    assert raised.value.code == "invalid_api_key"
+    response = httpx.post(f"{stt_url}/v1/audio/transcriptions", files={"file": ("a.wav", b"x")})
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_undecodable_audio_is_400_about_the_file(stt_url: str) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client(stt_url).audio.transcriptions.create(
+            model="whisper-1", file=("voice.m4a", b"not audio at all")
+        )
+    assert raised.value.status_code == 400
+    assert raised.value.body["param"] == "file"  # type: ignore[index]
+    assert raised.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+def test_client_retries_honour_scripted_429_retry_after_then_500(stt_url: str, speech_wav: Path) -> None:
+    script_faults(stt_url, [{"status": 429, "retry_after": 1}, {"status": 500, "retry_after": 0.1}])
+    transcript = client(stt_url, max_retries=2).audio.transcriptions.create(
+        model="whisper-1", file=speech_wav
+    )
+    assert_spoken(transcript.text)
+    seen = seen_requests(stt_url)
+    assert seen["count"] == 3
+    assert [entry["status"] for entry in seen["requests"]] == [429, 500, 200]
+    first, second = (datetime.fromisoformat(entry["at"]) for entry in seen["requests"][:2])
+    assert (second - first).total_seconds() >= 0.9  # waited out Retry-After: 1, not its own ~0.5 s backoff
+
+
+def test_client_gives_up_after_its_retries(stt_url: str, speech_wav: Path) -> None:
+    script_faults(stt_url, [{"status": 500, "retry_after": 0.05, "times": 3}])
+    with pytest.raises(openai.InternalServerError):
+        client(stt_url, max_retries=2).audio.transcriptions.create(model="whisper-1", file=speech_wav)
+    assert seen_requests(stt_url)["count"] == 3
+
+
+def test_client_timeout_against_a_scripted_delay(stt_url: str, speech_wav: Path) -> None:
+    script_faults(stt_url, [{"delay_s": 1.2}, {"delay_s": 0.2}])
+    started = time.monotonic()
+    impatient = client(stt_url, timeout=0.4, max_retries=0)
+    with pytest.raises(openai.APITimeoutError):
+        impatient.audio.transcriptions.create(model="whisper-1", file=speech_wav)
+    assert time.monotonic() - started < 1.0
+    # A delay shorter than the client's timeout only slows the answer down.
+    assert_spoken(client(stt_url).audio.transcriptions.create(model="whisper-1", file=speech_wav).text)
+    while seen_requests(stt_url)["count"] < 2 and time.monotonic() - started < 5:
+        time.sleep(0.05)  # the abandoned request is logged when its delay ends
+    statuses = sorted(entry["status"] for entry in seen_requests(stt_url)["requests"])
+    assert statuses == [200, 499]  # the abandoned request was noticed and not transcribed
+
+
+def test_scripted_empty_transcript_and_malformed_body(stt_url: str, speech_wav: Path) -> None:
+    script_faults(stt_url, [{"empty_transcript": True}, {"malformed": True}])
+    assert client(stt_url).audio.transcriptions.create(model="whisper-1", file=speech_wav).text == ""
+    with pytest.raises(ValueError):  # openai 3.57 lets the JSONDecodeError of a cut-short body through
+        client(stt_url, max_retries=0).audio.transcriptions.create(model="whisper-1", file=speech_wav)
+
+
+def test_fault_script_is_validated(stt_url: str) -> None:
+    assert httpx.post(f"{stt_url}/_emochat/faults", json=[{"status": 200}]).status_code == 422
+    assert httpx.post(f"{stt_url}/_emochat/faults", json=[{"times": 2}]).status_code == 422
+    script_faults(stt_url, [{"status": 503, "times": 2}])
+    assert httpx.get(f"{stt_url}/_emochat/faults").json() == {"pending": [{"status": 503, "times": 2}]}
+    httpx.delete(f"{stt_url}/_emochat/faults")
+    assert httpx.get(f"{stt_url}/_emochat/faults").json() == {"pending": []}

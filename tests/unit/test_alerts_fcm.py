@@ -1,0 +1,218 @@
+"""FcmNotifier: per-token fates, bounded retries of just the transient tokens, and the real
+firebase_admin.messaging client pointed at the FCM stand-in (in-process, on loopback)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import firebase_admin
+import httpx
+import pytest
+import requests
+from firebase_admin import exceptions, messaging
+
+from emochat.adapters.fcm_notifier import EmulatorCredential, FcmNotifier, use_fcm_endpoint
+from emochat.alerts import Delivery, Push
+
+PUSH = Push(title="Mina sounds stressed", body="Maybe check in?",
+            data={"chatId": "c1", "messageId": "m1", "score": "82.5", "level": "high"})
+
+
+def http_response(status: int, retry_after: str | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    return response
+
+
+def error_for(token: str) -> exceptions.FirebaseError | None:
+    """FCM's answer for a token, as firebase_admin reports it (its exception types)."""
+    if token.startswith("unregistered-"):
+        return messaging.UnregisteredError("Requested entity was not found.",
+                                           http_response=http_response(404))
+    if token.startswith("invalid-"):
+        return exceptions.InvalidArgumentError(
+            "The registration token is not a valid FCM registration token", http_response=http_response(400))
+    if token.startswith("badpayload-"):
+        return exceptions.InvalidArgumentError("Invalid value at 'message.data[0].value'",
+                                               http_response=http_response(400))
+    if token.startswith("mismatch-"):
+        return messaging.SenderIdMismatchError("SenderId mismatch", http_response=http_response(403))
+    if token.startswith("throttled-"):
+        return messaging.QuotaExceededError("Quota exceeded", http_response=http_response(429, "2"))
+    if token.startswith("down-"):
+        return exceptions.UnavailableError("unavailable", http_response=http_response(503))
+    if token.startswith("denied-"):
+        return exceptions.PermissionDeniedError("no", http_response=http_response(403))
+    return None
+
+
+class FakeFcm:
+    """send_each_for_multicast's contract; tokens fail as `error_for` says, the first `fail_times` sends."""
+
+    def __init__(self, fail_times: int = 1) -> None:
+        self.calls: list[list[str]] = []
+        self.fail_times = fail_times
+        self.raise_whole_call: exceptions.FirebaseError | None = None
+
+    def __call__(self, message: messaging.MulticastMessage) -> messaging.BatchResponse:
+        tokens = list(message.tokens)
+        self.calls.append(tokens)
+        assert all(isinstance(v, str) for v in message.data.values())
+        if self.raise_whole_call is not None:
+            raise self.raise_whole_call
+        responses = []
+        for token in tokens:
+            error = error_for(token)
+            transient = token.startswith(("throttled-", "down-"))
+            if error is not None and transient and self.calls_for(token) > self.fail_times:
+                error = None
+            answer = None if error else {"name": f"projects/p/messages/{token}"}
+            responses.append(messaging.SendResponse(answer, error))
+        return messaging.BatchResponse(responses)
+
+    def calls_for(self, token: str) -> int:
+        return sum(token in call for call in self.calls)
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def notifier(fcm: FakeFcm, sleeps: Sleeps, **options: float) -> FcmNotifier:
+    return FcmNotifier(fcm, sleep=sleeps, clock=lambda: sum(sleeps.waits), **options)
+
+
+def test_tokens_are_sorted_into_delivered_stale_and_failed() -> None:
+    fcm, sleeps = FakeFcm(), Sleeps()
+    tokens = ["ok-1", "unregistered-a", "invalid-b", "mismatch-c", "badpayload-d", "denied-e", "ok-1"]
+    delivery = notifier(fcm, sleeps).send(tokens, PUSH)
+    assert delivery == Delivery(
+        tokens=6, success=1, failure=5, stale_tokens=("unregistered-a", "invalid-b", "mismatch-c"), retries=0,
+        errors={"UNREGISTERED": 1, "INVALID_ARGUMENT": 2, "SENDER_ID_MISMATCH": 1, "PERMISSION_DENIED": 1},
+    )
+    assert fcm.calls == [["ok-1", "unregistered-a", "invalid-b", "mismatch-c", "badpayload-d", "denied-e"]]
+    assert sleeps.waits == []
+
+
+def test_only_transient_tokens_are_retried_honouring_retry_after() -> None:
+    fcm, sleeps = FakeFcm(fail_times=1), Sleeps()
+    tokens = ["ok-1", "throttled-a", "down-b", "unregistered-c"]
+    delivery = notifier(fcm, sleeps, backoff_s=0.5).send(tokens, PUSH)
+    assert fcm.calls == [["ok-1", "throttled-a", "down-b", "unregistered-c"], ["throttled-a", "down-b"]]
+    assert sleeps.waits == [2.0]  # Retry-After: 2 beats the 0.5 s backoff
+    assert delivery.success == 3 and delivery.failure == 1 and delivery.retries == 1
+    assert delivery.stale_tokens == ("unregistered-c",) and delivery.errors == {"UNREGISTERED": 1}
+
+
+def test_retries_are_bounded_by_attempts() -> None:
+    fcm, sleeps = FakeFcm(fail_times=99), Sleeps()
+    delivery = notifier(fcm, sleeps, max_attempts=3, backoff_s=0.5).send(["down-a", "ok-b"], PUSH)
+    assert fcm.calls == [["down-a", "ok-b"], ["down-a"], ["down-a"]]
+    assert sleeps.waits == [0.5, 1.0]
+    assert delivery == Delivery(tokens=2, success=1, failure=1, retries=2, errors={"UNAVAILABLE": 1})
+
+
+def test_retries_are_bounded_by_the_deadline() -> None:
+    fcm, sleeps = FakeFcm(fail_times=99), Sleeps()
+    delivery = notifier(fcm, sleeps, max_attempts=10, backoff_s=1.0, deadline_s=2.5).send(["down-a"], PUSH)
+    assert sleeps.waits == [1.0]  # the next wait (2 s) would end past the deadline
+    assert delivery.failure == 1 and delivery.errors == {"UNAVAILABLE": 1}
+
+
+def test_a_failed_call_counts_for_every_token_and_is_retried() -> None:
+    fcm, sleeps = FakeFcm(), Sleeps()
+    fcm.raise_whole_call = exceptions.UnavailableError("connection refused")
+    delivery = notifier(fcm, sleeps, max_attempts=2).send(["a", "b"], PUSH)
+    assert len(fcm.calls) == 2 and delivery.failure == 2 and delivery.errors == {"UNAVAILABLE": 2}
+
+
+def test_large_token_lists_are_sent_in_chunks_of_500() -> None:
+    fcm, sleeps = FakeFcm(), Sleeps()
+    delivery = notifier(fcm, sleeps).send([f"ok-{i}" for i in range(1201)], PUSH)
+    assert [len(call) for call in fcm.calls] == [500, 500, 201] and delivery.success == 1201
+
+
+def test_message_shape() -> None:
+    message = FcmNotifier.message(["t1"], PUSH)
+    assert message.tokens == ["t1"] and message.data == PUSH.data
+    assert message.notification.title == PUSH.title and message.notification.body == PUSH.body
+    assert message.android.priority == "high"
+
+
+# ── the real client against the FCM stand-in ─────────────────────────────────────────────────────
+
+
+@pytest.fixture(scope="module")
+def fcm_url() -> Iterator[str]:
+    uvicorn = pytest.importorskip("uvicorn")
+    fcm_server = pytest.importorskip("local_stack.fcm_server")
+    config = uvicorn.Config(fcm_server.create_app(), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "FCM stand-in did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def app(fcm_url: str) -> Iterator[firebase_admin.App]:
+    httpx.delete(f"{fcm_url}/_emochat/sent").raise_for_status()
+    app = firebase_admin.initialize_app(EmulatorCredential(), {"projectId": "demo-emochat", "httpTimeout": 5},
+                                        name=f"alerts-test-{uuid.uuid4().hex}")
+    yield app
+    firebase_admin.delete_app(app)
+
+
+def test_real_client_through_the_stand_in(app: firebase_admin.App, fcm_url: str) -> None:
+    sleeps = Sleeps()
+    fcm = FcmNotifier.for_app(app, endpoint=fcm_url + "/", backoff_s=0.01)
+    fcm._sleep = sleeps
+    tokens = ["device-ok", "unregistered-old", "invalid-garbled", "mismatch-other", "unavailable-hiccup"]
+    delivery = fcm.send(tokens, PUSH)
+
+    assert delivery.success == 2 and delivery.failure == 3
+    assert set(delivery.stale_tokens) == {"unregistered-old", "invalid-garbled", "mismatch-other"}
+    assert delivery.errors == {"UNREGISTERED": 1, "INVALID_ARGUMENT": 1, "SENDER_ID_MISMATCH": 1}
+    # firebase_admin's own HTTP adapter retried the 503 within the first send: nothing left for us.
+    assert delivery.retries == 0 and sleeps.waits == []
+    sent = httpx.get(f"{fcm_url}/_emochat/sent").json()
+    assert {r["project"] for r in sent} == {"demo-emochat"}
+    outcomes = [(r["token"], r["outcome"]) for r in sent]
+    assert outcomes.count(("unavailable-hiccup", "UNAVAILABLE")) == 1
+    assert outcomes.count(("unavailable-hiccup", "sent")) == 1
+    ok = next(r for r in sent if r["token"] == "device-ok")
+    assert ok["notification"] == {"title": PUSH.title, "body": PUSH.body} and ok["data"] == PUSH.data
+
+
+def test_real_client_429_without_retry_after_is_retried_by_us(app: firebase_admin.App, fcm_url: str) -> None:
+    # firebase_admin (urllib3) retries a 429 only when it carries Retry-After; a bare 429 reaches
+    # us, and only that token is sent again.
+    httpx.delete(f"{fcm_url}/_emochat/faults").raise_for_status()
+    httpx.post(f"{fcm_url}/_emochat/faults", json=[{"status": 429}]).raise_for_status()
+    sleeps = Sleeps()
+    fcm = FcmNotifier.for_app(app, endpoint=fcm_url, backoff_s=0.25)
+    fcm._sleep = sleeps
+    delivery = fcm.send(["device-solo"], PUSH)
+    assert delivery == Delivery(tokens=1, success=1, failure=0, retries=1)
+    assert sleeps.waits == [0.25]
+    assert [r.get("token") for r in httpx.get(f"{fcm_url}/_emochat/sent").json()][-1:] == ["device-solo"]
+
+
+def test_use_fcm_endpoint_sets_the_send_url(app: firebase_admin.App) -> None:
+    url = use_fcm_endpoint(app, "http://127.0.0.1:9/")
+    assert url == "http://127.0.0.1:9/v1/projects/demo-emochat/messages:send"
+    assert messaging._get_messaging_service(app)._fcm_url == url

@@ -1,0 +1,296 @@
+"""The alert service (emochat.alerting) with an in-memory store and notifier."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from emochat import alerts
+from emochat.alerting import AlertConfig, AlertServices, Claimed, alert_on_reading
+from emochat.alerts import (
+    AlertDecision,
+    AlertPolicy,
+    AlertPrefs,
+    AlertReason,
+    Baseline,
+    Delivery,
+    Marker,
+    MarkerAction,
+    MarkerState,
+    Push,
+    ReadyReading,
+    Verdict,
+)
+from emochat.domain import StressLevel
+
+
+@dataclass
+class FakeStore:
+    """The AlertStore contract over dicts; decisions come from emochat.alerts, as in the real one."""
+
+    members: dict[str, list[str]] = field(default_factory=dict)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    devices: dict[str, list[str]] = field(default_factory=dict)
+    baselines: dict[str, Baseline] = field(default_factory=dict)
+    markers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_alert: dict[str, float] = field(default_factory=dict)
+    notifications: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def record_ready(self, reading: ReadyReading, policy: AlertPolicy, now: float, lease_s: float) -> Claimed:
+        stored = self.markers.get(reading.message_doc)
+        marker = Marker(MarkerState(stored["state"]), stored["lease"]) if stored else None
+        action = alerts.decide_marker(marker, now)
+        if action is MarkerAction.SKIP:
+            return Claimed(action)
+        if action is MarkerAction.RETAKE:
+            assert stored is not None
+            stored["lease"] = now + lease_s
+            return Claimed(action, stored["decision"], stored["prior"])
+        prior = self.baselines.get(reading.sender_id, Baseline())
+        decision = alerts.decide_alert(reading, prior, policy)
+        self.baselines[reading.sender_id] = prior.add(reading.score)
+        self.markers[reading.message_doc] = {
+            "state": MarkerState.CLAIMED if decision.alert else MarkerState.DONE,
+            "lease": now + lease_s, "decision": decision, "prior": prior, "recipients": {},
+        }
+        return Claimed(action, decision, prior)
+
+    def finish_message(self, reading: ReadyReading, verdicts: Mapping[str, str]) -> None:
+        self.markers[reading.message_doc].update(state=MarkerState.DONE, recipients=dict(verdicts))
+
+    def chat_members(self, chat_id: str) -> list[str] | None:
+        return self.members.get(chat_id)
+
+    def user_display_name(self, uid: str) -> str | None:
+        return self.users.get(uid, {}).get("displayName")
+
+    def reserve(self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs,
+                now: float) -> Verdict:
+        feed = self.notifications.setdefault(uid, {})
+        prefs = alerts.alert_prefs(self.users.get(uid, {}).get("alertPrefs"), default_prefs)
+        verdict = alerts.decide_recipient(prefs, self.last_alert.get(uid), now, notification_id in feed)
+        if verdict is Verdict.SEND:
+            feed[notification_id] = dict(record)
+            self.last_alert[uid] = now
+        return verdict
+
+    def device_tokens(self, uid: str) -> list[str]:
+        return list(self.devices.get(uid, []))
+
+    def remove_tokens(self, uid: str, tokens: Sequence[str]) -> int:
+        before = self.devices.get(uid, [])
+        self.devices[uid] = [t for t in before if t not in tokens]
+        return len(before) - len(self.devices[uid])
+
+    def finish_notification(self, uid: str, notification_id: str, fields: Mapping[str, Any]) -> None:
+        self.notifications[uid][notification_id].update(fields)
+
+
+@dataclass
+class FakeNotifier:
+    """Delivers to every token except those starting with 'stale-' (stale) or 'down-' (failed)."""
+
+    sent: list[tuple[tuple[str, ...], Push]] = field(default_factory=list)
+    explode: bool = False
+
+    def send(self, tokens: Sequence[str], push: Push) -> Delivery:
+        self.sent.append((tuple(tokens), push))
+        if self.explode:
+            raise RuntimeError("boom")
+        stale = tuple(t for t in tokens if t.startswith("stale-"))
+        down = [t for t in tokens if t.startswith("down-")]
+        errors = {**({"UNREGISTERED": len(stale)} if stale else {}),
+                  **({"UNAVAILABLE": len(down)} if down else {})}
+        return Delivery(tokens=len(tokens), success=len(tokens) - len(stale) - len(down),
+                        failure=len(stale) + len(down), stale_tokens=stale, errors=errors)
+
+
+class Clock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore(
+        members={"chat1": ["mina", "joon", "ara"]},
+        users={"mina": {"displayName": "Mina"}, "joon": {"displayName": "Joon"}, "ara": {}},
+        devices={"mina": ["mina-phone"], "joon": ["joon-phone", "joon-tablet"], "ara": ["ara-phone"]},
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def notifier() -> FakeNotifier:
+    return FakeNotifier()
+
+
+@pytest.fixture
+def services(store: FakeStore, notifier: FakeNotifier, clock: Clock) -> AlertServices:
+    return AlertServices(store=store, notifier=notifier, clock=clock)
+
+
+CONFIG = AlertConfig(policy=AlertPolicy(z_threshold=1.0, min_samples=5), default_prefs=AlertPrefs(True, 30))
+
+
+def reading(message_id: str = "m1", score: float = 85.0, level: StressLevel = StressLevel.HIGH,
+            sender: str = "mina") -> ReadyReading:
+    return ReadyReading("chat1", message_id, sender, score, level)
+
+
+def test_high_reading_alerts_sender_and_members(services: AlertServices, store: FakeStore,
+                                                notifier: FakeNotifier) -> None:
+    outcome = alert_on_reading(reading(), services, CONFIG)
+
+    assert outcome.action is MarkerAction.START
+    assert outcome.decision == AlertDecision(True, AlertReason.FIXED_THRESHOLD)
+    assert outcome.verdicts == {"mina": Verdict.SEND, "joon": Verdict.SEND, "ara": Verdict.SEND}
+    pushes = {tokens: push for tokens, push in notifier.sent}
+    assert pushes[("mina-phone",)].data["role"] == "self"
+    assert pushes[("joon-phone", "joon-tablet")].title == "Mina sounds stressed"
+    assert pushes[("ara-phone",)].data["messageId"] == "m1"
+
+    nid = alerts.notification_id("chat1", "m1")
+    joon = store.notifications["joon"][nid]
+    assert joon["status"] == "sent" and joon["role"] == "member" and joon["reason"] == "fixed_threshold"
+    assert joon["delivery"] == {"tokens": 2, "success": 2, "failure": 0, "removedTokens": 0, "retries": 0,
+                                "errors": {}}
+    assert joon["title"] == pushes[("joon-phone", "joon-tablet")].title
+    assert joon["baseline"] == {"count": 0, "mean": 0.0, "std": 0.0}
+    assert store.baselines["mina"] == Baseline().add(85.0)
+    assert store.markers["chats/chat1/messages/m1"]["state"] is MarkerState.DONE
+    assert store.markers["chats/chat1/messages/m1"]["recipients"] == {"mina": "send", "joon": "send",
+                                                                      "ara": "send"}
+
+
+def test_duplicate_event_alerts_once_and_counts_once(services: AlertServices, store: FakeStore,
+                                                     notifier: FakeNotifier) -> None:
+    alert_on_reading(reading(), services, CONFIG)
+    again = alert_on_reading(reading(), services, CONFIG)
+    assert again.action is MarkerAction.SKIP and not again.verdicts
+    assert len(notifier.sent) == 3
+    assert store.baselines["mina"].count == 1
+
+
+@pytest.mark.parametrize("level", [StressLevel.LOW, StressLevel.MODERATE])
+def test_low_and_moderate_update_the_baseline_only(services: AlertServices, store: FakeStore,
+                                                   notifier: FakeNotifier, level: StressLevel) -> None:
+    outcome = alert_on_reading(reading(score=35.0, level=level), services, CONFIG)
+    assert outcome.decision == AlertDecision(False, AlertReason.NOT_HIGH)
+    assert notifier.sent == [] and store.notifications == {}
+    assert store.baselines["mina"].count == 1 and store.baselines["mina"].mean == 35.0
+    assert store.markers["chats/chat1/messages/m1"]["state"] is MarkerState.DONE
+
+
+def test_cooldown_per_recipient(services: AlertServices, store: FakeStore, notifier: FakeNotifier,
+                                clock: Clock) -> None:
+    store.users["joon"]["alertPrefs"] = {"cooldownMinutes": 5}
+    alert_on_reading(reading("m1"), services, CONFIG)
+    clock.now += 10 * 60
+    outcome = alert_on_reading(reading("m2"), services, CONFIG)
+    # Joon's own 5 minutes are over; Mina and Ara are on the default 30.
+    assert outcome.verdicts == {"mina": Verdict.COOLDOWN, "joon": Verdict.SEND, "ara": Verdict.COOLDOWN}
+    assert len(store.notifications["mina"]) == 1 and len(store.notifications["joon"]) == 2
+    clock.now += 30 * 60
+    third = alert_on_reading(reading("m3"), services, CONFIG)
+    assert set(third.verdicts.values()) == {Verdict.SEND}
+
+
+def test_disabled_recipient_gets_nothing(services: AlertServices, store: FakeStore,
+                                         notifier: FakeNotifier) -> None:
+    store.users["ara"]["alertPrefs"] = {"enabled": False}
+    outcome = alert_on_reading(reading(), services, CONFIG)
+    assert outcome.verdicts["ara"] is Verdict.DISABLED
+    assert "ara" not in store.notifications or not store.notifications["ara"]
+    assert all("ara-phone" not in tokens for tokens, _ in notifier.sent)
+
+
+def test_stale_tokens_are_removed_and_counted(services: AlertServices, store: FakeStore) -> None:
+    store.devices["joon"] = ["joon-phone", "stale-old-phone", "down-tablet"]
+    alert_on_reading(reading(), services, CONFIG)
+    assert store.devices["joon"] == ["joon-phone", "down-tablet"]
+    entry = store.notifications["joon"][alerts.notification_id("chat1", "m1")]
+    assert entry["status"] == "sent"
+    assert entry["delivery"]["success"] == 1 and entry["delivery"]["failure"] == 2
+    assert entry["delivery"]["removedTokens"] == 1
+    assert entry["delivery"]["errors"] == {"UNREGISTERED": 1, "UNAVAILABLE": 1}
+
+
+def test_recipient_without_devices_still_gets_a_feed_entry(services: AlertServices, store: FakeStore,
+                                                           notifier: FakeNotifier) -> None:
+    store.devices["ara"] = []
+    outcome = alert_on_reading(reading(), services, CONFIG)
+    assert outcome.verdicts["ara"] is Verdict.SEND
+    entry = store.notifications["ara"][alerts.notification_id("chat1", "m1")]
+    assert entry["status"] == "no_devices" and entry["delivery"]["tokens"] == 0
+    assert len(notifier.sent) == 2
+
+
+def test_a_failing_notifier_does_not_stop_the_others(services: AlertServices, store: FakeStore,
+                                                     notifier: FakeNotifier) -> None:
+    notifier.explode = True
+    outcome = alert_on_reading(reading(), services, CONFIG)
+    assert set(outcome.verdicts.values()) == {Verdict.SEND}
+    for uid in ("mina", "joon", "ara"):
+        entry = store.notifications[uid][alerts.notification_id("chat1", "m1")]
+        assert entry["status"] == "failed" and entry["delivery"]["errors"] == {
+            "RuntimeError": len(store.devices[uid])}
+
+
+def test_personal_baseline_takes_over_after_enough_samples(services: AlertServices, store: FakeStore,
+                                                           notifier: FakeNotifier, clock: Clock) -> None:
+    # Mina is usually tense: her five earlier readings sit between 70 and 85.
+    for i, score in enumerate([70.0, 80.0, 75.0, 85.0, 78.0]):
+        clock.now += 3600
+        alert_on_reading(reading(f"old{i}", score=score), services, CONFIG)
+    assert store.baselines["mina"].count == 5
+    clock.now += 3600
+    usual = alert_on_reading(reading("usual", score=76.0), services, CONFIG)
+    assert usual.decision is not None and usual.decision.reason is AlertReason.WITHIN_PERSONAL_RANGE
+    assert not usual.verdicts
+    clock.now += 3600
+    spike = alert_on_reading(reading("spike", score=97.0), services, CONFIG)
+    assert spike.decision is not None and spike.decision.reason is AlertReason.PERSONAL_BASELINE
+    entry = store.notifications["joon"][alerts.notification_id("chat1", "spike")]
+    assert entry["reason"] == "personal_baseline" and entry["z"] == spike.decision.z and entry["z"] >= 1.0
+    assert entry["baseline"]["count"] == 6
+
+
+def test_retake_after_a_crash_finishes_only_the_missing_recipients(services: AlertServices, store: FakeStore,
+                                                                   notifier: FakeNotifier,
+                                                                   clock: Clock) -> None:
+    original_reserve = store.reserve
+
+    def crash_after_mina(uid: str, *args: Any, **kwargs: Any) -> Verdict:
+        if uid == "joon":
+            raise RuntimeError("instance died")
+        return original_reserve(uid, *args, **kwargs)
+
+    store.reserve = crash_after_mina  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        alert_on_reading(reading(), services, CONFIG)
+    store.reserve = original_reserve  # type: ignore[method-assign]
+
+    assert alert_on_reading(reading(), services, CONFIG).action is MarkerAction.SKIP  # lease still held
+    clock.now += CONFIG.lease_s
+    retake = alert_on_reading(reading(), services, CONFIG)
+    assert retake.action is MarkerAction.RETAKE
+    assert retake.verdicts == {"mina": Verdict.DUPLICATE, "joon": Verdict.SEND, "ara": Verdict.SEND}
+    assert store.baselines["mina"].count == 1
+    assert [tokens for tokens, _ in notifier.sent].count(("mina-phone",)) == 1
+
+
+def test_sender_alone_in_a_missing_chat_still_gets_self_care(services: AlertServices, store: FakeStore,
+                                                             notifier: FakeNotifier) -> None:
+    outcome = alert_on_reading(ReadyReading("gone", "m1", "mina", 90.0, StressLevel.HIGH), services, CONFIG)
+    assert outcome.verdicts == {"mina": Verdict.SEND}

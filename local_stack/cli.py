@@ -31,6 +31,7 @@ from local_stack.stack import (
     STATE_FILE,
     StackError,
     StackOptions,
+    Terminated,
     client_env,
     console,
     emulator_ports,
@@ -100,7 +101,7 @@ def emulators(
             console.print(f"[red]the firebase CLI exited ({stack.firebase.popen.returncode})[/]")
             raise typer.Exit(1)
     except KeyboardInterrupt:
-        console.print("stopping ...")
+        pass
     except StackError as error:
         raise _fail(error) from None
 
@@ -116,15 +117,19 @@ def exec_(
     argv = ["bash", "-c", cmd[0]] if len(cmd) == 1 and re.search(r"[\s;&|<>$`'\"]", cmd[0]) else cmd
     code = 1
     try:
-        with running_stack(_options(standins, seed, wait)) as (_stack, info):
-            env = {
-                **os.environ,
-                **client_env(storage_rules_enforced=info.storage_rules_enforced, standins=info.standins),
-            }
+        with running_stack(_options(standins, seed, wait)) as (stack, info):
+            assert stack.supervisor
+            # Tagged like every process of the stack, so that what CMD leaves running is ended too.
+            env = stack.supervisor.env(
+                {
+                    **os.environ,
+                    **client_env(storage_rules_enforced=info.storage_rules_enforced, standins=info.standins),
+                }
+            )
             console.print(f"{ready_line(info)}; running: {shlex.join(argv)}")
             code = exit_code(run_command(argv, env))
-    except KeyboardInterrupt:
-        code = 130
+    except KeyboardInterrupt as interrupt:
+        code = 143 if isinstance(interrupt, Terminated) else 130
     except StackError as error:
         raise _fail(error) from None
     raise typer.Exit(code)
@@ -154,8 +159,8 @@ def demo(
             timeout_s=timeout,
             options=_options(standins, True, wait),
         )
-    except KeyboardInterrupt:
-        code = 130
+    except KeyboardInterrupt as interrupt:
+        code = 143 if isinstance(interrupt, Terminated) else 130
     except StackError as error:
         raise _fail(error) from None
     raise typer.Exit(code)

@@ -153,6 +153,7 @@ class Managed:
     stop_signal: int = signal.SIGTERM
     stop_grace_s: float = 10.0
     stop_group: bool = True  # send stop_signal to the whole process group, not just the process
+    repeat_after_s: float | None = None  # if still running after stop_grace_s: signal again, wait this
     log_file: IO[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -196,6 +197,7 @@ class Supervisor:
         stop_signal: int = signal.SIGTERM,
         stop_grace_s: float = 10.0,
         stop_group: bool = True,
+        repeat_after_s: float | None = None,
     ) -> Managed:
         """Start argv in a new session; output to log_path (appended), or inherited when None."""
         log_file = None
@@ -212,7 +214,9 @@ class Supervisor:
             start_new_session=True,
             preexec_fn=_child_setup,
         )
-        managed = Managed(name, popen, log_path, stop_signal, stop_grace_s, stop_group, log_file)
+        managed = Managed(
+            name, popen, log_path, stop_signal, stop_grace_s, stop_group, repeat_after_s, log_file
+        )
         self.children.append(managed)
         return managed
 
@@ -221,7 +225,7 @@ class Supervisor:
         pids = (descendants(me) | tagged(self.tag)) - {me}
         return {pid for pid in pids if _alive(pid)}
 
-    def shutdown(self, *, grace_s: float = 5.0) -> list[str]:
+    def shutdown(self, *, grace_s: float = 3.0) -> list[str]:
         """End every process started here and everything they started. Returns what needed SIGKILL."""
         if self._closed:
             return []
@@ -234,6 +238,12 @@ class Supervisor:
         for child in reversed(self.children):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.popen.wait(timeout=child.stop_grace_s)
+            if child.repeat_after_s is not None and child.running():
+                # e.g. the firebase CLI: a second SIGINT means "stop right now" (it was waiting for
+                # functions still running, which a teardown does not need).
+                _signal([child.pid], child.stop_signal, groups=child.stop_group)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.popen.wait(timeout=child.repeat_after_s)
         # 2. Everything else we are responsible for: SIGTERM, then SIGKILL after the grace period.
         killed: list[str] = []
         rest = self.leftovers()

@@ -467,9 +467,10 @@ class Stack:
             log_path=log_path,
             stop_signal=signal.SIGINT,
             # A clean shutdown takes < 1 s; longer means it waits for a running function, which a
-            # teardown does not need: the sweep that follows ends the workers, then the CLI.
-            stop_grace_s=8.0,
+            # teardown does not need: a second SIGINT stops it at once, the sweep ends the workers.
+            stop_grace_s=3.0,
             stop_group=False,
+            repeat_after_s=3.0,
         )
 
     def _ui_config_file(self) -> Path:
@@ -596,6 +597,7 @@ class Stack:
             self._release_lock()
             return
         started = time.monotonic()
+        console.print("[dim]stopping the local stack ...[/]")
         killed = self.supervisor.shutdown()
         self.supervisor = None
         self._release_lock()
@@ -611,7 +613,7 @@ class Stack:
         removed = trim_env_local()
         if removed:
             console.print(
-                f"[dim]functions/.env.local: removed the param defaults firebase-tools appended: {removed}[/]"
+                f"[dim]functions/.env.local: removed {len(removed)} param defaults firebase-tools appended[/]"
             )
 
     def __enter__(self) -> StackInfo:
@@ -731,10 +733,13 @@ def run_command(argv: Sequence[str], env: Mapping[str, str]) -> int:
     proc = subprocess.Popen(list(argv), env=dict(env), cwd=REPO)
     try:
         return proc.wait()
-    except KeyboardInterrupt:
-        # The terminal's Ctrl-C reached CMD too; give it a moment to finish, then make sure it does.
+    except KeyboardInterrupt as interrupt:
+        # Ctrl-C from the terminal reached CMD too: give it a moment to finish. SIGTERM/SIGHUP came to
+        # us alone: pass SIGTERM on.
+        if isinstance(interrupt, Terminated):
+            proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=5 if isinstance(interrupt, Terminated) else 10)
         except subprocess.TimeoutExpired:
             proc.terminate()
             try:

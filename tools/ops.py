@@ -119,8 +119,9 @@ def trend_chart(uid: str, trend: dict[str, Any], out: Path, moderate: float = 30
     bottom.bar(
         x, highs, bottom=[c - h for c, h in zip(counts, highs, strict=True)], color="#e53935", label="high"
     )
+    bottom.set_ylim(0, max([*counts, 1]) * 1.5)  # headroom for the legend
     bottom.set_ylabel("readings")
-    bottom.legend(loc="upper left", fontsize="small")
+    bottom.legend(loc="upper left", fontsize="small", ncols=2)
     bottom.set_xticks(x, labels, rotation=60, fontsize="small")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

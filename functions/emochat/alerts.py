@@ -396,7 +396,7 @@ class Delivery:
     success: int = 0
     failure: int = 0
     stale_tokens: tuple[str, ...] = ()
-    retries: int = 0
+    retries: int = 0  # rounds of re-sending the tokens that failed transiently
     errors: dict[str, int] = field(default_factory=dict)  # FCM error code → tokens that ended with it
 
     def as_fields(self, removed_tokens: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "coping_suggestions.json"
 LANGUAGES = ("ko", "en")
+_RECOMMENDATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # Firestore auto ids are 20 of [A-Za-z0-9]
 
 
 class RequestError(Exception):
@@ -383,7 +385,7 @@ def rate_suggestion(
     rec_id = data.get("recommendationId")
     helpful = data.get("helpful")
     suggestion_id = data.get("suggestionId")
-    if not isinstance(rec_id, str) or not rec_id or "/" in rec_id or len(rec_id) > 128:
+    if not isinstance(rec_id, str) or not _RECOMMENDATION_ID.match(rec_id):
         raise RequestError("invalid-argument", "'recommendationId' must be the id you were given.")
     if not isinstance(helpful, bool):
         raise RequestError("invalid-argument", "'helpful' must be true or false.")
@@ -495,17 +497,28 @@ def delete_my_data(
     return {"deleted": delete_user_data(services, uid)}
 
 
-def purge_deleted_users(services: WellbeingServices, apply: bool = True, limit: int = 1000) -> list[str]:
+def purge_deleted_users(
+    services: WellbeingServices, apply: bool = True, limit: int = 1000, max_share: float = 0.5
+) -> list[str]:
     """Delete the data of users whose Auth account is gone (the Python SDK has no user-deleted
-    trigger). Returns the uids found (and, with `apply`, purged), at most `limit` per run."""
+    trigger). Returns the uids found (and, with `apply`, purged), at most `limit` per run.
+
+    A safety valve: when more than `max_share` of the users checked (and more than 10) look deleted,
+    the account look-up is more likely misconfigured (another project, another tenant) than that
+    many people left, and nothing is deleted.
+    """
     if services.accounts is None:
         raise RuntimeError("purging needs an account directory (Firebase Auth)")
+    accounts = services.accounts
     orphans: list[str] = []
     batch: list[str] = []
+    checked = 0
 
     def flush() -> None:
+        nonlocal checked
         if batch:
-            orphans.extend(sorted(services.accounts.missing(list(batch))))
+            checked += len(batch)
+            orphans.extend(sorted(accounts.missing(list(batch))))
             batch.clear()
 
     for uid in services.store.user_ids():
@@ -515,6 +528,11 @@ def purge_deleted_users(services: WellbeingServices, apply: bool = True, limit: 
         if len(orphans) >= limit:
             break
     flush()
+    if len(orphans) > 10 and len(orphans) > max_share * checked:
+        raise RuntimeError(
+            f"{len(orphans)} of {checked} users have no Auth account: refusing to purge "
+            "(check the project and credentials; the ops CLI's purge-deleted lists them)"
+        )
     orphans = orphans[:limit]
     if apply:
         for uid in orphans:

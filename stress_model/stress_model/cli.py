@@ -82,6 +82,8 @@ def train(
     workers: Annotated[int, typer.Option(help="processes for feature extraction")] = 2,
 ) -> None:
     """Train teacher, student with KD and student without KD; save checkpoint, metrics and plots."""
+    import torch
+
     from stress_model.data import load_stressid
     from stress_model.evaluate import evaluate, plot_confusions, plot_curves, speech_check, table
     from stress_model.features import build_encoder
@@ -101,6 +103,7 @@ def train(
     with _progress() as p:
         bars = _Bars(p)
         d = prepare(recs, cfg, enc, bars, workers=workers)
+        torch.set_num_threads(1)  # the MLPs are tiny: more threads only add synchronisation overhead
         res = train_all(d, cfg, bars)
     for s in d.skipped:
         console.print(f"[yellow]skipped audio[/] {s}")
@@ -284,14 +287,15 @@ score the same recordings.
 |---|---|---|---|
 {rows}
 
-Held-out MSE of a ridge probe from each student's features to the teacher's (1.0 = no better than the mean):
+Distillation MSE, P(student feature) vs standardised teacher feature (1.0 = no better than the mean;
+for the no-KD student P is a probe on detached features), held-out subjects:
 KD {kd["kd_mse"]:.3f}, no KD {nokd["kd_mse"]:.3f}.
 {check}
 ## Files
 
 `config.json` (features + model config), `model.safetensors` (deployed student, with its input
 normalisation), `student_nokd.safetensors`, `teacher.safetensors`, `distill.safetensors`
-(ridge probes for the KD feature MSE), `metrics.json`, `learning_curves.png`, `confusion_matrices.png`.
+(projections P for the KD feature MSE), `metrics.json`, `learning_curves.png`, `confusion_matrices.png`.
 Made with torch {_torch_version()} on Python {platform.python_version()}.
 """
 

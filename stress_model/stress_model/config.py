@@ -47,8 +47,8 @@ class Config:
     student_input_dim: int = 0  # >0: learned linear projection of the embedding first (e.g. 768 -> 512)
     student_hidden: int = 64
     student_feat_dim: int = 32  # the feature vector that distillation pulls toward the teacher's
-    dropout: float = 0.2
-    input_noise: float = 0.0  # std of Gaussian noise added to standardised student inputs in training
+    dropout: float = 0.3
+    input_noise: float = 0.3  # std of Gaussian noise added to standardised student inputs in training
     # TeacherNet (physiology + optional video summary features -> 2 logits)
     modalities: tuple[str, ...] = ("ecg", "eda", "rsp", "video")
     teacher_inputs: dict[str, int] = field(default_factory=dict)  # modality -> input size; set at training
@@ -61,8 +61,8 @@ class Config:
     # training
     seed: int = 0
     alpha: float = 1.0  # weight of the distillation MSE; see README "Choosing alpha"
-    lr: float = 3e-3
-    weight_decay: float = 1e-3
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
     batch_size: int = 32
     max_epochs: int = 300
     patience: int = 40  # early stopping on validation cross-entropy

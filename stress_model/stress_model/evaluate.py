@@ -52,18 +52,21 @@ def evaluate(res: Result, d: Prepared, subjects: list[str]) -> dict:
     out: dict = {}
     for name in MODELS:
         out[name] = scores(y, (predict(getattr(res, name), d, rows) >= 0.5).astype(int))
-    out["student_kd"]["kd_mse"] = kd_mse(res.student_kd, res.probe_kd, d.emb[rows], res.t_feat[rows])
-    out["student_nokd"]["kd_mse"] = kd_mse(res.student_nokd, res.probe_nokd, d.emb[rows], res.t_feat[rows])
+    out["student_kd"]["kd_mse"] = kd_mse(res.student_kd, res.proj_kd, d.emb[rows], res.t_feat[rows])
+    out["student_nokd"]["kd_mse"] = kd_mse(res.student_nokd, res.proj_nokd, d.emb[rows], res.t_feat[rows])
+    for name in ("student_kd", "student_nokd"):
+        if "kd_mse_train" in res.history.get(name, {}):
+            out[name]["kd_mse_train"] = res.history[name]["kd_mse_train"][0]
     return out
 
 
 def table(metrics: dict, title: str = "held-out subjects") -> Table:
     t = Table(title=title)
-    for col in ("model", "accuracy", "macro-F1", "UAR", "n (stressed)", "KD feature MSE"):
+    for col in ("model", "accuracy", "macro-F1", "UAR", "n (stressed)", "KD MSE train / test"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for name in MODELS:
         m = metrics[name]
-        kd = f"{m['kd_mse']:.3f}" if "kd_mse" in m else "-"
+        kd = f"{m.get('kd_mse_train', float('nan')):.3f} / {m['kd_mse']:.3f}" if "kd_mse" in m else "-"
         t.add_row(
             TITLES[name],
             f"{m['accuracy']:.3f}",

@@ -7,9 +7,10 @@ is in units of "teacher-feature variance" (predicting the mean scores 1.0): alph
 thing whatever the teacher's width or activation scale. That is why alpha=1e-6 (the original's) did
 nothing: the KD term was a millionth of the CE. P is a linear projection trained alongside.
 
-To measure what distillation did, `kd_mse` fits a fresh ridge probe from each student's features to
-the teacher's on the training subjects and scores it on held-out ones, for the KD and the no-KD
-student alike: how much of the teacher's representation each student's features carry.
+P is *also* trained for the alpha=0 baseline, on detached student features: a probe that cannot move
+the student, fitted on the same schedule. So `kd_mse` (MSE of P(f_student) to f_teacher) compares
+like with like: how close each student's features come to the teacher's, not a trained head against
+a random one.
 """
 
 from __future__ import annotations
@@ -224,9 +225,6 @@ def teacher_features(teacher: TeacherNet, d: Prepared) -> np.ndarray:
     return teacher(torch.from_numpy(d.phys), torch.from_numpy(d.mask))[1].numpy()
 
 
-PROBE = True
-
-
 def train_student(
     d: Prepared,
     train: np.ndarray,
@@ -260,8 +258,7 @@ def train_student(
         sel = rows[has_t[rows]]  # distil only where the recording has physiology
         if T is not None and sel.numel():
             f_sel = f[has_t[rows]]
-            if PROBE:
-                loss = loss + F.mse_loss(proj(f_sel.detach()), T[sel])
+            loss = loss + F.mse_loss(proj(f_sel.detach()), T[sel])  # probe: moves P only
             if alpha > 0:
                 loss = loss + alpha * F.mse_loss(proj(f_sel), T[sel])
         return loss, ce.item()
@@ -274,24 +271,10 @@ def train_student(
 
 
 @torch.no_grad()
-def fit_probe(net: StudentNet, emb: np.ndarray, t_feat: np.ndarray, l2: float = 1.0) -> nn.Linear:
-    """Ridge regression from student features to (standardised) teacher features, closed form."""
-    f = net(torch.from_numpy(emb))[1].double()
-    t = torch.from_numpy(t_feat).double()
-    f_mean, t_mean = f.mean(0), t.mean(0)
-    fc = f - f_mean
-    w = torch.linalg.solve(fc.T @ fc + l2 * torch.eye(f.shape[1], dtype=f.dtype), fc.T @ (t - t_mean))
-    probe = nn.Linear(f.shape[1], t.shape[1])
-    probe.weight.copy_(w.T.float())
-    probe.bias.copy_((t_mean - f_mean @ w).float())
-    return probe
-
-
-@torch.no_grad()
-def kd_mse(net: StudentNet, probe: nn.Linear, emb: np.ndarray, t_feat: np.ndarray) -> float:
-    """MSE between probe(student feature) and the standardised teacher feature (1.0 = the mean's score)."""
+def kd_mse(net: StudentNet, proj: nn.Linear, emb: np.ndarray, t_feat: np.ndarray) -> float:
+    """MSE between P(student feature) and the standardised teacher feature (1.0 = the mean's score)."""
     f = net(torch.from_numpy(emb))[1]
-    return F.mse_loss(probe(f), torch.from_numpy(t_feat)).item()
+    return F.mse_loss(proj(f), torch.from_numpy(t_feat)).item()
 
 
 def teacher_stats(t_raw: np.ndarray, train_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -305,8 +288,8 @@ class Result:
     teacher: TeacherNet
     student_kd: StudentNet
     student_nokd: StudentNet
-    probe_kd: nn.Linear  # ridge probes student feature -> teacher feature (see kd_mse)
-    probe_nokd: nn.Linear
+    proj_kd: nn.Linear  # P: student feature -> teacher feature (a detached probe for the no-KD student)
+    proj_nokd: nn.Linear
     split: dict[str, list[str]]
     history: dict[str, dict]
     t_feat: np.ndarray  # standardised teacher features for every recording
@@ -323,10 +306,11 @@ def train_all(d: Prepared, cfg: Config, progress: Progress | None = None) -> Res
     t_raw = teacher_features(teacher, d)
     mu, sd = teacher_stats(t_raw, d.rows(tr_s, audio=True, teacher=True))
     t_feat = ((t_raw - mu) / sd).astype(np.float32)
-    kd, _, h_kd = train_student(d, s_train, s_val, cfg, cfg.alpha, t_feat, "student (KD)", progress)
-    nokd, _, h_nokd = train_student(d, s_train, s_val, cfg, 0.0, t_feat, "student (no KD)", progress)
-    probe_rows = d.rows(tr_s, audio=True, teacher=True)
-    p_kd, p_nokd = (fit_probe(net, d.emb[probe_rows], t_feat[probe_rows]) for net in (kd, nokd))
+    kd, p_kd, h_kd = train_student(d, s_train, s_val, cfg, cfg.alpha, t_feat, "student (KD)", progress)
+    nokd, p_nokd, h_nokd = train_student(d, s_train, s_val, cfg, 0.0, t_feat, "student (no KD)", progress)
+    rows = d.rows(tr_s, audio=True, teacher=True)  # the mechanism check: on the data KD was applied to
+    h_kd["kd_mse_train"] = [kd_mse(kd, p_kd, d.emb[rows], t_feat[rows])]
+    h_nokd["kd_mse_train"] = [kd_mse(nokd, p_nokd, d.emb[rows], t_feat[rows])]
     return Result(
         teacher,
         kd,
@@ -341,12 +325,12 @@ def train_all(d: Prepared, cfg: Config, progress: Progress | None = None) -> Res
 
 
 def save_projections(path: Path, res: Result) -> None:
-    """Ridge probes + teacher-feature statistics: what `evaluate` needs to recompute kd_mse."""
+    """Projections P + teacher-feature statistics: what `evaluate` needs to recompute kd_mse."""
     from safetensors.torch import save_file
 
     state = {
         f"{name}.{k}": v.detach().contiguous()
-        for name, p in (("kd", res.probe_kd), ("nokd", res.probe_nokd))
+        for name, p in (("kd", res.proj_kd), ("nokd", res.proj_nokd))
         for k, v in p.state_dict().items()
     }
     if res.t_stats is not None:

@@ -98,6 +98,40 @@ def token_claims(id_token: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
+# ── Rules compiler ───────────────────────────────────────────────────────────────────────────────
+
+COMPILE_PROJECT = "emochat-rules-compile-check"  # a scratch project: the app's rules stay loaded
+
+
+@dataclass(frozen=True)
+class Issue:
+    line: int
+    severity: str
+    description: str
+
+
+def compile_rules(http: httpx.Client, file_name: str, source: str) -> list[Issue]:
+    """Compiles a rules file with the Firestore emulator's rules compiler (the rules language is the
+    same for Storage, only the service's variables differ) into a scratch project.
+
+    Returns the compiler's issues; raises when the source does not compile at all."""
+    host = os.environ["FIRESTORE_EMULATOR_HOST"]
+    response = http.put(
+        f"http://{host}/emulator/v1/projects/{COMPILE_PROJECT}:securityRules",
+        json={"rules": {"files": [{"name": file_name, "content": source}]}},
+    )
+    if response.status_code != 200:
+        raise AssertionError(f"{file_name} does not compile: {response.status_code} {response.text[:2000]}")
+    return [
+        Issue(
+            line=int(issue.get("sourcePosition", {}).get("line", 0)),
+            severity=issue.get("severity", ""),
+            description=issue.get("description", ""),
+        )
+        for issue in response.json().get("issues", [])
+    ]
+
+
 # ── Firestore REST ───────────────────────────────────────────────────────────────────────────────
 
 

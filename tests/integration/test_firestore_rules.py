@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,6 +33,7 @@ from tests.integration.rules_helpers import (
     FirestoreRest,
     User,
     array_contains,
+    compile_rules,
     sign_up,
     token_claims,
     unique_id,
@@ -41,6 +43,7 @@ pytestmark = pytest.mark.stack
 
 ANON, OWNER, MEMBER, OUTSIDER = "anonymous", "owner", "member", "non_member"
 IDENTITIES = (ANON, OWNER, MEMBER, OUTSIDER)
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ── the world the matrix acts on ────────────────────────────────────────────────────────────────
@@ -478,6 +481,11 @@ def test_access(world: World, resource: str, operation: str, identity: str, expe
 
 
 # ── checks around the matrix ─────────────────────────────────────────────────────────────────────
+
+
+def test_rules_compile_without_issues(http) -> None:
+    source = (REPO / "firestore.rules").read_text()
+    assert compile_rules(http, "firestore.rules", source) == []
 
 
 def test_identities_are_auth_emulator_users(world: World) -> None:

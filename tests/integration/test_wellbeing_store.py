@@ -59,10 +59,10 @@ def test_rating_is_transactional_and_once(store, db, unique) -> None:
     uid = f"rater-{unique}"
     rec_id, other_id = store.save_recommendations(uid, [record("box-breathing"), record("calm-music")])
     before = store.population().get("box-breathing", Counts())
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        outcomes = list(pool.map(lambda _: store.rate(uid, rec_id, True, None, NOW), range(6)))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(lambda _: store.rate(uid, rec_id, True, None, NOW), range(4)))
     verdicts = sorted(o.verdict.value for o in outcomes)
-    assert verdicts == ["duplicate"] * 5 + ["record"]
+    assert verdicts == ["duplicate"] * 3 + ["record"]
     model = store.model(uid)
     assert model.feedback_count == 1 and model.arms["box-breathing"].by_context["high|evening"] == Counts(
         1, 0
@@ -83,7 +83,7 @@ def test_concurrent_readings_of_one_day_all_count(store, unique) -> None:
     day = NOW.date().isoformat()
     readings = {f"c/m{i}": Reading(float(10 * i), "high" if i >= 6 else "low", NOW) for i in range(8)}
     changes = [TrendChange(uid, day, key, r) for key, r in readings.items()]
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:  # contention, not a load test
         assert all(pool.map(lambda c: store.apply_reading(c, "UTC"), changes))
     assert not store.apply_reading(changes[0], "UTC")  # the same reading again: nothing to write
     doc = store.day_docs(uid, [day])[day]

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# The models here are tiny: extra intra-op threads only add contention on small (shared) machines.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "stress_model" / "checkpoints" / "demo"

@@ -294,3 +294,80 @@ def test_sender_alone_in_a_missing_chat_still_gets_self_care(services: AlertServ
                                                              notifier: FakeNotifier) -> None:
     outcome = alert_on_reading(ReadyReading("gone", "m1", "mina", 90.0, StressLevel.HIGH), services, CONFIG)
     assert outcome.verdicts == {"mina": Verdict.SEND}
+
+
+# ── wiring ───────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_alert_config_from_params(monkeypatch: pytest.MonkeyPatch) -> None:
+    from emochat import wiring
+
+    for name in ("ALERT_Z_THRESHOLD", "ALERT_BASELINE_MIN_SAMPLES", "ALERT_COOLDOWN_MINUTES"):
+        monkeypatch.delenv(name, raising=False)
+    default = wiring.alert_config()
+    assert default.policy == AlertPolicy(z_threshold=1.0, min_samples=5)
+    assert default.default_prefs == AlertPrefs(enabled=True, cooldown_minutes=30.0)
+    monkeypatch.setenv("ALERT_Z_THRESHOLD", "1.75")
+    monkeypatch.setenv("ALERT_BASELINE_MIN_SAMPLES", "8")
+    monkeypatch.setenv("ALERT_COOLDOWN_MINUTES", "0")
+    custom = wiring.alert_config()
+    assert custom.policy.z_threshold == 1.75 and custom.policy.min_samples == 8
+    assert custom.default_prefs.cooldown_minutes == 0.0
+    monkeypatch.setenv("ALERT_Z_THRESHOLD", "high")
+    with pytest.raises(ValueError, match="ALERT_Z_THRESHOLD"):
+        wiring.alert_config()
+
+
+def test_firebase_app_under_the_emulators_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    import firebase_admin
+
+    from emochat import wiring
+    from emochat.adapters.fcm_notifier import EmulatorCredential
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
+    monkeypatch.setenv("GCLOUD_PROJECT", "demo-wiring")
+    wiring.firebase_app.cache_clear()
+    try:
+        app = wiring.firebase_app()
+        assert app.name == wiring.ALERTS_APP_NAME and app.project_id == "demo-wiring"
+        assert isinstance(app.credential, EmulatorCredential)
+        assert app.credential.get_credential().token == "owner"
+        assert wiring.firebase_app() is app
+    finally:
+        wiring.firebase_app.cache_clear()
+        firebase_admin.delete_app(firebase_admin.get_app(wiring.ALERTS_APP_NAME))
+
+
+def test_store_transactions_back_off_between_rounds_of_aborts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from google.api_core import exceptions as api_exceptions
+
+    from emochat.adapters import alert_store
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(alert_store.time, "sleep", sleeps.append)
+
+    class Db:
+        def transaction(self, max_attempts: int) -> str:
+            assert max_attempts == alert_store.TRANSACTION_ATTEMPTS
+            return "tx"
+
+    outcomes: list[Exception | str] = []
+
+    def body(transaction: str) -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    exhausted = ValueError("Failed to commit transaction in 5 attempts.")
+    exhausted.__cause__ = api_exceptions.Aborted("Transaction lock timeout.")
+    outcomes[:] = [exhausted, api_exceptions.Aborted("lock"), "done"]
+    assert alert_store._run(Db(), body) == "done" and len(sleeps) == 2
+
+    outcomes[:] = [ValueError("a bug, not contention")]
+    with pytest.raises(ValueError, match="a bug"):
+        alert_store._run(Db(), body)
+
+    outcomes[:] = [api_exceptions.Aborted("lock")] * alert_store.TRANSACTION_ROUNDS
+    with pytest.raises(api_exceptions.Aborted):
+        alert_store._run(Db(), body)

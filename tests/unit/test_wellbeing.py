@@ -153,6 +153,11 @@ class FakeAccounts:
         self.calls.append(uids)
         return {u for u in uids if u not in self.existing}
 
+    def delete_account(self, uid: str) -> bool:
+        present = uid in self.existing
+        self.existing.discard(uid)
+        return present
+
 
 @pytest.fixture
 def store() -> InMemoryWellbeingStore:
@@ -343,6 +348,9 @@ def test_feedback_for_an_unshown_suggestion_is_refused(services, store) -> None:
         {"recommendationId": "x"},
         {"recommendationId": "x", "helpful": "yes"},
         {"recommendationId": "a/b", "helpful": True},
+        {"recommendationId": "..", "helpful": True},
+        {"recommendationId": "", "helpful": True},
+        {"recommendationId": "x" * 200, "helpful": True},
         {"recommendationId": 5, "helpful": True},
     ],
 )
@@ -498,13 +506,74 @@ def test_deletion_leaves_nothing_behind(services, store) -> None:
 def test_purge_deleted_users(services, store) -> None:
     for uid in ("alice", "bob"):
         _populate(services, store, uid)
-    for i in range(150):
-        store.docs[f"users/ghost{i:03d}/devices/d"] = {"token": "t"}  # accounts gone, data left
-    services.accounts = FakeAccounts({"alice", "bob"})
+    existing = {"alice", "bob"} | {f"{i:04d}-user" for i in range(600)}
+    for uid in existing:
+        store.docs.setdefault(f"users/{uid}", {"displayName": uid})
+    ghosts = {f"{4 * i:04d}-ghost" for i in range(150)}  # accounts gone, data left (interleaved ids)
+    for uid in ghosts:
+        store.docs[f"users/{uid}/devices/d"] = {"token": "t"}
+    services.accounts = FakeAccounts(set(existing))
     found = wellbeing.purge_deleted_users(services, apply=False)
-    assert len(found) == 150 and all(u.startswith("ghost") for u in found)
+    assert set(found) == ghosts
     assert all(len(c) <= 100 for c in services.accounts.calls)
-    assert any(p.startswith("users/ghost") for p in store.docs)  # dry run
+    assert set(store.user_ids()) == existing | ghosts  # a dry run
     assert len(wellbeing.purge_deleted_users(services, limit=20)) == 20
     wellbeing.purge_deleted_users(services)
-    assert set(store.user_ids()) == {"alice", "bob"}
+    assert set(store.user_ids()) == existing
+
+
+def test_purge_refuses_when_most_accounts_look_gone(services, store) -> None:
+    for i in range(30):
+        store.docs[f"users/u{i}"] = {"displayName": "x"}
+    services.accounts = FakeAccounts(set())  # e.g. pointed at the wrong project
+    with pytest.raises(RuntimeError, match="refusing"):
+        wellbeing.purge_deleted_users(services)
+    assert len(set(store.user_ids())) == 32  # alice and bob too
+
+
+# ── Ops CLI ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_ops_cli_renders_a_trend_and_verifies_it(services, store, monkeypatch, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from tools import ops
+
+    write(services, store, "c1", "m1", _msg("alice", NOW - timedelta(days=1), 72.0))
+    write(services, store, "c1", "m2", _msg("alice", NOW, 25.0))
+    monkeypatch.setattr(ops, "open_services", lambda project, with_accounts=False: services)
+    png = tmp_path / "out" / "alice.png"
+    result = CliRunner().invoke(ops.app, ["trend", "alice", "--days", "400", "--out", str(png)])
+    assert result.exit_code != 0  # at most a year
+    result = CliRunner().invoke(ops.app, ["trend", "alice", "--days", "10", "--out", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "Stress trend of alice" in result.output
+    empty = CliRunner().invoke(ops.app, ["trend", "nobody", "--out", str(tmp_path / "empty.png")])
+    assert empty.exit_code == 0, empty.output
+    assert CliRunner().invoke(ops.app, ["verify-trends", "alice"]).exit_code == 0
+    store.docs["users/alice/stressDaily/2025-11-20"]["count"] = 99  # corrupt it
+    assert CliRunner().invoke(ops.app, ["verify-trends", "alice"]).exit_code == 1
+    assert CliRunner().invoke(ops.app, ["rebuild-trends", "alice"]).exit_code == 0
+    assert CliRunner().invoke(ops.app, ["verify-trends", "alice"]).exit_code == 0
+    recs = CliRunner().invoke(ops.app, ["recs", "alice"])
+    assert recs.exit_code == 0, recs.output
+
+
+def test_ops_cli_deletion_paths(services, store, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from tools import ops
+
+    _populate(services, store, "alice")
+    store.docs["users/ghost/devices/d"] = {"token": "t"}
+    services.accounts = FakeAccounts({"alice", "bob"})
+    monkeypatch.setattr(ops, "open_services", lambda project, with_accounts=False: services)
+    listed = CliRunner().invoke(ops.app, ["purge-deleted"])
+    assert listed.exit_code == 0 and "would purge 1 user(s): ghost" in listed.output
+    assert "users/ghost/devices/d" in store.docs
+    assert CliRunner().invoke(ops.app, ["purge-deleted", "--apply"]).exit_code == 0
+    assert "users/ghost/devices/d" not in store.docs
+    refused = CliRunner().invoke(ops.app, ["delete-user", "alice"], input="n\n")
+    assert refused.exit_code != 0 and "users/alice" in store.docs
+    assert CliRunner().invoke(ops.app, ["delete-user", "alice", "--yes"]).exit_code == 0
+    assert not [p for p in store.docs if p.startswith("users/alice")]

@@ -11,9 +11,11 @@ Documents (the data contract's alert part):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
@@ -36,9 +38,27 @@ from emochat.alerts import (
 )
 
 # Several messages of one sender can become ready at once, and each transaction writes the sender's
-# baseline: give contention more room than the client's default 5 attempts (the client backs off
-# between them, up to ~a minute in all, inside the trigger's timeout).
-TRANSACTION_ATTEMPTS = 7
+# baseline (and two alerts can race for one recipient's cooldown). The client retries an aborted
+# transaction at once, keeping its place in line; rounds of such attempts are separated here by
+# short jittered pauses, for contention that outlasts one round (the emulator settles each lock
+# conflict only after a ~2 s timeout). The same scheme as wellbeing_store.run_transaction.
+TRANSACTION_ATTEMPTS = 5
+TRANSACTION_ROUNDS = 4
+_T = TypeVar("_T")
+
+
+def _run(db: firestore.Client, body: Callable[[firestore.Transaction], _T]) -> _T:
+    for round_ in range(TRANSACTION_ROUNDS):
+        try:
+            return body(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+        except (ValueError, api_exceptions.Aborted) as exc:
+            aborted = isinstance(exc, api_exceptions.Aborted) or isinstance(
+                exc.__cause__, api_exceptions.Aborted
+            )
+            if not aborted or round_ == TRANSACTION_ROUNDS - 1:
+                raise
+            time.sleep(random.uniform(0.5, 1.0) * min(0.1 * 2**round_, 1.0))
+    raise AssertionError("unreachable")
 
 
 def _timestamp(epoch_s: float) -> datetime:
@@ -112,7 +132,7 @@ class FirestoreAlertStore:
             })
             return Claimed(action, decision, prior)
 
-        return record_in(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+        return _run(self._db, record_in)
 
     def finish_message(self, reading: ReadyReading, verdicts: Mapping[str, str]) -> None:
         self._marker_ref(reading).update({
@@ -169,7 +189,7 @@ class FirestoreAlertStore:
                 }, merge=True)
             return verdict
 
-        return reserve_in(self._db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+        return _run(self._db, reserve_in)
 
     def finish_notification(self, uid: str, notification_id: str, fields: Mapping[str, Any]) -> None:
         self.notification_ref(uid, notification_id).update(dict(fields))

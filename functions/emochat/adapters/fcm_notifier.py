@@ -2,9 +2,11 @@
 
 `send_each_for_multicast` sends one HTTP v1 request per token (v7 removed the batch
 `send_multicast`). Each token's answer decides its fate (alerts.token_fate): UNREGISTERED, an
-invalid registration token and SENDER_ID_MISMATCH mark it stale (the caller deletes it); 429 and
-5xx are retried for just those tokens, with backoff (Retry-After honoured), a bounded number of
-times within a deadline. firebase_admin itself already retries 500/503 a few times per request.
+invalid registration token and SENDER_ID_MISMATCH mark it stale (the caller deletes it); 429, 5xx
+and connection failures are retried for just those tokens, with backoff (Retry-After honoured, and
+capped), a bounded number of times within a deadline. Beneath this, firebase_admin's own HTTP
+adapter (urllib3) already retries 500/503, and a 429 that carries Retry-After, within each request:
+what reaches this layer is what outlasted those.
 
 FCM has no emulator. `use_fcm_endpoint` points an app's messaging service at another base URL
 (the local stack's FCM stand-in): firebase_admin 7.7 hard-codes fcm.googleapis.com and offers no

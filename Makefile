@@ -31,7 +31,7 @@ export CMD
 LOCKED = mkdir -p .cache && exec 9>.cache/bootstrap.lock && flock 9 && [ -f $@ ] ||
 
 .PHONY: help bootstrap apt node venv functions-venv jars samples seed demo emulators exec test \
-        test-unit test-stack lint format doctor
+        test-unit test-stack lint format doctor bench
 
 help:
 	@echo "make bootstrap        install everything (apt, npm ci, .venv, functions/venv, emulator jars)"
@@ -40,6 +40,7 @@ help:
 	@echo "make exec CMD='...'   run CMD with the stack up and the emulator variables set"
 	@echo "make test             unit/model/local tests, then integration/e2e tests against the stack"
 	@echo "make lint             ruff"
+	@echo "make bench            benchmarks in bench/ (printed, not asserted)"
 	@echo "make doctor           check the local stack's prerequisites"
 	@echo "make seed             rebuild emulator-data/export from emulator-data/seed.json"
 	@echo "make samples          regenerate samples/*.m4a (espeak-ng + ffmpeg)"
@@ -125,6 +126,11 @@ test-unit: venv
 
 test-stack: bootstrap
 	EMOCHAT_REQUIRE_STACK=1 $(PY) -m local_stack exec -- bash -c '$(call pytest_dirs,$(STACK_TESTS))'
+
+# bench_import.py measures the deployed codebase: it runs in functions/venv; the others in .venv.
+bench: bootstrap
+	$(FN_VENV)/bin/python bench/bench_import.py
+	@for f in $(filter-out bench/bench_import.py,$(wildcard bench/bench_*.py)); do echo "== $$f"; $(PY) $$f; done
 
 lint: venv
 	$(PY) -m ruff check .

@@ -14,7 +14,7 @@ from enum import StrEnum
 VOICE_PREFIX = "voice"
 AUDIO_EXTENSIONS = frozenset({"m4a", "mp4", "aac", "wav", "webm", "ogg", "opus", "mp3", "caf", "3gp"})
 # Some Android recorders label voice notes video/mp4; they are still audio-only files.
-EXTRA_CONTENT_TYPES = frozenset({"video/mp4", "video/3gpp"})
+EXTRA_CONTENT_TYPES = frozenset({"video/mp4"})
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 
 

@@ -68,6 +68,8 @@ class Config:
     patience: int = 40  # early stopping on validation cross-entropy
     val_frac: float = 0.2  # fractions of *subjects*, never of recordings
     test_frac: float = 0.2
+    label_smoothing: float = 0.0
+    stop_on: str = "ce"
     balance_classes: bool = True  # class-weighted CE, so the minority class counts for UAR
     labels: tuple[str, ...] = LABELS
 

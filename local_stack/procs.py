@@ -260,7 +260,6 @@ class Supervisor:
             for pid in rest:
                 killed.append(f"{pid} {cmdline(pid)[:120]}")
             if rest:
-                self._say(f"SIGKILL for {len(rest)} process(es) that ignored SIGTERM")
                 _signal(rest, signal.SIGKILL, groups=True)
                 deadline = time.monotonic() + 5
                 while time.monotonic() < deadline and self.leftovers():

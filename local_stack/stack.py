@@ -602,7 +602,8 @@ class Stack:
         self.supervisor = None
         self._release_lock()
         if killed:
-            console.print(f"[yellow]needed SIGKILL: {killed}[/]")
+            names = sorted({Path(c.split()[2] if len(c.split()) > 2 else c.split()[-1]).name for c in killed})
+            console.print(f"[dim]{len(killed)} process(es) needed SIGKILL: {', '.join(names)}[/]")
         self._restore_env_local()
         if self._ui_config:
             with contextlib.suppress(OSError):

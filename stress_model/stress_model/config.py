@@ -32,7 +32,9 @@ class FeatureConfig:
     fmin: float = 60.0
     fmax: float = 500.0
     pitch_method: Literal["yin", "pyin"] = "yin"  # yin: ~1 ms/s of audio; pyin: ~60 ms/s, better voicing
-    n_mfcc: int = 13
+    # MFCCs off by default: on small data they mostly encode *who* is speaking (voice timbre), and the
+    # demo model then misjudges unseen voices; prosody-only features generalise across speakers.
+    n_mfcc: int = 0
     # wav2vec2-family encoder (Wav2Vec2, HuBERT, WavLM: anything transformers.AutoModel loads)
     w2v_model: str = ""  # local dir (absolute, or relative to the checkpoint dir) or hub id
     w2v_layer: int = -1  # index into hidden_states (0 = CNN features after projection, -1 = last)
@@ -68,8 +70,6 @@ class Config:
     patience: int = 40  # early stopping on validation cross-entropy
     val_frac: float = 0.2  # fractions of *subjects*, never of recordings
     test_frac: float = 0.2
-    label_smoothing: float = 0.0
-    stop_on: str = "ce"
     balance_classes: bool = True  # class-weighted CE, so the minority class counts for UAR
     labels: tuple[str, ...] = LABELS
 

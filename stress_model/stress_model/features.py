@@ -138,13 +138,11 @@ def handcrafted(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         hf_ratio,
     )
 
-    # MFCCs of speech frames, from a peak-referenced log-mel (so c0 does not just track input gain)
-    mfcc = librosa.feature.mfcc(S=mel_db[:, active], n_mfcc=cfg.n_mfcc)
-    vec = np.array(
-        [*pitch, *energy, *voicing, onset_rate, mod_hz, *spectral, *mfcc.mean(axis=1), *mfcc.std(axis=1)],
-        dtype=np.float32,
-    )
-    return vec
+    vec = [*pitch, *energy, *voicing, onset_rate, mod_hz, *spectral]
+    if cfg.n_mfcc:  # MFCCs of speech frames, from a peak-referenced log-mel (c0 does not track gain)
+        mfcc = librosa.feature.mfcc(S=mel_db[:, active], n_mfcc=cfg.n_mfcc)
+        vec += [*mfcc.mean(axis=1), *mfcc.std(axis=1)]
+    return np.array(vec, dtype=np.float32)
 
 
 class Wav2Vec2Encoder:

@@ -253,7 +253,7 @@ def train_student(
         if cfg.input_noise > 0:  # jitter in standardised units: a cheap regulariser for small tabular data
             x = x + cfg.input_noise * net.norm.std * torch.randn_like(x)
         logits, f = net(x)
-        ce = F.cross_entropy(logits, Y[rows], weight=w, label_smoothing=cfg.label_smoothing)
+        ce = F.cross_entropy(logits, Y[rows], weight=w)
         loss = ce
         sel = rows[has_t[rows]]  # distil only where the recording has physiology
         if T is not None and sel.numel():
@@ -264,13 +264,7 @@ def train_student(
         return loss, ce.item()
 
     def val_ce() -> float:
-        logits = net(E[val])[0]
-        ce = F.cross_entropy(logits, Y[val], weight=w).item()
-        if cfg.stop_on == "uar":
-            pred = logits.argmax(1)
-            uar = torch.stack([(pred[Y[val] == c] == c).float().mean() for c in (0, 1)]).mean().item()
-            return (1 - uar) + 0.1 * ce
-        return ce
+        return F.cross_entropy(net(E[val])[0], Y[val], weight=w).item()
 
     hist = fit(nn.ModuleList([net, proj]), batch_loss, val_ce, train.size, cfg, desc, progress)
     return net, proj, hist

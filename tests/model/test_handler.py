@@ -1,0 +1,101 @@
+"""EndpointHandler with the committed demo checkpoint: formats, inputs, errors, concurrency, demo check."""
+
+from __future__ import annotations
+
+import base64
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DEMO, ffmpeg_convert, needs_demo, needs_espeak, needs_ffmpeg, tone, wav_bytes
+
+from stress_model.handler import BadAudioError, EndpointHandler
+
+pytestmark = needs_demo
+
+
+@pytest.fixture(scope="module")
+def handler() -> EndpointHandler:
+    return EndpointHandler(str(DEMO))
+
+
+def _check(out: list[dict]) -> float:
+    assert [o["label"] for o in out] == ["stressed", "not_stressed"]
+    p = out[0]["score"]
+    assert isinstance(p, float) and 0.0 <= p <= 1.0
+    assert out[1]["score"] == pytest.approx(1.0 - p)
+    return p
+
+
+# every container/codec the app's recorders produce; the 44.1 kHz stereo mp3 also exercises resampling
+FORMATS = {
+    "wav": (),
+    "m4a": ("-c:a", "aac", "-b:a", "64k"),
+    "webm": ("-c:a", "libopus", "-b:a", "32k"),
+    "ogg": ("-c:a", "libvorbis"),
+    "opus": ("-c:a", "libopus"),
+    "mp3": ("-ar", "44100", "-ac", "2", "-c:a", "libmp3lame"),
+}
+
+
+@needs_espeak
+@needs_ffmpeg
+@pytest.mark.parametrize("ext", sorted(FORMATS))
+def test_every_format_scores_like_the_wav(handler: EndpointHandler, speech: dict[str, Path], ext: str,
+                                          tmp_path: Path) -> None:
+    src = speech["stressed"]
+    path = src if ext == "wav" else ffmpeg_convert(src, tmp_path / f"clip.{ext}", *FORMATS[ext])
+    p = _check(handler({"inputs": path.read_bytes()}))
+    p_wav = _check(handler({"inputs": src.read_bytes()}))
+    assert abs(p - p_wav) < 0.15, (ext, p, p_wav)  # lossy codecs move features a little, not the verdict
+
+
+@needs_espeak
+def test_demo_check_calm_low_stressed_high(handler: EndpointHandler, speech: dict[str, Path]) -> None:
+    # The product demo relies on this; the text is not in the synthetic training corpus.
+    assert _check(handler({"inputs": speech["stressed"].read_bytes()})) >= 0.6
+    assert _check(handler({"inputs": speech["calm"].read_bytes()})) < 0.3
+
+
+@needs_espeak
+def test_base64_and_data_url_inputs(handler: EndpointHandler, speech: dict[str, Path]) -> None:
+    raw = speech["calm"].read_bytes()
+    expected = _check(handler({"inputs": raw}))
+    b64 = base64.b64encode(raw).decode()
+    assert _check(handler({"inputs": b64})) == pytest.approx(expected)
+    assert _check(handler({"inputs": "data:audio/wav;base64," + b64, "parameters": {}})) == pytest.approx(expected)
+    assert _check(handler({"inputs": bytearray(raw)})) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"inputs": b"\x00\x01garbage" * 100}, "could not decode"),
+        ({"inputs": b""}, "empty"),
+        ({"inputs": "not base64 at all!"}, "base64"),
+        ({"inputs": 123}, "must be audio bytes"),
+        ({"audio": b"RIFF"}, "'inputs'"),
+        ({"inputs": wav_bytes(np.zeros(16_000, np.float32), 16_000)}, "silent"),
+        ({"inputs": wav_bytes(tone(200.0, 0.2, 16_000), 16_000)}, "too short"),
+        ({"inputs": b"RIFF", "parameters": "fast"}, "parameters"),
+    ],
+)
+def test_bad_input_raises_one_line_bad_audio_error(handler: EndpointHandler, data: dict, message: str) -> None:
+    with pytest.raises(BadAudioError, match=message) as exc:
+        handler(data)
+    assert isinstance(exc.value, ValueError)
+    assert "\n" not in str(exc.value) and len(str(exc.value)) < 200
+
+
+@needs_espeak
+def test_concurrent_calls_match_sequential(handler: EndpointHandler, speech: dict[str, Path]) -> None:
+    clips = [speech["calm"].read_bytes(), speech["stressed"].read_bytes()] * 6
+    sequential = [handler({"inputs": c})[0]["score"] for c in clips]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(lambda c: handler({"inputs": c})[0]["score"], clips))
+    assert parallel == pytest.approx(sequential, abs=1e-6)
+
+
+def test_default_path_is_the_demo_checkpoint() -> None:
+    assert EndpointHandler().path.resolve() == DEMO.resolve()

@@ -54,7 +54,10 @@ class FakeStore:
         self.baselines[reading.sender_id] = prior.add(reading.score)
         self.markers[reading.message_doc] = {
             "state": MarkerState.CLAIMED if decision.alert else MarkerState.DONE,
-            "lease": now + lease_s, "decision": decision, "prior": prior, "recipients": {},
+            "lease": now + lease_s,
+            "decision": decision,
+            "prior": prior,
+            "recipients": {},
         }
         return Claimed(action, decision, prior)
 
@@ -67,8 +70,9 @@ class FakeStore:
     def user_display_name(self, uid: str) -> str | None:
         return self.users.get(uid, {}).get("displayName")
 
-    def reserve(self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs,
-                now: float) -> Verdict:
+    def reserve(
+        self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
+    ) -> Verdict:
         feed = self.notifications.setdefault(uid, {})
         prefs = alerts.alert_prefs(self.users.get(uid, {}).get("alertPrefs"), default_prefs)
         verdict = alerts.decide_recipient(prefs, self.last_alert.get(uid), now, notification_id in feed)
@@ -102,10 +106,17 @@ class FakeNotifier:
             raise RuntimeError("boom")
         stale = tuple(t for t in tokens if t.startswith("stale-"))
         down = [t for t in tokens if t.startswith("down-")]
-        errors = {**({"UNREGISTERED": len(stale)} if stale else {}),
-                  **({"UNAVAILABLE": len(down)} if down else {})}
-        return Delivery(tokens=len(tokens), success=len(tokens) - len(stale) - len(down),
-                        failure=len(stale) + len(down), stale_tokens=stale, errors=errors)
+        errors = {
+            **({"UNREGISTERED": len(stale)} if stale else {}),
+            **({"UNAVAILABLE": len(down)} if down else {}),
+        }
+        return Delivery(
+            tokens=len(tokens),
+            success=len(tokens) - len(stale) - len(down),
+            failure=len(stale) + len(down),
+            stale_tokens=stale,
+            errors=errors,
+        )
 
 
 class Clock:
@@ -143,13 +154,15 @@ def services(store: FakeStore, notifier: FakeNotifier, clock: Clock) -> AlertSer
 CONFIG = AlertConfig(policy=AlertPolicy(z_threshold=1.0, min_samples=5), default_prefs=AlertPrefs(True, 30))
 
 
-def reading(message_id: str = "m1", score: float = 85.0, level: StressLevel = StressLevel.HIGH,
-            sender: str = "mina") -> ReadyReading:
+def reading(
+    message_id: str = "m1", score: float = 85.0, level: StressLevel = StressLevel.HIGH, sender: str = "mina"
+) -> ReadyReading:
     return ReadyReading("chat1", message_id, sender, score, level)
 
 
-def test_high_reading_alerts_sender_and_members(services: AlertServices, store: FakeStore,
-                                                notifier: FakeNotifier) -> None:
+def test_high_reading_alerts_sender_and_members(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier
+) -> None:
     outcome = alert_on_reading(reading(), services, CONFIG)
 
     assert outcome.action is MarkerAction.START
@@ -163,18 +176,28 @@ def test_high_reading_alerts_sender_and_members(services: AlertServices, store: 
     nid = alerts.notification_id("chat1", "m1")
     joon = store.notifications["joon"][nid]
     assert joon["status"] == "sent" and joon["role"] == "member" and joon["reason"] == "fixed_threshold"
-    assert joon["delivery"] == {"tokens": 2, "success": 2, "failure": 0, "removedTokens": 0, "retries": 0,
-                                "errors": {}}
+    assert joon["delivery"] == {
+        "tokens": 2,
+        "success": 2,
+        "failure": 0,
+        "removedTokens": 0,
+        "retries": 0,
+        "errors": {},
+    }
     assert joon["title"] == pushes[("joon-phone", "joon-tablet")].title
     assert joon["baseline"] == {"count": 0, "mean": 0.0, "std": 0.0}
     assert store.baselines["mina"] == Baseline().add(85.0)
     assert store.markers["chats/chat1/messages/m1"]["state"] is MarkerState.DONE
-    assert store.markers["chats/chat1/messages/m1"]["recipients"] == {"mina": "send", "joon": "send",
-                                                                      "ara": "send"}
+    assert store.markers["chats/chat1/messages/m1"]["recipients"] == {
+        "mina": "send",
+        "joon": "send",
+        "ara": "send",
+    }
 
 
-def test_duplicate_event_alerts_once_and_counts_once(services: AlertServices, store: FakeStore,
-                                                     notifier: FakeNotifier) -> None:
+def test_duplicate_event_alerts_once_and_counts_once(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier
+) -> None:
     alert_on_reading(reading(), services, CONFIG)
     again = alert_on_reading(reading(), services, CONFIG)
     assert again.action is MarkerAction.SKIP and not again.verdicts
@@ -183,8 +206,9 @@ def test_duplicate_event_alerts_once_and_counts_once(services: AlertServices, st
 
 
 @pytest.mark.parametrize("level", [StressLevel.LOW, StressLevel.MODERATE])
-def test_low_and_moderate_update_the_baseline_only(services: AlertServices, store: FakeStore,
-                                                   notifier: FakeNotifier, level: StressLevel) -> None:
+def test_low_and_moderate_update_the_baseline_only(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, level: StressLevel
+) -> None:
     outcome = alert_on_reading(reading(score=35.0, level=level), services, CONFIG)
     assert outcome.decision == AlertDecision(False, AlertReason.NOT_HIGH)
     assert notifier.sent == [] and store.notifications == {}
@@ -192,8 +216,9 @@ def test_low_and_moderate_update_the_baseline_only(services: AlertServices, stor
     assert store.markers["chats/chat1/messages/m1"]["state"] is MarkerState.DONE
 
 
-def test_cooldown_per_recipient(services: AlertServices, store: FakeStore, notifier: FakeNotifier,
-                                clock: Clock) -> None:
+def test_cooldown_per_recipient(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
     store.users["joon"]["alertPrefs"] = {"cooldownMinutes": 5}
     alert_on_reading(reading("m1"), services, CONFIG)
     clock.now += 10 * 60
@@ -206,8 +231,9 @@ def test_cooldown_per_recipient(services: AlertServices, store: FakeStore, notif
     assert set(third.verdicts.values()) == {Verdict.SEND}
 
 
-def test_disabled_recipient_gets_nothing(services: AlertServices, store: FakeStore,
-                                         notifier: FakeNotifier) -> None:
+def test_disabled_recipient_gets_nothing(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier
+) -> None:
     store.users["ara"]["alertPrefs"] = {"enabled": False}
     outcome = alert_on_reading(reading(), services, CONFIG)
     assert outcome.verdicts["ara"] is Verdict.DISABLED
@@ -226,8 +252,9 @@ def test_stale_tokens_are_removed_and_counted(services: AlertServices, store: Fa
     assert entry["delivery"]["errors"] == {"UNREGISTERED": 1, "UNAVAILABLE": 1}
 
 
-def test_recipient_without_devices_still_gets_a_feed_entry(services: AlertServices, store: FakeStore,
-                                                           notifier: FakeNotifier) -> None:
+def test_recipient_without_devices_still_gets_a_feed_entry(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier
+) -> None:
     store.devices["ara"] = []
     outcome = alert_on_reading(reading(), services, CONFIG)
     assert outcome.verdicts["ara"] is Verdict.SEND
@@ -236,19 +263,22 @@ def test_recipient_without_devices_still_gets_a_feed_entry(services: AlertServic
     assert len(notifier.sent) == 2
 
 
-def test_a_failing_notifier_does_not_stop_the_others(services: AlertServices, store: FakeStore,
-                                                     notifier: FakeNotifier) -> None:
+def test_a_failing_notifier_does_not_stop_the_others(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier
+) -> None:
     notifier.explode = True
     outcome = alert_on_reading(reading(), services, CONFIG)
     assert set(outcome.verdicts.values()) == {Verdict.SEND}
     for uid in ("mina", "joon", "ara"):
         entry = store.notifications[uid][alerts.notification_id("chat1", "m1")]
         assert entry["status"] == "failed" and entry["delivery"]["errors"] == {
-            "RuntimeError": len(store.devices[uid])}
+            "RuntimeError": len(store.devices[uid])
+        }
 
 
-def test_personal_baseline_takes_over_after_enough_samples(services: AlertServices, store: FakeStore,
-                                                           notifier: FakeNotifier, clock: Clock) -> None:
+def test_personal_baseline_takes_over_after_enough_samples(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
     # Mina is usually tense: her five earlier readings sit between 70 and 85.
     for i, score in enumerate([70.0, 80.0, 75.0, 85.0, 78.0]):
         clock.now += 3600
@@ -266,9 +296,9 @@ def test_personal_baseline_takes_over_after_enough_samples(services: AlertServic
     assert entry["baseline"]["count"] == 6
 
 
-def test_retake_after_a_crash_finishes_only_the_missing_recipients(services: AlertServices, store: FakeStore,
-                                                                   notifier: FakeNotifier,
-                                                                   clock: Clock) -> None:
+def test_retake_after_a_crash_finishes_only_the_missing_recipients(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
     original_reserve = store.reserve
 
     def crash_after_mina(uid: str, *args: Any, **kwargs: Any) -> Verdict:
@@ -290,8 +320,9 @@ def test_retake_after_a_crash_finishes_only_the_missing_recipients(services: Ale
     assert [tokens for tokens, _ in notifier.sent].count(("mina-phone",)) == 1
 
 
-def test_sender_alone_in_a_missing_chat_still_gets_self_care(services: AlertServices, store: FakeStore,
-                                                             notifier: FakeNotifier) -> None:
+def test_sender_alone_in_a_missing_chat_still_gets_self_care(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier
+) -> None:
     outcome = alert_on_reading(ReadyReading("gone", "m1", "mina", 90.0, StressLevel.HIGH), services, CONFIG)
     assert outcome.verdicts == {"mina": Verdict.SEND}
 
@@ -336,38 +367,3 @@ def test_firebase_app_under_the_emulators_needs_no_network(monkeypatch: pytest.M
     finally:
         wiring.firebase_app.cache_clear()
         firebase_admin.delete_app(firebase_admin.get_app(wiring.ALERTS_APP_NAME))
-
-
-def test_store_transactions_back_off_between_rounds_of_aborts(monkeypatch: pytest.MonkeyPatch) -> None:
-    from google.api_core import exceptions as api_exceptions
-
-    from emochat.adapters import alert_store
-
-    sleeps: list[float] = []
-    monkeypatch.setattr(alert_store.time, "sleep", sleeps.append)
-
-    class Db:
-        def transaction(self, max_attempts: int) -> str:
-            assert max_attempts == alert_store.TRANSACTION_ATTEMPTS
-            return "tx"
-
-    outcomes: list[Exception | str] = []
-
-    def body(transaction: str) -> str:
-        outcome = outcomes.pop(0)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    exhausted = ValueError("Failed to commit transaction in 5 attempts.")
-    exhausted.__cause__ = api_exceptions.Aborted("Transaction lock timeout.")
-    outcomes[:] = [exhausted, api_exceptions.Aborted("lock"), "done"]
-    assert alert_store._run(Db(), body) == "done" and len(sleeps) == 2
-
-    outcomes[:] = [ValueError("a bug, not contention")]
-    with pytest.raises(ValueError, match="a bug"):
-        alert_store._run(Db(), body)
-
-    outcomes[:] = [api_exceptions.Aborted("lock")] * alert_store.TRANSACTION_ROUNDS
-    with pytest.raises(api_exceptions.Aborted):
-        alert_store._run(Db(), body)

@@ -11,15 +11,14 @@ Documents (the data contract's alert part):
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
+from emochat.adapters.firestore_tx import run_transaction
 from emochat.alerting import Claimed
 from emochat.alerts import (
     AlertDecision,
@@ -37,30 +36,12 @@ from emochat.alerts import (
     decide_recipient,
 )
 
+
 # Several messages of one sender can become ready at once, and each transaction writes the sender's
 # baseline (and two alerts can race for one recipient's cooldown). The client retries an aborted
 # transaction at once, keeping its place in line; rounds of such attempts are separated here by
 # short jittered pauses, for contention that outlasts one round (the emulator settles each lock
 # conflict only after a ~2 s timeout). The same scheme as wellbeing_store.run_transaction.
-TRANSACTION_ATTEMPTS = 5
-TRANSACTION_ROUNDS = 4
-_T = TypeVar("_T")
-
-
-def _run(db: firestore.Client, body: Callable[[firestore.Transaction], _T]) -> _T:
-    for round_ in range(TRANSACTION_ROUNDS):
-        try:
-            return body(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
-        except (ValueError, api_exceptions.Aborted) as exc:
-            aborted = isinstance(exc, api_exceptions.Aborted) or isinstance(
-                exc.__cause__, api_exceptions.Aborted
-            )
-            if not aborted or round_ == TRANSACTION_ROUNDS - 1:
-                raise
-            time.sleep(random.uniform(0.5, 1.0) * min(0.1 * 2**round_, 1.0))
-    raise AssertionError("unreachable")
-
-
 def _timestamp(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 
@@ -105,42 +86,54 @@ class FirestoreAlertStore:
                 return Claimed(action)
             if action is MarkerAction.RETAKE:
                 stored = marker_snapshot.to_dict() or {}
-                transaction.update(marker_ref, {"leaseExpiresAt": _timestamp(now + lease_s),
-                                                "retakenAt": _timestamp(now)})
-                return Claimed(action, AlertDecision.from_fields(stored.get("decision")),
-                               Baseline.from_fields(stored.get("baselineBefore")))
+                transaction.update(
+                    marker_ref, {"leaseExpiresAt": _timestamp(now + lease_s), "retakenAt": _timestamp(now)}
+                )
+                return Claimed(
+                    action,
+                    AlertDecision.from_fields(stored.get("decision")),
+                    Baseline.from_fields(stored.get("baselineBefore")),
+                )
 
             baseline_snapshot = baseline_ref.get(transaction=transaction)
             prior = Baseline.from_fields(baseline_snapshot.to_dict() if baseline_snapshot.exists else None)
             decision = decide_alert(reading, prior, policy)
-            transaction.set(baseline_ref, {
-                **prior.add(reading.score).as_fields(),
-                "updatedAt": _timestamp(now),
-                "lastMessage": reading.message_doc,
-            })
-            transaction.set(marker_ref, {
-                "state": (MarkerState.CLAIMED if decision.alert else MarkerState.DONE).value,
-                "senderId": reading.sender_id,
-                "score": reading.score,
-                "level": reading.level.value,
-                "decision": decision.as_fields(),
-                "baselineBefore": {"count": prior.count, "mean": prior.mean, "m2": prior.m2},
-                "claimedAt": _timestamp(now),
-                "leaseExpiresAt": _timestamp(now + lease_s) if decision.alert else None,
-                "doneAt": None if decision.alert else _timestamp(now),
-                "recipients": {},
-            })
+            transaction.set(
+                baseline_ref,
+                {
+                    **prior.add(reading.score).as_fields(),
+                    "updatedAt": _timestamp(now),
+                    "lastMessage": reading.message_doc,
+                },
+            )
+            transaction.set(
+                marker_ref,
+                {
+                    "state": (MarkerState.CLAIMED if decision.alert else MarkerState.DONE).value,
+                    "senderId": reading.sender_id,
+                    "score": reading.score,
+                    "level": reading.level.value,
+                    "decision": decision.as_fields(),
+                    "baselineBefore": {"count": prior.count, "mean": prior.mean, "m2": prior.m2},
+                    "claimedAt": _timestamp(now),
+                    "leaseExpiresAt": _timestamp(now + lease_s) if decision.alert else None,
+                    "doneAt": None if decision.alert else _timestamp(now),
+                    "recipients": {},
+                },
+            )
             return Claimed(action, decision, prior)
 
-        return _run(self._db, record_in)
+        return run_transaction(self._db, record_in)
 
     def finish_message(self, reading: ReadyReading, verdicts: Mapping[str, str]) -> None:
-        self._marker_ref(reading).update({
-            "state": MarkerState.DONE.value,
-            "doneAt": firestore.SERVER_TIMESTAMP,
-            "leaseExpiresAt": None,
-            "recipients": dict(verdicts),
-        })
+        self._marker_ref(reading).update(
+            {
+                "state": MarkerState.DONE.value,
+                "doneAt": firestore.SERVER_TIMESTAMP,
+                "leaseExpiresAt": None,
+                "recipients": dict(verdicts),
+            }
+        )
 
     def chat_members(self, chat_id: str) -> list[str] | None:
         snapshot = self._db.collection("chats").document(chat_id).get()
@@ -165,8 +158,9 @@ class FirestoreAlertStore:
     def notification_ref(self, uid: str, notification_id: str) -> firestore.DocumentReference:
         return self._db.collection("users", uid, "notifications").document(notification_id)
 
-    def reserve(self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs,
-                now: float) -> Verdict:
+    def reserve(
+        self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
+    ) -> Verdict:
         user_ref = self._user_ref(uid)
         cooldown_ref = self.cooldown_ref(uid)
         notification_ref = self.notification_ref(uid, notification_id)
@@ -182,14 +176,18 @@ class FirestoreAlertStore:
             verdict = decide_recipient(prefs, last, now, notified)
             if verdict is Verdict.SEND:
                 transaction.create(notification_ref, dict(record))
-                transaction.set(cooldown_ref, {
-                    "lastAlertAt": _timestamp(now),
-                    "lastNotificationId": notification_id,
-                    "cooldownUntil": _timestamp(now) + timedelta(minutes=prefs.cooldown_minutes),
-                }, merge=True)
+                transaction.set(
+                    cooldown_ref,
+                    {
+                        "lastAlertAt": _timestamp(now),
+                        "lastNotificationId": notification_id,
+                        "cooldownUntil": _timestamp(now) + timedelta(minutes=prefs.cooldown_minutes),
+                    },
+                    merge=True,
+                )
             return verdict
 
-        return _run(self._db, reserve_in)
+        return run_transaction(self._db, reserve_in)
 
     def finish_notification(self, uid: str, notification_id: str, fields: Mapping[str, Any]) -> None:
         self.notification_ref(uid, notification_id).update(dict(fields))

@@ -142,8 +142,10 @@ class FcmNotifier:
             except exceptions.FirebaseError as exc:  # the whole call failed: every token shares it
                 outcomes.extend(exc for _ in chunk)
                 continue
-            outcomes.extend(None if r.success else (r.exception or exceptions.UnknownError("no answer"))
-                            for r in batch.responses)
+            outcomes.extend(
+                None if r.success else (r.exception or exceptions.UnknownError("no answer"))
+                for r in batch.responses
+            )
         return outcomes
 
     def send(self, tokens: Sequence[str], push: Push) -> Delivery:

@@ -8,6 +8,7 @@ from typing import Any
 
 from google.cloud import firestore
 
+from emochat.adapters.firestore_tx import run_transaction
 from emochat.domain import (
     Claim,
     MessageState,
@@ -61,7 +62,7 @@ class FirestoreMessageStore:
                 )
             return decision
 
-        return claim_in(self._db.transaction())
+        return run_transaction(self._db, claim_in)
 
     def finish(self, path: VoicePath, generation: int, fields: dict[str, Any]) -> bool:
         ref = self._db.document(path.message_doc)
@@ -73,7 +74,7 @@ class FirestoreMessageStore:
             transaction.update(ref, fields)
             return True
 
-        return finish_in(self._db.transaction())
+        return run_transaction(self._db, finish_in)
 
     def abandoned(self, now: float, limit: int) -> list[str]:
         # A collection-group query over every chat's messages (index in firestore.indexes.json).
@@ -97,4 +98,4 @@ class FirestoreMessageStore:
             )
             return True
 
-        return fail_in(self._db.transaction())
+        return run_transaction(self._db, fail_in)

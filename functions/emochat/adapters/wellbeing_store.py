@@ -11,45 +11,24 @@ Documents (all per-user state lives under users/{uid}, so deleting that tree del
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
 from emochat import recommend, trends
+from emochat.adapters.firestore_tx import run_transaction
 from emochat.recommend import Catalog, Counts, UserModel, Verdict
 from emochat.trends import TrendChange
 from emochat.wellbeing import RatingOutcome
 
 _BATCH = 400  # under Firestore's 500 writes per batch
+
+
 # Several messages of one sender can become ready at once and share a day document; a user may tap
 # "helpful" twice. The client retries an aborted transaction at once, so contenders can keep
 # colliding: rounds of client attempts are separated by jittered, growing pauses (~6 s at most).
-TRANSACTION_ATTEMPTS = 5
-TRANSACTION_ROUNDS = 6
-_T = TypeVar("_T")
-
-
-def _contended(exc: Exception) -> bool:
-    return isinstance(exc, api_exceptions.Aborted) or isinstance(exc.__cause__, api_exceptions.Aborted)
-
-
-def run_transaction(db: firestore.Client, body: Callable[[firestore.Transaction], _T]) -> _T:
-    """Run a @firestore.transactional body, backing off between rounds of attempts under contention."""
-    for round_ in range(TRANSACTION_ROUNDS):
-        try:
-            return body(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
-        except (ValueError, api_exceptions.Aborted) as exc:
-            if not _contended(exc) or round_ == TRANSACTION_ROUNDS - 1:
-                raise
-            time.sleep(random.uniform(0.5, 1.0) * min(0.05 * 2**round_, 2.0))
-    raise AssertionError("unreachable")
-
-
 class FirestoreWellbeingStore:
     def __init__(self, db: firestore.Client) -> None:
         self._db = db

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from firebase_functions import firestore_fn, logger, scheduler_fn, storage_fn
+from firebase_functions import firestore_fn, https_fn, logger, scheduler_fn, storage_fn
 from firebase_functions.options import MemoryOption
 
 from emochat import config
@@ -104,8 +104,6 @@ def alert_on_high_stress(
 
 
 # ── Wellbeing: coping suggestions, feedback, stress trends, data deletion ─────────────────────────
-
-from firebase_functions import https_fn  # noqa: E402  (this section's import, kept with it)
 
 
 def _ensure_default_app() -> None:

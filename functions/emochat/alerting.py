@@ -26,6 +26,7 @@ from emochat.alerts import (
     Push,
     ReadyReading,
     Recipient,
+    Role,
     Verdict,
 )
 
@@ -54,8 +55,9 @@ class AlertStore(Protocol):
 
     def user_display_name(self, uid: str) -> str | None: ...
 
-    def reserve(self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs,
-                now: float) -> Verdict:
+    def reserve(
+        self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
+    ) -> Verdict:
         """In one transaction: decide (alerts.decide_recipient, from the user's alertPrefs, cooldown
         marker and feed) and, on SEND, create the feed entry from `record` and restart the cooldown."""
         ...
@@ -87,11 +89,17 @@ class AlertConfig:
     lease_s: float = 120.0
 
 
+# One coping suggestion for the sender's self-care alert (the recommender's hook): the fields to
+# store and push, e.g. {recommendationId, suggestionId, kind, title, text, language}, or None.
+SuggestFn = Callable[[ReadyReading], Mapping[str, str] | None]
+
+
 @dataclass
 class AlertServices:
     store: AlertStore
     notifier: Notifier
     clock: Callable[[], float] = time.time
+    suggest: SuggestFn | None = None
 
 
 @dataclass(frozen=True)
@@ -108,8 +116,14 @@ def _timestamp(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 
 
-def _record(recipient: Recipient, reading: ReadyReading, decision: AlertDecision, prior: Baseline | None,
-            push: Push, now: float) -> dict[str, Any]:
+def _record(
+    recipient: Recipient,
+    reading: ReadyReading,
+    decision: AlertDecision,
+    prior: Baseline | None,
+    push: Push,
+    now: float,
+) -> dict[str, Any]:
     """The feed entry users/{uid}/notifications/{id} as first written, before the push goes out."""
     return {
         "type": "stress_alert",
@@ -155,13 +169,23 @@ def alert_on_reading(reading: ReadyReading, services: AlertServices, config: Ale
         record = _record(recipient, reading, decision, claimed.baseline, push, now)
         verdict = store.reserve(recipient.uid, notification, record, config.default_prefs, now)
         verdicts[recipient.uid] = verdict
-        if verdict is Verdict.SEND:
-            deliveries[recipient.uid] = _deliver(recipient.uid, notification, push, services)
+        if verdict is not Verdict.SEND:
+            continue
+        extra: dict[str, Any] = {}
+        if recipient.role is Role.SELF and services.suggest is not None:
+            # Asked only once the alert is certain to go out: a suggestion is recorded as shown.
+            suggestion = services.suggest(reading)
+            if suggestion:
+                push = alerts.with_suggestion(push, suggestion)
+                extra = {"suggestion": dict(suggestion), "body": push.body, "data": dict(push.data)}
+        deliveries[recipient.uid] = _deliver(recipient.uid, notification, push, services, extra)
     store.finish_message(reading, {uid: verdict.value for uid, verdict in verdicts.items()})
     return AlertOutcome(action=claimed.action, decision=decision, verdicts=verdicts, deliveries=deliveries)
 
 
-def _deliver(uid: str, notification: str, push: Push, services: AlertServices) -> Delivery:
+def _deliver(
+    uid: str, notification: str, push: Push, services: AlertServices, extra: Mapping[str, Any]
+) -> Delivery:
     store = services.store
     tokens = store.device_tokens(uid)
     try:
@@ -179,6 +203,11 @@ def _deliver(uid: str, notification: str, push: Push, services: AlertServices) -
     store.finish_notification(
         uid,
         notification,
-        {"status": status, "delivery": delivery.as_fields(removed), "sentAt": _timestamp(services.clock())},
+        {
+            **extra,
+            "status": status,
+            "delivery": delivery.as_fields(removed),
+            "sentAt": _timestamp(services.clock()),
+        },
     )
     return delivery

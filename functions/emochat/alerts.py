@@ -111,8 +111,13 @@ class Baseline:
         return math.sqrt(self.variance)
 
     def as_fields(self) -> dict[str, Any]:
-        return {"count": self.count, "mean": self.mean, "m2": self.m2, "variance": self.variance,
-                "std": self.std}
+        return {
+            "count": self.count,
+            "mean": self.mean,
+            "m2": self.m2,
+            "variance": self.variance,
+            "std": self.std,
+        }
 
     @classmethod
     def from_fields(cls, raw: Mapping[str, Any] | None) -> Baseline:
@@ -172,8 +177,11 @@ class AlertDecision:
         except ValueError:
             return None
         z = raw.get("z")
-        return cls(alert=bool(raw.get("alert")), reason=reason,
-                   z=float(z) if isinstance(z, int | float) and not isinstance(z, bool) else None)
+        return cls(
+            alert=bool(raw.get("alert")),
+            reason=reason,
+            z=float(z) if isinstance(z, int | float) and not isinstance(z, bool) else None,
+        )
 
 
 def z_score(score: float, baseline: Baseline, min_std: float) -> float:
@@ -269,9 +277,7 @@ def alert_prefs(raw: Any, default: AlertPrefs) -> AlertPrefs:
     cooldown = _number(raw.get("cooldownMinutes"), math.nan)
     return AlertPrefs(
         enabled=enabled if isinstance(enabled, bool) else default.enabled,
-        cooldown_minutes=(
-            min(cooldown, MAX_COOLDOWN_MINUTES) if cooldown >= 0 else default.cooldown_minutes
-        ),
+        cooldown_minutes=(min(cooldown, MAX_COOLDOWN_MINUTES) if cooldown >= 0 else default.cooldown_minutes),
     )
 
 
@@ -327,8 +333,9 @@ class Push:
     data: dict[str, str] = field(default_factory=dict)
 
 
-def alert_push(role: Role, sender_name: str | None, reading: ReadyReading, decision: AlertDecision,
-               notification: str) -> Push:
+def alert_push(
+    role: Role, sender_name: str | None, reading: ReadyReading, decision: AlertDecision, notification: str
+) -> Push:
     if role is Role.SELF:
         title = "Take a moment for yourself"
         body = "Your last voice message sounded stressed. A few slow breaths can help."
@@ -363,6 +370,21 @@ STALE_CODES = frozenset({"UNREGISTERED", "SENDER_ID_MISMATCH"})
 TRANSIENT_CODES = frozenset(
     {"QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED"}
 )
+
+
+def with_suggestion(push: Push, suggestion: Mapping[str, str]) -> Push:
+    """The self-care push carrying one coping suggestion: its title in the body, its ids in the data
+    so the app can open it and rate it (rate_suggestion takes the recommendationId)."""
+    title = suggestion.get("title", "")
+    body = f"{push.body} Try this: {title}." if title else push.body
+    names = {
+        "recommendationId": "recommendationId",
+        "suggestionId": "suggestionId",
+        "kind": "suggestionKind",
+        "title": "suggestionTitle",
+    }
+    data = {**push.data, **{names[k]: str(v) for k, v in suggestion.items() if k in names}}
+    return Push(title=push.title, body=body, data=data)
 
 
 def token_fate(code: str, http_status: int | None, message: str = "") -> TokenFate:

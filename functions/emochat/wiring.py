@@ -12,7 +12,7 @@ from firebase_admin import credentials as firebase_credentials
 from firebase_functions import params
 from google.cloud import firestore, storage
 
-from emochat import config
+from emochat import config, wellbeing
 from emochat.adapters.alert_store import FirestoreAlertStore
 from emochat.adapters.fcm_notifier import EmulatorCredential, FcmNotifier
 from emochat.adapters.firestore_store import FirestoreMessageStore
@@ -20,7 +20,7 @@ from emochat.adapters.hf_stress import HuggingFaceStressScorer
 from emochat.adapters.openai_stt import OpenAITranscriber
 from emochat.adapters.storage_audio import CloudStorageAudio
 from emochat.alerting import AlertConfig, AlertServices
-from emochat.alerts import AlertPolicy, AlertPrefs
+from emochat.alerts import AlertPolicy, AlertPrefs, ReadyReading
 from emochat.domain import AudioLimits, StressThresholds
 from emochat.pipeline import PipelineConfig, Services
 
@@ -102,7 +102,14 @@ def alert_services() -> AlertServices:
         notifier=FcmNotifier.for_app(
             firebase_app(), endpoint=config.FCM_ENDPOINT.value, max_attempts=config.FCM_MAX_ATTEMPTS.value
         ),
+        suggest=_suggestion_for_alert,
     )
+
+
+def _suggestion_for_alert(reading: ReadyReading) -> dict[str, str] | None:
+    context = wellbeing.AlertContext(stress_level=reading.level.value, message_path=reading.message_doc)
+    suggestion = suggest_for_alert(reading.sender_id, context)
+    return suggestion.as_field() if suggestion else None
 
 
 def alert_config() -> AlertConfig:
@@ -119,8 +126,6 @@ def alert_config() -> AlertConfig:
 
 
 # ── Wellbeing: coping suggestions, feedback, stress trends, data deletion ─────────────────────────
-
-from emochat import wellbeing  # noqa: E402  (this section's import, kept with it)
 
 
 @functools.cache

@@ -195,6 +195,42 @@ def test_high_reading_alerts_sender_and_members(
     }
 
 
+def test_senders_self_care_alert_carries_one_coping_suggestion(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier
+) -> None:
+    asked: list[ReadyReading] = []
+    suggestion = {
+        "recommendationId": "r1",
+        "suggestionId": "box-breathing",
+        "kind": "breathing",
+        "title": "Box breathing",
+        "text": "In 4, hold 4, out 4, hold 4.",
+        "language": "en",
+    }
+    services.suggest = lambda r: asked.append(r) or suggestion
+    alert_on_reading(reading(), services, CONFIG)
+    alert_on_reading(reading(), services, CONFIG)  # a duplicate asks for nothing more
+
+    assert [r.sender_id for r in asked] == ["mina"]
+    pushes = {tokens: push for tokens, push in notifier.sent}
+    own = pushes[("mina-phone",)]
+    assert "Box breathing" in own.body
+    assert own.data["recommendationId"] == "r1" and own.data["suggestionId"] == "box-breathing"
+    assert all(isinstance(v, str) for v in own.data.values())
+    assert "suggestionId" not in pushes[("joon-phone", "joon-tablet")].data
+    nid = alerts.notification_id("chat1", "m1")
+    mina = store.notifications["mina"][nid]
+    assert mina["suggestion"] == suggestion and mina["body"] == own.body and mina["data"] == own.data
+    assert "suggestion" not in store.notifications["joon"][nid]
+
+
+def test_no_suggestion_still_alerts(services: AlertServices, notifier: FakeNotifier) -> None:
+    services.suggest = lambda r: None
+    outcome = alert_on_reading(reading(), services, CONFIG)
+    assert outcome.verdicts["mina"] is Verdict.SEND
+    assert "suggestionId" not in {k for _, p in notifier.sent for k in p.data}
+
+
 def test_duplicate_event_alerts_once_and_counts_once(
     services: AlertServices, store: FakeStore, notifier: FakeNotifier
 ) -> None:

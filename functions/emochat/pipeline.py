@@ -174,6 +174,10 @@ def process_upload(upload: Upload, services: Services, config: PipelineConfig) -
         stt, stress = stt_future.result(), stress_future.result()
 
     status, problem = domain.outcome_status(stt, stress)
+    # An empty transcript ("") is a ready message, not a failure: the audio passed the duration and
+    # silence checks, so it is the sender's voice without recognisable words (a sigh, laughter,
+    # humming, an unsupported language); the stress reading comes from the voice and stands. ""
+    # (transcribed, no words) stays distinct from None (speech-to-text failed).
     transcript = stt.value
     stress_field = (
         domain.stress_reading(stress.value, config.thresholds, services.stress_scorer.model_name)

@@ -248,6 +248,16 @@ def test_high_stress_alerts_every_member_once(world: World, fcm_url: str) -> Non
         "senderId": world.mina, "score": "82.5", "level": "high", "reason": "fixed_threshold",
         "notificationId": nid,
     }
+    # The sender's self-care alert carries one coping suggestion, recorded so it can be rated.
+    to_mina = by_token[f"e2e-{world.mina}-phone"]
+    suggestion = own["suggestion"]
+    assert to_mina["data"]["recommendationId"] == suggestion["recommendationId"]
+    assert to_mina["data"]["suggestionId"] == suggestion["suggestionId"] and suggestion["title"]
+    assert suggestion["title"] in to_mina["notification"]["body"]
+    shown = world.db.document(f"users/{world.mina}/recommendations/{suggestion['recommendationId']}").get()
+    assert shown.exists and shown.get("source") == "alert"
+    assert shown.get("suggestionId") == suggestion["suggestionId"]
+    assert "suggestion" not in other
     assert world.baseline_count(world.mina) == 1
 
 

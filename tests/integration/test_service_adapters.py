@@ -1,0 +1,97 @@
+"""The production adapters against the local stand-ins and the Storage emulator (real clients, real
+wire formats): what runs in the Cloud Function is exactly what runs here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import httpx
+import openai
+import pytest
+from google.cloud import storage
+
+from emochat.adapters.hf_stress import HuggingFaceStressScorer
+from emochat.adapters.openai_stt import OpenAITranscriber
+from emochat.adapters.storage_audio import CloudStorageAudio
+from emochat.audio import decode_audio
+from emochat.ports import ServiceError, VoiceClip
+from local_stack.app_client import AppClient
+
+pytestmark = pytest.mark.stack
+
+STT_URL = os.environ.get("STT_BASE_URL", "http://127.0.0.1:8711/v1")
+STRESS_URL = os.environ.get("STRESS_ENDPOINT_URL", "http://127.0.0.1:8712")
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory) -> bytes:
+    folder = tmp_path_factory.mktemp("adapters")
+    wav, m4a = folder / "s.wav", folder / "s.m4a"
+    subprocess.run(["espeak-ng", "-v", "en", "-w", str(wav), "Please call me back after lunch."], check=True)
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-c:a", "aac", str(m4a)], check=True
+    )
+    return m4a.read_bytes()
+
+
+@pytest.fixture
+def faults():
+    """Scripts faults on a stand-in and always clears them afterwards."""
+    used: list[str] = []
+
+    def script(base: str, plan: list[dict]) -> None:
+        used.append(base)
+        httpx.post(f"{base}/_emochat/faults", json=plan, timeout=5).raise_for_status()
+
+    yield script
+    for base in used:
+        httpx.delete(f"{base}/_emochat/faults", timeout=5)
+
+
+def test_openai_transcriber_against_stand_in(speech: bytes) -> None:
+    stt = OpenAITranscriber(
+        openai.OpenAI(api_key="local", base_url=STT_URL, max_retries=0), model="whisper-1"
+    )
+    transcript = stt.transcribe(VoiceClip(speech, "s.m4a", "audio/mp4"), "en")
+    assert {"call", "back", "lunch"} <= set(transcript.text.lower().replace(".", "").split())
+    assert transcript.language == "en"
+
+
+def test_openai_transcriber_recovers_from_429(speech: bytes, faults) -> None:
+    faults(STT_URL.removesuffix("/v1"), [{"status": 429, "retry_after": 1}])
+    stt = OpenAITranscriber(
+        openai.OpenAI(api_key="local", base_url=STT_URL, max_retries=2), model="whisper-1"
+    )
+    assert "lunch" in stt.transcribe(VoiceClip(speech, "s.m4a", "audio/mp4"), None).text.lower()
+
+
+def test_hf_scorer_against_stand_in(speech: bytes, faults) -> None:
+    wav = VoiceClip(decode_audio(speech).to_wav(), "s.wav", "audio/wav")
+    scorer = HuggingFaceStressScorer(httpx.Client(timeout=30), STRESS_URL, token="local", backoff_s=0.1)
+    p = scorer.score_stress(wav)
+    assert 0.0 <= p <= 1.0
+    # The same audio scores the same after an endpoint warm-up (503 with estimated_time).
+    faults(STRESS_URL, [{"status": 503}])
+    assert scorer.score_stress(wav) == pytest.approx(p, abs=1e-6)
+
+
+def test_hf_scorer_reports_bad_audio_without_retrying() -> None:
+    scorer = HuggingFaceStressScorer(httpx.Client(timeout=30), STRESS_URL, backoff_s=0.1)
+    with pytest.raises(ServiceError) as err:
+        scorer.score_stress(VoiceClip(b"not audio" * 50, "x.wav", "audio/wav"))
+    assert err.value.code == "stress_rejected"
+
+
+def test_storage_download_pins_the_generation(speech: bytes) -> None:
+    with AppClient.from_env() as app:
+        session = app.sign_in("mina@example.com", "mina-password")
+        name = f"voice/{session.uid}/adapter-test/pinned.m4a"
+        first = app.upload(name, speech, content_type="audio/mp4")
+        audio = CloudStorageAudio(storage.Client(project=app.project_id))
+        assert audio.download(app.bucket, name, int(first["generation"])) == speech
+        second = app.upload(name, speech[: len(speech) // 2], content_type="audio/mp4")
+        assert audio.download(app.bucket, name, int(second["generation"])) == speech[: len(speech) // 2]
+        with pytest.raises(ServiceError) as err:
+            audio.download(app.bucket, f"voice/{session.uid}/adapter-test/missing.m4a", 1)
+        assert err.value.code == "audio_unavailable"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +11,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from speech import espeak_m4a  # noqa: F401  (re-exported for the e2e tests)
 
 from local_stack.app_client import AppClient
 
@@ -20,23 +19,6 @@ PROJECT = os.environ.get("GCLOUD_PROJECT", "demo-emochat")
 SEED_CHAT = "chat-mina-joon"
 MINA = ("mina@example.com", "mina-password")
 JOON = ("joon@example.com", "joon-password")
-
-
-def espeak_m4a(text: str, path: Path, *, speed: int = 170, pitch: int = 50) -> bytes:
-    """English speech from espeak-ng, encoded to AAC in an m4a container as a phone would."""
-    if not (shutil.which("espeak-ng") and shutil.which("ffmpeg")):
-        pytest.fail("espeak-ng and ffmpeg are required: run `make bootstrap`")
-    wav = path.with_suffix(".wav")
-    subprocess.run(
-        ["espeak-ng", "-v", "en", "-s", str(speed), "-p", str(pitch), "-w", str(wav), text],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-c:a", "aac", "-b:a", "48k", str(path)],
-        check=True,
-    )
-    return path.read_bytes()
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -338,7 +339,9 @@ class AppClient:
     # -------------------------------------------------------------------------------- firestore
 
     def _doc_url(self, path: str) -> str:
-        return f"{self.firestore_url}/v1/projects/{self.project_id}/databases/(default)/documents/{path}"
+        # Document ids may hold any character but "/": each segment is percent-encoded ("#", "%", "?").
+        encoded = "/".join(quote(segment, safe="") for segment in path.split("/"))
+        return f"{self.firestore_url}/v1/projects/{self.project_id}/databases/(default)/documents/{encoded}"
 
     def get_doc(
         self, path: str, *, admin: bool = False, id_token: str | None = None

@@ -9,11 +9,11 @@ them. The supervisor here finds every process it is responsible for in two indep
 - it tags every process it starts with an environment variable (EMOCHAT_STACK_TAG=<random id>),
   which all descendants inherit, and scans /proc/*/environ for it.
 
-Teardown: the first signal each child asked for (SIGINT to the firebase CLI alone, so it shuts its
-emulators down cleanly; signalling its group would also interrupt function workers it then waits
-for), then SIGTERM to every remaining tagged or descendant process and its group,
-then SIGKILL after a grace period; zombies are reaped. A state file records the tag, so a stack
-killed with SIGKILL is cleaned up by the next start (`stale_cleanup`).
+Teardown: the first signal each child asked for (SIGINT to the firebase CLI's group, so it shuts
+its emulators down cleanly and its gunicorn function workers stop quickly; a second SIGINT if it
+still waits for a function), then SIGINT and SIGTERM to every remaining tagged or descendant
+process and its group, then SIGKILL after a grace period; zombies are reaped. A state file records
+the tag, so a stack killed with SIGKILL is cleaned up by the next start (`stale_cleanup`).
 """
 
 from __future__ import annotations
@@ -249,7 +249,12 @@ class Supervisor:
         rest = self.leftovers()
         if rest:
             self._say(f"terminating {len(rest)} leftover process(es)")
-            _signal(rest, signal.SIGTERM, groups=True)
+            # SIGINT first: the function workers run under gunicorn, for which SIGTERM is a graceful
+            # stop that waits up to 30 s for the emulator's keep-alive connections; SIGINT is its
+            # quick stop. Then SIGTERM for everything else.
+            _signal(rest, signal.SIGINT, groups=True)
+            time.sleep(0.2)
+            _signal({pid for pid in rest if _alive(pid)}, signal.SIGTERM, groups=True)
             deadline = time.monotonic() + grace_s
             while time.monotonic() < deadline:
                 reap()

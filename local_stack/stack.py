@@ -465,11 +465,12 @@ class Stack:
             env=env,
             cwd=LOG_DIR,
             log_path=log_path,
+            # SIGINT to the CLI's process group: the CLI starts a clean shutdown, and its function
+            # workers (gunicorn, same group) take the quick stop, so the CLI need not wait for their
+            # graceful one. If the CLI still waits for a function, a second SIGINT stops it at once.
             stop_signal=signal.SIGINT,
-            # A clean shutdown takes < 1 s; longer means it waits for a running function, which a
-            # teardown does not need: a second SIGINT stops it at once, the sweep ends the workers.
             stop_grace_s=3.0,
-            stop_group=False,
+            stop_group=True,
             repeat_after_s=3.0,
         )
 

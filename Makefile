@@ -101,13 +101,18 @@ doctor: node venv
 seed: bootstrap
 	$(PY) -m local_stack seed-export
 
-samples: apt
+samples: apt venv
 	@mkdir -p samples
 	espeak-ng -v en -s 160 -p 50 -a 100 -w samples/.voice-en.wav \
 	  "Hi Joon, it's Mina. The meeting ran a little long, but I am on my way now. See you at seven."
 	ffmpeg -hide_banner -loglevel error -y -i samples/.voice-en.wav -ac 1 -ar 16000 -c:a aac -b:a 32k \
 	  -map_metadata -1 -fflags +bitexact -flags:a +bitexact -movflags +faststart samples/voice-en.m4a
 	@rm -f samples/.voice-en.wav
+	$(PY) -m stress_model speak --style stressed samples/.voice-stressed.wav \
+	  "I can't do this anymore. The deadline is tonight and nothing works, everything keeps breaking."
+	ffmpeg -hide_banner -loglevel error -y -i samples/.voice-stressed.wav -ac 1 -ar 16000 -c:a aac -b:a 32k \
+	  -map_metadata -1 -fflags +bitexact -flags:a +bitexact -movflags +faststart samples/voice-stressed.m4a
+	@rm -f samples/.voice-stressed.wav
 	@ls -l samples/
 
 # ---------------------------------------------------------------------------------------------- tests

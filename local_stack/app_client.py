@@ -356,6 +356,24 @@ class AppClient:
             raise AppClientError(f"reading {path} failed: {_error_message(body)}", response.status_code, body)
         return decode_fields(body.get("fields", {}))
 
+    def list_docs(
+        self, collection: str, *, admin: bool = False, id_token: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The documents of a collection (first page), id → fields. Rules apply unless admin."""
+        token = ADMIN_TOKEN if admin else self._token(id_token)
+        response = self.http.get(
+            self._doc_url(collection), params={"pageSize": 300}, headers={"Authorization": f"Bearer {token}"}
+        )
+        body = _json(response)
+        if response.status_code != 200:
+            raise AppClientError(
+                f"listing {collection} failed: {_error_message(body)}", response.status_code, body
+            )
+        return {
+            doc["name"].rsplit("/", 1)[-1]: decode_fields(doc.get("fields", {}))
+            for doc in body.get("documents", [])
+        }
+
     def set_doc(
         self, path: str, data: Mapping[str, Any], *, admin: bool = False, id_token: str | None = None
     ) -> None:

@@ -138,6 +138,10 @@ def exec_(
 @app.command()
 def demo(
     sample: Annotated[Path, typer.Option(help="Voice message to send.")] = SAMPLES_DIR / "voice-en.m4a",
+    alert_sample: Annotated[
+        Path | None, typer.Option(help="A stressed-sounding message sent next, to show the alert path.")
+    ] = SAMPLES_DIR / "voice-stressed.m4a",
+    alert: Annotated[bool, typer.Option(help="Also show the high-stress alert path.")] = True,
     sender: Annotated[str, typer.Option(help="Seeded account that sends it.")] = "mina@example.com",
     chat: Annotated[str | None, typer.Option(help="Chat id (default: the sender's seeded chat).")] = None,
     language: Annotated[str | None, typer.Option(help="customMetadata.language hint ('' for none).")] = "en",
@@ -152,6 +156,7 @@ def demo(
     try:
         code = run_demo(
             sample=sample,
+            alert_sample=alert_sample if alert else None,
             sender=sender,
             chat_id=chat,
             language=language or None,

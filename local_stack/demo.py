@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
@@ -25,6 +27,8 @@ from local_stack.stack import (
 )
 
 DEFAULT_SAMPLE = SAMPLES_DIR / "voice-en.m4a"
+# A stressed-sounding message (fast, high, loud espeak-ng prosody): shows the alert path.
+ALERT_SAMPLE = SAMPLES_DIR / "voice-stressed.m4a"
 CONTENT_TYPES = {
     "m4a": "audio/mp4", "mp4": "audio/mp4", "aac": "audio/aac", "wav": "audio/wav", "webm": "audio/webm",
     "ogg": "audio/ogg", "opus": "audio/ogg", "mp3": "audio/mpeg", "caf": "audio/x-caf", "3gp": "audio/3gpp",
@@ -41,6 +45,7 @@ LEVEL_STYLE = {"low": "yellow", "moderate": "bold yellow", "high": "bold white o
 def run_demo(
     *,
     sample: Path = DEFAULT_SAMPLE,
+    alert_sample: Path | None = ALERT_SAMPLE,
     sender: str = "mina@example.com",
     chat_id: str | None = None,
     language: str | None = "en",
@@ -62,40 +67,127 @@ def run_demo(
     if not sample.exists():
         console.print(f"[red]sample {sample} missing (make samples)[/]")
         return 2
-    ext = sample.suffix.lstrip(".").lower()
-    content_type = content_type or CONTENT_TYPES.get(ext, "application/octet-stream")
-    audio = sample.read_bytes()
-
     with running_stack(options or StackOptions()) as (_stack, info):
         console.print(ready_line(info))
         env = client_env(storage_rules_enforced=info.storage_rules_enforced, standins=info.standins)
         with AppClient.from_env(env) as app:
             session = app.sign_in(user["email"], user["password"])
             console.print(f"signed in as {session.email} (uid {session.uid}) on the Auth emulator")
-            sent = app.send_voice_message(
-                chat_id, audio, ext=ext, content_type=content_type, language=language
-            )
-            console.print(
-                f"uploaded {sample.name} ({len(audio):,} bytes, {content_type}) to "
-                f"gs://{app.bucket}/{sent.path}"
-            )
-            console.print(
-                f"waiting up to {timeout_s:.0f} s for chats/{chat_id}/messages/{sent.message_id} ..."
-            )
-            try:
-                wait = app.wait_for_message(chat_id, sent.message_id, timeout_s=timeout_s)
-            except MessageTimeout as error:
-                console.print(
-                    Panel(
-                        f"{error}\n\nThe function's log (last lines of {LOG_DIR / 'firebase.log'}):\n"
-                        f"{log_tail(LOG_DIR / 'firebase.log', 30)}",
-                        title="TIMEOUT",
-                        border_style="bold red",
-                    )
-                )
+            name = user.get("displayName", sender)
+            result = _send_and_wait(app, chat_id, sample, content_type, language, timeout_s, name)
+            if result is None or result[0].doc.get("status") != "ready":
                 return 1
-        console.print(render_message(wait, sent, sender_name=user.get("displayName", sender)))
-        return 0 if wait.doc.get("status") == "ready" else 1
+            if not alert_sample or not alert_sample.exists():
+                return 0
+            # The alert path: a stressed-sounding message, the high-stress trigger, FCM, the feed.
+            result = _send_and_wait(app, chat_id, alert_sample, None, language, timeout_s, name)
+            if result is None or result[0].doc.get("status") != "ready":
+                return 1
+            wait, sent = result
+            if (wait.doc.get("stress") or {}).get("level") != "high":
+                console.print("[yellow]this reading is not high, so no alert goes out[/]")
+                return 1
+            members = next(d for p, d in seed["firestore"].items() if p == f"chats/{chat_id}")["members"]
+            names = {u["uid"]: u.get("displayName", u["email"]) for u in seed["auth"]}
+            feeds = _wait_for_alerts(app, members, sent.message_id, timeout_s=60.0)
+            console.print(render_alerts(feeds, names, _fcm_sent(env.get("FCM_ENDPOINT"), sent.message_id)))
+            return 0 if len(feeds) == len(members) else 1
+
+
+def _send_and_wait(
+    app: AppClient,
+    chat_id: str,
+    sample: Path,
+    content_type: str | None,
+    language: str | None,
+    timeout_s: float,
+    sender_name: str,
+) -> tuple[MessageWait, SentVoice] | None:
+    ext = sample.suffix.lstrip(".").lower()
+    content_type = content_type or CONTENT_TYPES.get(ext, "application/octet-stream")
+    audio = sample.read_bytes()
+    sent = app.send_voice_message(chat_id, audio, ext=ext, content_type=content_type, language=language)
+    console.print(
+        f"uploaded {sample.name} ({len(audio):,} bytes, {content_type}) to gs://{app.bucket}/{sent.path}"
+    )
+    console.print(f"waiting up to {timeout_s:.0f} s for chats/{chat_id}/messages/{sent.message_id} ...")
+    try:
+        wait = app.wait_for_message(chat_id, sent.message_id, timeout_s=timeout_s)
+    except MessageTimeout as error:
+        console.print(
+            Panel(
+                f"{error}\n\nThe function's log (last lines of {LOG_DIR / 'firebase.log'}):\n"
+                f"{log_tail(LOG_DIR / 'firebase.log', 30)}",
+                title="TIMEOUT",
+                border_style="bold red",
+            )
+        )
+        return None
+    console.print(render_message(wait, sent, sender_name=sender_name))
+    return wait, sent
+
+
+def _wait_for_alerts(
+    app: AppClient, members: list[str], message_id: str, timeout_s: float
+) -> dict[str, dict[str, Any]]:
+    """Each member's in-app notification about the message, as soon as all have one (or time is up)."""
+    deadline = time.monotonic() + timeout_s
+    feeds: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        for uid in members:
+            entries = app.list_docs(f"users/{uid}/notifications", admin=True)
+            for entry in entries.values():
+                if entry.get("messageId") == message_id and entry.get("status") != "sending":
+                    feeds[uid] = entry
+        if len(feeds) == len(members):
+            break
+        time.sleep(0.5)
+    return feeds
+
+
+def _fcm_sent(fcm_url: str | None, message_id: str) -> list[dict[str, Any]]:
+    """What the local FCM server received for the message (its /_emochat/sent record)."""
+    if not fcm_url:
+        return []
+    try:
+        sent = httpx.get(f"{fcm_url}/_emochat/sent", timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return []
+    return [r for r in sent if (r.get("data") or {}).get("messageId") == message_id]
+
+
+def render_alerts(
+    feeds: dict[str, dict[str, Any]], names: dict[str, str], pushes: list[dict[str, Any]]
+) -> Panel:
+    table = Table(show_edge=False)
+    for column in ("to", "role", "push", "reason", "delivery"):
+        table.add_column(column)
+    suggestion: dict[str, Any] | None = None
+    for uid, entry in feeds.items():
+        delivery = entry.get("delivery") or {}
+        table.add_row(
+            names.get(uid, uid),
+            str(entry.get("role")),
+            Text(f"{entry.get('title')}\n{entry.get('body')}"),
+            str(entry.get("reason")),
+            f"{entry.get('status')}: {delivery.get('success', 0)}/{delivery.get('tokens', 0)} devices",
+        )
+        suggestion = suggestion or entry.get("suggestion")
+    parts: list[Any] = [table]
+    if suggestion:
+        parts += [
+            Text(""),
+            Text(
+                f"coping suggestion for the sender: {suggestion.get('title')} ({suggestion.get('kind')})",
+                style="bold",
+            ),
+            Text(
+                f"“{suggestion.get('text')}”  recommendation {suggestion.get('recommendationId')}",
+                style="dim",
+            ),
+        ]
+    parts += [Text(""), Text(f"FCM HTTP v1 requests at the local FCM server: {len(pushes)}", style="dim")]
+    return Panel(Group(*parts), title="high-stress alert", border_style="red")
 
 
 def render_message(wait: MessageWait, sent: SentVoice, *, sender_name: str) -> Panel:

@@ -15,7 +15,7 @@ APT_PACKAGES := espeak-ng ffmpeg
 APT_TOOLS := espeak-ng ffmpeg
 
 sha = $(shell cat $(1) | sha256sum | cut -c1-16)
-DEV_REQS := requirements-dev.txt functions/requirements.txt stress_model/requirements.txt
+DEV_REQS := requirements-dev.txt functions/requirements.txt stress_model/requirements.txt stress_model/pyproject.toml
 VENV_STAMP := $(VENV)/.stamp-$(call sha,$(DEV_REQS))
 FN_VENV_STAMP := $(FN_VENV)/.stamp-$(call sha,functions/requirements.txt)
 NODE_STAMP := node_modules/.stamp-$(call sha,package.json package-lock.json)
@@ -65,11 +65,15 @@ node: $(NODE_STAMP)
 $(NODE_STAMP): package.json package-lock.json
 	@$(LOCKED) { echo "npm ci"; npm ci --no-audit --no-fund --ignore-scripts --loglevel=error && touch $@; }
 
+# The model package is installed editable in "compat" mode, which puts its folder on sys.path: the
+# outer stress_model/ directory then cannot shadow it as a namespace package from the repo root.
 venv: $(VENV_STAMP)
 $(VENV_STAMP): $(DEV_REQS)
 	@$(LOCKED) { [ -x $(PY) ] || $(PYTHON) -m venv $(VENV); \
 	  echo "pip install -r requirements-dev.txt"; \
 	  $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt \
+	  && $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+	       --config-settings editable_mode=compat -e ./stress_model \
 	  && rm -f $(VENV)/.stamp-* && touch $@; }
 
 functions-venv: $(FN_VENV_STAMP)

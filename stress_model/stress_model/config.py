@@ -54,7 +54,7 @@ class Config:
     # TeacherNet (physiology + optional video summary features -> 2 logits)
     modalities: tuple[str, ...] = ("ecg", "eda", "rsp", "video")
     teacher_inputs: dict[str, int] = field(default_factory=dict)  # modality -> input size; set at training
-    teacher_hidden: int = 16  # per-modality encoder width
+    teacher_hidden: int = 8  # per-modality encoder width (16 overfits the ~20 summary features)
     teacher_feat_dim: int = 32  # fused feature = distillation target
     # data
     physio_rate: int = 500  # StressID records ECG/EDA/RR at 500 Hz

@@ -85,7 +85,7 @@ def plot_curves(history: dict, path: Path) -> None:
         ax.plot(h["train_ce"], label="train CE")
         ax.plot(h["val_ce"], label="val CE")
         if name == "student_kd":
-            ax.plot(h["train_loss"], label="train CE + alpha * KD", alpha=0.6)
+            ax.plot(h["train_loss"], label="train CE + alpha*KD + probe", alpha=0.6)
         ax.axvline(h["best_epoch"][0] - 1, color="gray", ls=":", lw=1)
         ax.set_title(TITLES[name])
         ax.set_xlabel("epoch")

@@ -51,7 +51,6 @@ class EndpointHandler:
         self.path = Path(path) if path else DEFAULT_CHECKPOINT
         self.cfg, self.model = load_student(self.path)
         self.encoder = build_encoder(self.cfg.features, base_dir=self.path)
-        self.model_id = f"{self.path.name}:{self.cfg.features.encoder}"
         # warm-up: first calls into librosa/numba (and torch) compile/allocate; pay it here, not per request
         t = np.arange(self.cfg.features.sample_rate) / self.cfg.features.sample_rate
         self._score(0.3 * np.sin(2 * np.pi * 150 * t).astype(np.float32) * (1 + np.sin(2 * np.pi * 3 * t)))

@@ -6,6 +6,7 @@ file alone reproduces inference: nothing to recompute, nothing to forget to ship
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,9 @@ class Standardize(nn.Module):
         self.register_buffer("std", torch.ones(dim))
 
     def fit(self, x: np.ndarray) -> None:
-        mean = np.nanmean(x, axis=0) if np.isfinite(x).any() else np.zeros(x.shape[1])
-        std = np.nanstd(x, axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are expected (missing sensors)
+            mean, std = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
         self.mean.copy_(torch.as_tensor(np.nan_to_num(mean), dtype=torch.float32))
         # constant or all-missing columns get std 1 so they stay at 0 instead of blowing up
         self.std.copy_(torch.as_tensor(np.where(np.nan_to_num(std) > 1e-6, std, 1.0), dtype=torch.float32))

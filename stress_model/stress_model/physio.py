@@ -11,11 +11,12 @@ import warnings
 
 import neurokit2 as nk
 import numpy as np
+from scipy.signal import welch
 
 PHYSIO_NAMES: dict[str, list[str]] = {
     "ecg": ["hr_mean", "hr_std", "sdnn_ms", "rmssd_ms", "hr_slope"],
     "eda": ["scl_mean", "scl_slope", "scr_per_min", "scr_amp_mean", "phasic_std"],
-    "rsp": ["rate_mean", "rate_std", "amp_mean", "amp_cv"],
+    "rsp": ["rate", "rate_std", "amp", "amp_cv"],
 }
 
 
@@ -65,13 +66,26 @@ def eda_features(eda: np.ndarray, sr: int) -> np.ndarray:
 
 def rsp_features(rsp: np.ndarray, sr: int) -> np.ndarray:
     try:
-        signals, _ = nk.rsp_process(rsp, sampling_rate=sr)
-        rate = signals["RSP_Rate"].to_numpy()
-        amp = signals["RSP_Amplitude"].to_numpy()
-        return np.array(
-            [np.nanmean(rate), np.nanstd(rate), np.nanmean(amp), np.nanstd(amp) / (np.nanmean(amp) + 1e-9)],
-            np.float32,
-        )
+        clean = np.asarray(nk.rsp_clean(rsp, sampling_rate=sr))
+        # Breathing rate from the spectral peak in 6-42 breaths/min: unlike peak counting it still
+        # works on short recordings with only a few breaths.
+        n = min(clean.size, 64 * sr)
+        f, pxx = welch(clean, fs=sr, nperseg=n, nfft=max(n, 2**16))  # zero-padded: finer peak location
+        band = (f >= 0.1) & (f <= 0.7)
+        rate = 60 * f[band][np.argmax(pxx[band])]
+        amp, amp_cv, rate_std = 2 * np.sqrt(2) * clean.std(), np.nan, np.nan
+        try:
+            _, info = nk.rsp_peaks(clean, sampling_rate=sr)
+            peaks, troughs = np.asarray(info["RSP_Peaks"]), np.asarray(info["RSP_Troughs"])
+            if peaks.size >= 3:
+                rate_std = np.std(60 * sr / np.diff(peaks))
+            k = min(peaks.size, troughs.size)
+            if k >= 2:
+                depth = np.abs(clean[peaks[:k]] - clean[troughs[:k]])
+                amp_cv = depth.std() / (depth.mean() + 1e-9)
+        except Exception:  # too few breaths for peak detection: keep the spectral estimates
+            pass
+        return np.array([rate, rate_std, amp, amp_cv], np.float32)
     except Exception:
         return _nan("rsp")
 

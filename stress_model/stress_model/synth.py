@@ -16,6 +16,7 @@ is in the data.
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing
 import random
 import shutil
@@ -339,6 +340,12 @@ def generate(
                 progress(i + 1, len(args))
     reports = {s.sid: r for s, (r, _) in zip(subjects, results, strict=True)}
     _write_tables(out, tasks, reports, [row for _, rows in results for row in rows])
+    params = {
+        "n_subjects": n_subjects, "seed": seed, "physio_seconds": physio_seconds, "physio_rate": physio_rate,
+        "speech_tasks": list(speech_tasks), "silent_tasks": list(silent_tasks), "voices": list(VOICES),
+        "task_stress": {t: TASK_STRESS[t] for t in tasks},
+    }  # fmt: skip
+    (out / "synth.json").write_text(json.dumps(params, indent=2) + "\n")  # what the model card cites
     return out
 
 

@@ -278,9 +278,14 @@ def kd_mse(net: StudentNet, proj: nn.Linear, emb: np.ndarray, t_feat: np.ndarray
 
 
 def teacher_stats(t_raw: np.ndarray, train_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean/std of teacher features on the student's training rows (dead units: std 1)."""
+    """Per-dimension mean/std of teacher features on the student's training rows.
+
+    The std is floored at a tenth of the median: a ReLU unit that is almost never active in training
+    would otherwise turn one held-out activation into a huge z-score and dominate the MSE.
+    """
     mu, sd = t_raw[train_rows].mean(0), t_raw[train_rows].std(0)
-    return mu.astype(np.float32), np.where(sd > 1e-6, sd, 1.0).astype(np.float32)
+    sd = np.maximum(sd, 0.1 * np.median(sd) + 1e-6)
+    return mu.astype(np.float32), sd.astype(np.float32)
 
 
 @dataclass

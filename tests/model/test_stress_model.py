@@ -27,7 +27,9 @@ def small_cfg(**kw: object) -> Config:
     return dataclasses.replace(cfg, **kw)  # type: ignore[arg-type]
 
 
-def latent_data(n_subjects: int = 24, per_subject: int = 12, seed: int = 0, label_noise: float = 0.15) -> Prepared:
+def latent_data(
+    n_subjects: int = 24, per_subject: int = 12, seed: int = 0, label_noise: float = 0.15
+) -> Prepared:
     """Audio embeddings and physiology as two noisy views of one latent state; label from the latent,
     with some labels flipped (self-reports are noisy). The physiological view is cleaner, as in the
     real setting (teacher > student).
@@ -40,7 +42,9 @@ def latent_data(n_subjects: int = 24, per_subject: int = 12, seed: int = 0, labe
     emb = (z @ rng.normal(size=(4, 12)) + rng.normal(0, 1.5, (n, 12))).astype(np.float32)
     phys = (z @ rng.normal(size=(4, 10)) + rng.normal(0, 0.3, (n, 10))).astype(np.float32)
     recs = [
-        Recording(f"s{i // per_subject:02d}", f"t{i % per_subject}", int(y[i]), None, Path("x.wav"), None, None)
+        Recording(
+            f"s{i // per_subject:02d}", f"t{i % per_subject}", int(y[i]), None, Path("x.wav"), None, None
+        )
         for i in range(n)
     ]
     return Prepared(recs, emb, np.ones(n, bool), phys, np.ones((n, 2), np.float32), y)
@@ -88,9 +92,13 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert cfg2 == cfg
     x = torch.randn(6, 12)
     torch.testing.assert_close(student2(x)[0], student(x)[0], rtol=0, atol=0)
-    torch.testing.assert_close(student2.norm.mean, student.norm.mean)  # normalisation travels with the weights
+    torch.testing.assert_close(
+        student2.norm.mean, student.norm.mean
+    )  # normalisation travels with the weights
     m = torch.ones(6, 2)
-    torch.testing.assert_close(load_teacher(tmp_path)(x[:, :10], m)[1], teacher(x[:, :10], m)[1], rtol=0, atol=0)
+    torch.testing.assert_close(
+        load_teacher(tmp_path)(x[:, :10], m)[1], teacher(x[:, :10], m)[1], rtol=0, atol=0
+    )
 
 
 def test_training_is_deterministic() -> None:
@@ -98,7 +106,9 @@ def test_training_is_deterministic() -> None:
     rows = np.arange(40)
     a, _, _ = train_student(d, rows, np.arange(40, 64), cfg, alpha=0.0, t_feat=None)
     b, _, _ = train_student(d, rows, np.arange(40, 64), cfg, alpha=0.0, t_feat=None)
-    c, _, _ = train_student(d, rows, np.arange(40, 64), dataclasses.replace(cfg, seed=1), alpha=0.0, t_feat=None)
+    c, _, _ = train_student(
+        d, rows, np.arange(40, 64), dataclasses.replace(cfg, seed=1), alpha=0.0, t_feat=None
+    )
     for k, v in a.state_dict().items():
         torch.testing.assert_close(v, b.state_dict()[k], rtol=0, atol=0)
     assert any(not torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
@@ -121,7 +131,7 @@ def test_distillation_pulls_student_features_toward_teacher(trained: tuple) -> N
 
 
 def test_teacher_and_students_beat_chance_on_held_out_subjects(trained: tuple) -> None:
-    d, res, m = trained
+    _, res, m = trained
     assert not set(res.split["test"]) & set(res.split["train"])
     for name in ("teacher", "student_kd", "student_nokd"):
         assert m[name]["uar"] > 0.6, (name, m[name])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tone, wav_bytes
+from model_helpers import tone, wav_bytes
 
 from stress_model.audio import BadAudioError, decode, load
 from stress_model.config import FeatureConfig
@@ -21,7 +21,9 @@ def test_resamples_any_rate_to_16k(sr: int) -> None:
     out = decode(wav_bytes(tone(440.0, 2.0, sr), sr))
     assert out.dtype == np.float32
     assert abs(out.size - 32_000) <= 160  # 2 s at 16 kHz (resampler delay < 10 ms)
-    assert dominant_hz(out, 16_000) == pytest.approx(440.0, abs=2.0)  # pitch preserved => rate really converted
+    assert dominant_hz(out, 16_000) == pytest.approx(
+        440.0, abs=2.0
+    )  # pitch preserved => rate really converted
 
 
 def test_stereo_is_downmixed_to_mono() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tone, wav_bytes
+from model_helpers import tone, wav_bytes
 
 from stress_model.data import load_stressid, read_physio, split_subjects
 
@@ -60,7 +60,9 @@ def test_loader_accepts_subject_rows_orientation_and_labels_csv(stressid_fixture
     assert recs == {"ab12_Math": 1, "ab12_Relax": 0, "ab12_Speaking": 1, "cd34_Math": 0, "cd34_Relax": 1}
     # without self-reports, labels.csv's binary-stress column is used as released
     (stressid_fixture / "self_assessments.csv").unlink()
-    (stressid_fixture / "labels.csv").write_text("subject/task,binary-stress,affect3-class\nab12_Math,1,2\ncd34_Relax,0,0\n")
+    (stressid_fixture / "labels.csv").write_text(
+        "subject/task,binary-stress,affect3-class\nab12_Math,1,2\ncd34_Relax,0,0\n"
+    )
     assert {r.key: r.label for r in load_stressid(stressid_fixture)} == {"ab12_Math": 1, "cd34_Relax": 0}
 
 
@@ -70,7 +72,7 @@ def test_read_physio_columns(stressid_fixture: Path) -> None:
 
 
 def test_missing_layout_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="labels.csv"):
+    with pytest.raises(FileNotFoundError, match=r"labels\.csv"):
         load_stressid(tmp_path)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DEMO, ffmpeg_convert, needs_demo, needs_espeak, needs_ffmpeg, tone, wav_bytes
+from model_helpers import DEMO, ffmpeg_convert, needs_demo, needs_espeak, needs_ffmpeg, tone, wav_bytes
 
 from stress_model.handler import BadAudioError, EndpointHandler
 
@@ -42,8 +42,9 @@ FORMATS = {
 @needs_espeak
 @needs_ffmpeg
 @pytest.mark.parametrize("ext", sorted(FORMATS))
-def test_every_format_scores_like_the_wav(handler: EndpointHandler, speech: dict[str, Path], ext: str,
-                                          tmp_path: Path) -> None:
+def test_every_format_scores_like_the_wav(
+    handler: EndpointHandler, speech: dict[str, Path], ext: str, tmp_path: Path
+) -> None:
     src = speech["stressed"]
     path = src if ext == "wav" else ffmpeg_convert(src, tmp_path / f"clip.{ext}", *FORMATS[ext])
     p = _check(handler({"inputs": path.read_bytes()}))
@@ -64,7 +65,9 @@ def test_base64_and_data_url_inputs(handler: EndpointHandler, speech: dict[str, 
     expected = _check(handler({"inputs": raw}))
     b64 = base64.b64encode(raw).decode()
     assert _check(handler({"inputs": b64})) == pytest.approx(expected)
-    assert _check(handler({"inputs": "data:audio/wav;base64," + b64, "parameters": {}})) == pytest.approx(expected)
+    assert _check(handler({"inputs": "data:audio/wav;base64," + b64, "parameters": {}})) == pytest.approx(
+        expected
+    )
     assert _check(handler({"inputs": bytearray(raw)})) == pytest.approx(expected)
 
 
@@ -81,7 +84,9 @@ def test_base64_and_data_url_inputs(handler: EndpointHandler, speech: dict[str, 
         ({"inputs": b"RIFF", "parameters": "fast"}, "parameters"),
     ],
 )
-def test_bad_input_raises_one_line_bad_audio_error(handler: EndpointHandler, data: dict, message: str) -> None:
+def test_bad_input_raises_one_line_bad_audio_error(
+    handler: EndpointHandler, data: dict, message: str
+) -> None:
     with pytest.raises(BadAudioError, match=message) as exc:
         handler(data)
     assert isinstance(exc.value, ValueError)

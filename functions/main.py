@@ -6,6 +6,7 @@ from firebase_functions import firestore_fn, https_fn, logger, scheduler_fn, sto
 from firebase_functions.options import MemoryOption
 
 from emochat import config
+from emochat.domain import MessageStatus
 
 
 @storage_fn.on_object_finalized(
@@ -22,6 +23,7 @@ def process_voice_message(event: storage_fn.CloudEvent[storage_fn.StorageObjectD
     """
     obj = event.data
     if not obj.name.startswith("voice/"):
+        logger.debug("not a voice message: ignored", object=obj.name)
         return
 
     from emochat import wiring
@@ -35,11 +37,23 @@ def process_voice_message(event: storage_fn.CloudEvent[storage_fn.StorageObjectD
         size_bytes=int(obj.size or 0),
         metadata=dict(obj.metadata or {}),
     )
-    outcome = process_upload(upload, wiring.voice_services(), wiring.pipeline_config())
-    logger.info(
+    try:
+        outcome = process_upload(upload, wiring.voice_services(), wiring.pipeline_config())
+    except Exception as exc:
+        # The message stays processing until a redelivery or the sweeper fails it: say which one.
+        logger.error(
+            "voice message crashed", object=obj.name, generation=upload.generation, error=type(exc).__name__
+        )
+        raise
+    # One line per event: ids, stage, status, error code and timings; never the transcript.
+    log = logger.warn if outcome.status is MessageStatus.FAILED else logger.info
+    log(
         "voice message processed",
         object=obj.name,
+        chatId=outcome.path.chat_id if outcome.path else None,
+        messageId=outcome.path.message_id if outcome.path else None,
         generation=upload.generation,
+        stage=outcome.stage,
         claim=outcome.claim,
         status=outcome.status,
         errorCode=outcome.problem.code if outcome.problem else None,

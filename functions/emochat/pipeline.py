@@ -67,6 +67,9 @@ class Outcome:
     status: MessageStatus | None
     problem: Problem | None = None
     timings: dict[str, int] = field(default_factory=dict)
+    # The step that decided the outcome: route, claim, validate, download, decode or services.
+    stage: str = "services"
+    path: VoicePath | None = None
 
 
 def _clock_ms(start: float) -> int:
@@ -115,15 +118,17 @@ def process_upload(upload: Upload, services: Services, config: PipelineConfig) -
     started = time.perf_counter()
     path = domain.parse_voice_path(upload.name)
     if path is None:
-        return Outcome(claim=None, status=None)
+        return Outcome(claim=None, status=None, stage="route")
 
     claim = services.messages.claim(
         path, upload.generation, _initial_fields(path, upload, config.lease_s), config.lease_s
     )
     if claim in (Claim.SKIP_DUPLICATE, Claim.SKIP_STALE):
-        return Outcome(claim=claim, status=None)
+        return Outcome(claim=claim, status=None, stage="claim", path=path)
 
-    def finish(status: MessageStatus, problem: Problem | None, **fields: Any) -> Outcome:
+    def finish(
+        status: MessageStatus, problem: Problem | None, stage: str = "services", **fields: Any
+    ) -> Outcome:
         fields.setdefault("audio", _audio_field(upload, None))
         timings = {**fields.pop("timings", {}), "totalMs": _clock_ms(started)}
         services.messages.finish(
@@ -137,30 +142,30 @@ def process_upload(upload: Upload, services: Services, config: PipelineConfig) -
                 **fields,
             },
         )
-        return Outcome(claim=claim, status=status, problem=problem, timings=timings)
+        return Outcome(claim=claim, status=status, problem=problem, timings=timings, stage=stage, path=path)
 
-    def reject(problem: Problem, **fields: Any) -> Outcome:
+    def reject(problem: Problem, stage: str, **fields: Any) -> Outcome:
         # A rejection replaces any earlier result: the message now stands for this upload.
-        return finish(MessageStatus.REJECTED, problem, text=None, stress=None, **fields)
+        return finish(MessageStatus.REJECTED, problem, stage, text=None, stress=None, **fields)
 
     problem = domain.check_upload(path, upload.content_type, upload.size_bytes, config.max_upload_bytes)
     if problem:
-        return reject(problem)
+        return reject(problem, "validate")
     problem = domain.check_membership(path, services.messages.chat_members(path.chat_id))
     if problem:
-        return reject(problem)
+        return reject(problem, "validate")
 
     try:
         data = services.audio_store.download(upload.bucket, upload.name, upload.generation)
         decoded = decode_audio(data, max_duration_s=config.limits.max_duration_ms / 1000)
     except ServiceError as exc:
-        return finish(MessageStatus.FAILED, Problem(exc.code, exc.message))
+        return finish(MessageStatus.FAILED, Problem(exc.code, exc.message), "download")
     except UndecodableAudio as exc:
-        return reject(Problem("undecodable_audio", str(exc)))
+        return reject(Problem("undecodable_audio", str(exc)), "decode")
     audio = _audio_field(upload, decoded.duration_ms)
     problem = domain.check_audio(decoded.duration_ms, decoded.peak_dbfs, config.limits)
     if problem:
-        return reject(problem, audio=audio)
+        return reject(problem, "decode", audio=audio)
 
     wav = VoiceClip(decoded.to_wav(), f"{path.message_id}.wav", "audio/wav")
     original = VoiceClip(data, f"{path.message_id}.{path.ext}", upload.content_type or "audio/mp4")

@@ -107,7 +107,10 @@ def alert_services() -> AlertServices:
 
 
 def _suggestion_for_alert(reading: ReadyReading) -> dict[str, str] | None:
-    context = wellbeing.AlertContext(stress_level=reading.level.value, message_path=reading.message_doc)
+    # The alert's own texts are English (alerts.alert_push): the suggestion speaks the same language.
+    context = wellbeing.AlertContext(
+        stress_level=reading.level.value, message_path=reading.message_doc, language="en"
+    )
     suggestion = suggest_for_alert(reading.sender_id, context)
     return suggestion.as_field() if suggestion else None
 

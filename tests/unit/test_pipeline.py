@@ -243,3 +243,22 @@ def _initial_fields_for(event: Upload, lease_s: float) -> dict:
     from emochat.pipeline import _initial_fields
 
     return _initial_fields(domain.parse_voice_path(event.name), event, lease_s)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "stage"),
+    [
+        ("avatars/u1.png", make_wav(), "route"),
+        ("voice/u1/c1/m1.png", make_wav(), "validate"),
+        ("voice/u3/c1/m1.wav", make_wav(), "validate"),
+        (NAME, b"not audio" * 20, "decode"),
+        (NAME, make_wav(amplitude=0.0), "decode"),
+        (NAME, make_wav(), "services"),
+    ],
+)
+def test_outcome_names_the_deciding_stage(name: str, data: bytes, stage: str) -> None:
+    services = make_services()
+    outcome = process_upload(upload(services, data, name=name), services, PipelineConfig())
+    assert outcome.stage == stage
+    if stage != "route":
+        assert outcome.path == domain.parse_voice_path(name)

@@ -40,23 +40,27 @@ PROCESS_TIMEOUT_S = 300
 # ── Stress alerts (alert_on_high_stress) ─────────────────────────────────────────────────────────
 
 FCM_ENDPOINT = StringParam(
-    "FCM_ENDPOINT", default="",
+    "FCM_ENDPOINT",
+    default="",
     description="FCM base URL (e.g. the local stand-in http://127.0.0.1:8713); empty means Google's FCM",
 )
 FCM_MAX_ATTEMPTS = IntParam(
     "FCM_MAX_ATTEMPTS", default=3, description="Sends per token when FCM answers 429 or 5xx"
 )
 ALERT_COOLDOWN_MINUTES = IntParam(
-    "ALERT_COOLDOWN_MINUTES", default=30,
+    "ALERT_COOLDOWN_MINUTES",
+    default=30,
     description="At most one alert per person per this many minutes, unless alertPrefs says otherwise",
 )
 ALERT_BASELINE_MIN_SAMPLES = IntParam(
-    "ALERT_BASELINE_MIN_SAMPLES", default=5,
+    "ALERT_BASELINE_MIN_SAMPLES",
+    default=5,
     description="Readings a person needs before their own baseline, not the fixed threshold, decides",
 )
 # A string: firebase-tools has no float params yet. Parsed (and checked) in wiring.alert_config.
 ALERT_Z_THRESHOLD = StringParam(
-    "ALERT_Z_THRESHOLD", default="1.0",
+    "ALERT_Z_THRESHOLD",
+    default="1.0",
     description="A high reading alerts when it is this many standard deviations above the person's mean",
 )
 
@@ -66,15 +70,18 @@ ALERT_TIMEOUT_S = 120
 # ── Wellbeing: coping suggestions and stress trends ──────────────────────────────────────────────
 
 CATALOG_VERSION = StringParam(
-    "CATALOG_VERSION", default="v1",
+    "CATALOG_VERSION",
+    default="v1",
     description="Coping-suggestion catalog served: catalog/{version} (seeded from functions/catalog)",
 )
 DEFAULT_TIME_ZONE = StringParam(
-    "DEFAULT_TIME_ZONE", default="Asia/Seoul",
+    "DEFAULT_TIME_ZONE",
+    default="Asia/Seoul",
     description="IANA time zone for users without users/{uid}.timeZone: their trend days and time of day",
 )
 RECOMMEND_EXPLORE_PERCENT = IntParam(
-    "RECOMMEND_EXPLORE_PERCENT", default=10,
+    "RECOMMEND_EXPLORE_PERCENT",
+    default=10,
     description="Share of suggestion slots filled at random (1..50): the bandit's exploration floor",
 )
 # Callables and the trend trigger: a few Firestore round trips each.

@@ -69,8 +69,11 @@ class World:
         now = datetime.now(UTC)
         for uid, name in ((self.mina, "Mina"), (self.joon, "Joon")):
             db.document(f"users/{uid}").set(
-                {"displayName": name, "alertPrefs": {"enabled": True, "cooldownMinutes": 30},
-                 "createdAt": now}
+                {
+                    "displayName": name,
+                    "alertPrefs": {"enabled": True, "cooldownMinutes": 30},
+                    "createdAt": now,
+                }
             )
             self.add_device(uid, "phone", f"e2e-{uid}-phone")
         db.document(f"chats/{self.chat}").set({"members": [self.mina, self.joon], "createdAt": now})
@@ -89,8 +92,12 @@ class World:
             "senderId": sender or self.mina,
             "createdAt": datetime.now(UTC),
             "status": "processing",
-            "audio": {"path": f"voice/{sender or self.mina}/{self.chat}/{message_id}.m4a",
-                      "contentType": "audio/mp4", "sizeBytes": 1234, "durationMs": None},
+            "audio": {
+                "path": f"voice/{sender or self.mina}/{self.chat}/{message_id}.m4a",
+                "contentType": "audio/mp4",
+                "sizeBytes": 1234,
+                "durationMs": None,
+            },
             "text": None,
             "language": None,
             "stress": None,
@@ -122,8 +129,10 @@ class World:
         return snapshot.to_dict() if snapshot.exists else None
 
     def wait_done(self, message_id: str) -> dict[str, Any]:
-        marker = wait_for(lambda: (m := self.marker(message_id)) and m.get("state") == "done" and m,
-                          f"alert marker of {message_id} done")
+        marker = wait_for(
+            lambda: (m := self.marker(message_id)) and m.get("state") == "done" and m,
+            f"alert marker of {message_id} done",
+        )
         return marker
 
     def notifications(self, uid: str) -> list[dict[str, Any]]:
@@ -234,8 +243,14 @@ def test_high_stress_alerts_every_member_once(world: World, fcm_url: str) -> Non
     for entry in (own, other):
         assert entry["status"] == "sent" and entry["reason"] == "fixed_threshold"
         assert entry["chatId"] == world.chat and entry["messageId"] == message_id and entry["score"] == 82.5
-        assert entry["delivery"] == {"tokens": 1, "success": 1, "failure": 0, "removedTokens": 0,
-                                     "retries": 0, "errors": {}}
+        assert entry["delivery"] == {
+            "tokens": 1,
+            "success": 1,
+            "failure": 0,
+            "removedTokens": 0,
+            "retries": 0,
+            "errors": {},
+        }
         assert entry["data"]["notificationId"] == nid
 
     requests = wait_for(lambda: len(r := fcm_requests(fcm_url, world.tokens())) >= 2 and r, "FCM requests")
@@ -244,8 +259,14 @@ def test_high_stress_alerts_every_member_once(world: World, fcm_url: str) -> Non
     to_joon = by_token[f"e2e-{world.joon}-phone"]
     assert to_joon["notification"]["title"] == "Mina sounds stressed"
     assert to_joon["data"] == {
-        "type": "stress_alert", "role": "member", "chatId": world.chat, "messageId": message_id,
-        "senderId": world.mina, "score": "82.5", "level": "high", "reason": "fixed_threshold",
+        "type": "stress_alert",
+        "role": "member",
+        "chatId": world.chat,
+        "messageId": message_id,
+        "senderId": world.mina,
+        "score": "82.5",
+        "level": "high",
+        "reason": "fixed_threshold",
         "notificationId": nid,
     }
     # The sender's self-care alert carries one coping suggestion, recorded so it can be rated.
@@ -307,10 +328,14 @@ def test_stale_tokens_are_removed(world: World, fcm_url: str) -> None:
     assert entry["delivery"]["removedTokens"] == 2
     assert entry["delivery"]["errors"] == {"UNREGISTERED": 1, "INVALID_ARGUMENT": 1}
     assert world.device_tokens(world.joon) == {f"e2e-{world.joon}-phone"}
-    outcomes = {r["token"]: r["outcome"] for r in fcm_requests(fcm_url, {f"unregistered-{world.unique}",
-                                                                         f"invalid-{world.unique}"})}
-    assert outcomes == {f"unregistered-{world.unique}": "UNREGISTERED",
-                        f"invalid-{world.unique}": "INVALID_ARGUMENT"}
+    outcomes = {
+        r["token"]: r["outcome"]
+        for r in fcm_requests(fcm_url, {f"unregistered-{world.unique}", f"invalid-{world.unique}"})
+    }
+    assert outcomes == {
+        f"unregistered-{world.unique}": "UNREGISTERED",
+        f"invalid-{world.unique}": "INVALID_ARGUMENT",
+    }
 
 
 def test_low_and_moderate_only_feed_the_baseline(world: World, fcm_url: str) -> None:

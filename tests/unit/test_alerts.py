@@ -27,8 +27,9 @@ from emochat.alerts import (
 from emochat.domain import StressLevel
 
 
-def message(status: str, level: str | None = "high", score: float | None = 82.5,
-            sender: str = "mina") -> dict:
+def message(
+    status: str, level: str | None = "high", score: float | None = 82.5, sender: str = "mina"
+) -> dict:
     stress = None if level is None else {"score": score, "level": level, "probability": 0.825, "model": "m"}
     return {"kind": "voice", "senderId": sender, "status": status, "stress": stress}
 
@@ -124,9 +125,16 @@ def test_baseline_round_trips_and_rejects_nonsense() -> None:
     fields = baseline.as_fields()
     assert set(fields) == {"count", "mean", "m2", "variance", "std"}
     assert Baseline.from_fields(fields) == baseline
-    for bad in (None, {}, {"count": 0, "mean": 1, "m2": 0}, {"count": "3", "mean": 1, "m2": 0},
-                {"count": 3, "mean": "x", "m2": 0}, {"count": 3, "mean": 1, "m2": -1},
-                {"count": True, "mean": 1, "m2": 0}, {"count": 2, "mean": math.inf, "m2": 0}):
+    for bad in (
+        None,
+        {},
+        {"count": 0, "mean": 1, "m2": 0},
+        {"count": "3", "mean": 1, "m2": 0},
+        {"count": 3, "mean": "x", "m2": 0},
+        {"count": 3, "mean": 1, "m2": -1},
+        {"count": True, "mean": 1, "m2": 0},
+        {"count": 2, "mean": math.inf, "m2": 0},
+    ):
         assert Baseline.from_fields(bad) == Baseline()
 
 
@@ -163,8 +171,11 @@ def test_unusual_high_alerts_on_the_personal_baseline() -> None:
 def test_usual_high_for_this_person_does_not_alert() -> None:
     tense = history(70, 80, 75, 85, 78)  # mean 77.6, sd ≈ 5.68
     decision = alerts.decide_alert(reading(72.0), tense, AlertPolicy())
-    assert decision == AlertDecision(alert=False, reason=AlertReason.WITHIN_PERSONAL_RANGE,
-                                     z=round((72 - 77.6) / np.std([70, 80, 75, 85, 78], ddof=1), 3))
+    assert decision == AlertDecision(
+        alert=False,
+        reason=AlertReason.WITHIN_PERSONAL_RANGE,
+        z=round((72 - 77.6) / np.std([70, 80, 75, 85, 78], ddof=1), 3),
+    )
 
 
 def test_z_threshold_is_inclusive_and_configurable() -> None:
@@ -215,7 +226,9 @@ def test_marker_decisions() -> None:
 def test_recipients_sender_first_then_other_members_once() -> None:
     got = alerts.recipients("mina", ["joon", "mina", "ara", "joon", "", 7])
     assert got == [
-        Recipient("mina", Role.SELF), Recipient("joon", Role.MEMBER), Recipient("ara", Role.MEMBER)
+        Recipient("mina", Role.SELF),
+        Recipient("joon", Role.MEMBER),
+        Recipient("ara", Role.MEMBER),
     ]
     assert alerts.recipients("mina", None) == [Recipient("mina", Role.SELF)]
 
@@ -261,8 +274,15 @@ def test_pushes_for_sender_and_members() -> None:
     assert "Mina" not in own.title + own.body and "your" in own.body.lower()
     assert other.title == "Mina sounds stressed" and "Mina" in other.body
     assert other.data == {
-        "type": "stress_alert", "role": "member", "chatId": "chat1", "messageId": "msg1", "senderId": "mina",
-        "score": "82.5", "level": "high", "reason": "personal_baseline", "notificationId": "n1",
+        "type": "stress_alert",
+        "role": "member",
+        "chatId": "chat1",
+        "messageId": "msg1",
+        "senderId": "mina",
+        "score": "82.5",
+        "level": "high",
+        "reason": "personal_baseline",
+        "notificationId": "n1",
     }
     assert all(isinstance(v, str) for v in own.data.values())
     anonymous = alerts.alert_push(Role.MEMBER, None, reading(), decision, "n1")
@@ -285,8 +305,12 @@ def test_display_names_are_tidied() -> None:
     [
         ("UNREGISTERED", 404, "Requested entity was not found.", TokenFate.STALE),
         ("SENDER_ID_MISMATCH", 403, "SenderId mismatch", TokenFate.STALE),
-        ("INVALID_ARGUMENT", 400, "The registration token is not a valid FCM registration token",
-         TokenFate.STALE),
+        (
+            "INVALID_ARGUMENT",
+            400,
+            "The registration token is not a valid FCM registration token",
+            TokenFate.STALE,
+        ),
         ("INVALID_ARGUMENT", 400, "Invalid value at 'message.data[0].value'", TokenFate.FAILED),
         ("QUOTA_EXCEEDED", 429, "", TokenFate.TRANSIENT),
         ("RESOURCE_EXHAUSTED", 429, "", TokenFate.TRANSIENT),
@@ -312,9 +336,19 @@ def test_backoff() -> None:
 
 
 def test_delivery_fields() -> None:
-    delivery = alerts.Delivery(tokens=3, success=1, failure=2, stale_tokens=("t",), retries=1,
-                               errors={"UNREGISTERED": 1, "QUOTA_EXCEEDED": 1})
+    delivery = alerts.Delivery(
+        tokens=3,
+        success=1,
+        failure=2,
+        stale_tokens=("t",),
+        retries=1,
+        errors={"UNREGISTERED": 1, "QUOTA_EXCEEDED": 1},
+    )
     assert delivery.as_fields(removed_tokens=1) == {
-        "tokens": 3, "success": 1, "failure": 2, "removedTokens": 1, "retries": 1,
+        "tokens": 3,
+        "success": 1,
+        "failure": 2,
+        "removedTokens": 1,
+        "retries": 1,
         "errors": {"UNREGISTERED": 1, "QUOTA_EXCEEDED": 1},
     }

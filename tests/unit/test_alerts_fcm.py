@@ -17,8 +17,11 @@ from firebase_admin import exceptions, messaging
 from emochat.adapters.fcm_notifier import EmulatorCredential, FcmNotifier, use_fcm_endpoint
 from emochat.alerts import Delivery, Push
 
-PUSH = Push(title="Mina sounds stressed", body="Maybe check in?",
-            data={"chatId": "c1", "messageId": "m1", "score": "82.5", "level": "high"})
+PUSH = Push(
+    title="Mina sounds stressed",
+    body="Maybe check in?",
+    data={"chatId": "c1", "messageId": "m1", "score": "82.5", "level": "high"},
+)
 
 
 def http_response(status: int, retry_after: str | None = None) -> requests.Response:
@@ -32,14 +35,17 @@ def http_response(status: int, retry_after: str | None = None) -> requests.Respo
 def error_for(token: str) -> exceptions.FirebaseError | None:
     """FCM's answer for a token, as firebase_admin reports it (its exception types)."""
     if token.startswith("unregistered-"):
-        return messaging.UnregisteredError("Requested entity was not found.",
-                                           http_response=http_response(404))
+        return messaging.UnregisteredError(
+            "Requested entity was not found.", http_response=http_response(404)
+        )
     if token.startswith("invalid-"):
         return exceptions.InvalidArgumentError(
-            "The registration token is not a valid FCM registration token", http_response=http_response(400))
+            "The registration token is not a valid FCM registration token", http_response=http_response(400)
+        )
     if token.startswith("badpayload-"):
-        return exceptions.InvalidArgumentError("Invalid value at 'message.data[0].value'",
-                                               http_response=http_response(400))
+        return exceptions.InvalidArgumentError(
+            "Invalid value at 'message.data[0].value'", http_response=http_response(400)
+        )
     if token.startswith("mismatch-"):
         return messaging.SenderIdMismatchError("SenderId mismatch", http_response=http_response(403))
     if token.startswith("throttled-"):
@@ -96,7 +102,11 @@ def test_tokens_are_sorted_into_delivered_stale_and_failed() -> None:
     tokens = ["ok-1", "unregistered-a", "invalid-b", "mismatch-c", "badpayload-d", "denied-e", "ok-1"]
     delivery = notifier(fcm, sleeps).send(tokens, PUSH)
     assert delivery == Delivery(
-        tokens=6, success=1, failure=5, stale_tokens=("unregistered-a", "invalid-b", "mismatch-c"), retries=0,
+        tokens=6,
+        success=1,
+        failure=5,
+        stale_tokens=("unregistered-a", "invalid-b", "mismatch-c"),
+        retries=0,
         errors={"UNREGISTERED": 1, "INVALID_ARGUMENT": 2, "SENDER_ID_MISMATCH": 1, "PERMISSION_DENIED": 1},
     )
     assert fcm.calls == [["ok-1", "unregistered-a", "invalid-b", "mismatch-c", "badpayload-d", "denied-e"]]
@@ -171,8 +181,11 @@ def fcm_url() -> Iterator[str]:
 @pytest.fixture
 def app(fcm_url: str) -> Iterator[firebase_admin.App]:
     httpx.delete(f"{fcm_url}/_emochat/sent").raise_for_status()
-    app = firebase_admin.initialize_app(EmulatorCredential(), {"projectId": "demo-emochat", "httpTimeout": 5},
-                                        name=f"alerts-test-{uuid.uuid4().hex}")
+    app = firebase_admin.initialize_app(
+        EmulatorCredential(),
+        {"projectId": "demo-emochat", "httpTimeout": 5},
+        name=f"alerts-test-{uuid.uuid4().hex}",
+    )
     yield app
     firebase_admin.delete_app(app)
 

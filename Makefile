@@ -128,7 +128,7 @@ pytest_dirs = rc=0; for d in $(1); do echo "== pytest $$d"; $(PY) -m pytest $$d 
   if [ $$r -eq 5 ]; then echo "pytest: no tests collected in $$d"; elif [ $$rc -eq 0 ]; then rc=$$r; fi; }; \
   done; exit $$rc
 
-test: test-unit test-stack
+test: lint test-unit test-stack
 
 test-unit: venv
 	@$(call pytest_dirs,$(UNIT_TESTS))
@@ -143,6 +143,7 @@ bench: bootstrap
 
 lint: venv
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 format: venv
 	$(PY) -m ruff format .

@@ -19,11 +19,12 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+from local_stack.app_client import encode_value
 
 ALLOW = "allow"
 DENY = "deny"
@@ -142,29 +143,8 @@ class RequestTime:
 REQUEST_TIME = RequestTime()
 
 
-def encode(value: Any) -> dict:
-    """A Python value as a Firestore REST `Value`."""
-    if value is None:
-        return {"nullValue": None}
-    if isinstance(value, bool):
-        return {"booleanValue": value}
-    if isinstance(value, int):
-        return {"integerValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    if isinstance(value, str):
-        return {"stringValue": value}
-    if isinstance(value, datetime):
-        return {"timestampValue": value.isoformat().replace("+00:00", "Z")}
-    if isinstance(value, list | tuple):
-        return {"arrayValue": {"values": [encode(v) for v in value]}}
-    if isinstance(value, dict):
-        return {"mapValue": {"fields": {k: encode(v) for k, v in value.items()}}}
-    raise TypeError(f"cannot encode {type(value).__name__} for Firestore")
-
-
 def _split_transforms(data: dict) -> tuple[dict, list[dict]]:
-    fields = {k: encode(v) for k, v in data.items() if not isinstance(v, RequestTime)}
+    fields = {k: encode_value(v) for k, v in data.items() if not isinstance(v, RequestTime)}
     transforms = [
         {"fieldPath": k, "setToServerValue": "REQUEST_TIME"}
         for k, v in data.items()
@@ -239,7 +219,9 @@ class FirestoreRest:
 
 
 def array_contains(field: str, value: str) -> dict:
-    return {"fieldFilter": {"field": {"fieldPath": field}, "op": "ARRAY_CONTAINS", "value": encode(value)}}
+    return {
+        "fieldFilter": {"field": {"fieldPath": field}, "op": "ARRAY_CONTAINS", "value": encode_value(value)}
+    }
 
 
 # ── Storage REST (Firebase Storage API, as the SDKs use it) ─────────────────────────────────────

@@ -18,6 +18,7 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
+from emochat.adapters.firestore_store import read_chat_members
 from emochat.adapters.firestore_tx import run_transaction
 from emochat.alerting import Claimed
 from emochat.alerts import (
@@ -136,11 +137,7 @@ class FirestoreAlertStore:
         )
 
     def chat_members(self, chat_id: str) -> list[str] | None:
-        snapshot = self._db.collection("chats").document(chat_id).get()
-        if not snapshot.exists:
-            return None
-        members = (snapshot.to_dict() or {}).get("members")
-        return [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
+        return read_chat_members(self._db, chat_id)
 
     # ── per recipient ────────────────────────────────────────────────────────────────────────────
 

@@ -36,16 +36,21 @@ def _message_state(snapshot: firestore.DocumentSnapshot) -> MessageState | None:
     )
 
 
+def read_chat_members(db: firestore.Client, chat_id: str) -> list[str] | None:
+    """chats/{chatId}.members (uids), or None when the chat does not exist."""
+    snapshot = db.collection("chats").document(chat_id).get()
+    if not snapshot.exists:
+        return None
+    members = (snapshot.to_dict() or {}).get("members")
+    return [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
+
+
 class FirestoreMessageStore:
     def __init__(self, db: firestore.Client) -> None:
         self._db = db
 
     def chat_members(self, chat_id: str) -> list[str] | None:
-        snapshot = self._db.collection("chats").document(chat_id).get()
-        if not snapshot.exists:
-            return None
-        members = (snapshot.to_dict() or {}).get("members")
-        return [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
+        return read_chat_members(self._db, chat_id)
 
     def claim(self, path: VoicePath, generation: int, fields: dict[str, Any], lease_s: float) -> Claim:
         ref = self._db.document(path.message_doc)

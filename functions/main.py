@@ -12,6 +12,7 @@ from emochat.domain import MessageStatus
 @storage_fn.on_object_finalized(
     timeout_sec=config.PROCESS_TIMEOUT_S,
     memory=MemoryOption.GB_1,
+    max_instances=config.MAX_VOICE_INSTANCES,
     secrets=[config.OPENAI_API_KEY, config.HF_TOKEN],
 )
 def process_voice_message(event: storage_fn.CloudEvent[storage_fn.StorageObjectData]) -> None:

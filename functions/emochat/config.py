@@ -34,6 +34,12 @@ STRESS_MODERATE_AT = IntParam("STRESS_MODERATE_AT", default=30, description="Sco
 STRESS_HIGH_AT = IntParam("STRESS_HIGH_AT", default=60, description="Score where high starts")
 MAX_AUDIO_SECONDS = IntParam("MAX_AUDIO_SECONDS", default=120, description="Longest voice message accepted")
 
+MAX_VOICE_INSTANCES = IntParam(
+    "MAX_VOICE_INSTANCES",
+    default=50,
+    description="Most process_voice_message instances at once: keep bursts within the STT rate limit",
+)
+
 # Every retry budget above must fit inside this: STT (timeout × (retries + 1)) and stress deadline.
 PROCESS_TIMEOUT_S = 300
 

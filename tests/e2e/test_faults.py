@@ -201,9 +201,12 @@ FAULTS = {
         stt_calls=STT_ATTEMPTS,
         timeouts=True,
     ),
-    # The openai client does not retry a 200 whose body it cannot parse: one bad answer fails STT.
-    "stt_malformed_json": FaultCase(stt=[{"malformed": True}], status="failed", code="stt_bad_response"),
-    "stt_wrong_shape": FaultCase(stt=[{"malformed": "shape"}], status="failed", code="stt_bad_response"),
+    # The openai client does not retry a 200 whose body it cannot parse; the adapter tries once more.
+    "stt_malformed_json_once": FaultCase(stt=[{"malformed": True}], stt_calls=2),
+    "stt_wrong_shape_once": FaultCase(stt=[{"malformed": "shape"}], stt_calls=2),
+    "stt_malformed_json_exhausted": FaultCase(
+        stt=[{"malformed": True, "times": 10}], status="failed", code="stt_bad_response", stt_calls=2
+    ),
     "stress_500_exhausted": FaultCase(
         stress=[{"status": 500, "retry_after": 1, "times": 10}],
         status="failed",

@@ -164,6 +164,16 @@ def test_openai_no_language_hint_is_omitted() -> None:
     assert b'name="language"' not in seen[0].read()
 
 
+def test_openai_one_garbled_answer_is_retried() -> None:
+    stt, seen = openai_transcriber(
+        [
+            httpx.Response(200, text="{cut off", headers={"content-type": "application/json"}),
+            httpx.Response(200, json={"text": "ok", "language": "english"}),
+        ]
+    )
+    assert stt.transcribe(CLIP, None).text == "ok" and len(seen) == 2
+
+
 def test_openai_retries_429_then_succeeds() -> None:
     stt, seen = openai_transcriber(
         [
@@ -202,5 +212,5 @@ def test_openai_failures_map_to_codes(response, code) -> None:
     with pytest.raises(ServiceError) as err:
         stt.transcribe(CLIP, None)
     assert err.value.code == code
-    retried = code in {"stt_rate_limited", "stt_unavailable", "stt_timeout"}
+    retried = code in {"stt_rate_limited", "stt_unavailable", "stt_timeout", "stt_bad_response"}
     assert len(seen) == (2 if retried else 1), json.dumps([str(r.url) for r in seen])

@@ -12,11 +12,23 @@ from emochat.ports import ServiceError, Transcript, VoiceClip
 
 
 class OpenAITranscriber:
-    def __init__(self, client: openai.OpenAI, model: str = "whisper-1") -> None:
+    def __init__(self, client: openai.OpenAI, model: str = "whisper-1", bad_answer_retries: int = 1) -> None:
         self._client = client
         self._model = model
+        # The client retries HTTP errors itself but not a 200 whose body is garbled (a proxy's page, a
+        # cut-off body): that is transient too, so it gets one more try here.
+        self._bad_answer_retries = bad_answer_retries
 
     def transcribe(self, clip: VoiceClip, language: str | None) -> Transcript:
+        for attempt in range(self._bad_answer_retries + 1):
+            try:
+                return self._transcribe_once(clip, language)
+            except ServiceError as error:
+                if error.code != "stt_bad_response" or attempt == self._bad_answer_retries:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _transcribe_once(self, clip: VoiceClip, language: str | None) -> Transcript:
         # whisper-1 reports the detected language only in verbose_json; newer models only do json.
         verbose = self._model.startswith("whisper")
         try:

@@ -35,7 +35,7 @@ LOCKED = mkdir -p .cache && exec 9>.cache/bootstrap.lock && flock 9 && [ -f $@ ]
 
 help:
 	@echo "make bootstrap        install everything (apt, npm ci, .venv, functions/venv, emulator jars)"
-	@echo "make demo             start the stack, send samples/voice-en.m4a as the app, print the result, stop"
+	@echo "make demo             start the stack, send two voice messages as the app (calm, then stressed: alert path), print, stop"
 	@echo "make emulators        the stack in the foreground, with seed data, for the Expo app (Ctrl-C stops)"
 	@echo "make exec CMD='...'   run CMD with the stack up and the emulator variables set"
 	@echo "make test             unit/model/local tests, then integration/e2e tests against the stack"

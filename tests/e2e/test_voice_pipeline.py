@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from e2e_helpers import JOON, SEED_CHAT, deliver_finalize_event, espeak_m4a, standin_requests, storage_object
@@ -105,3 +106,13 @@ def test_reupload_of_same_path_reflects_latest_audio(app: AppClient, spoken: byt
     else:
         pytest.fail("the re-upload was never reflected")
     assert doc["status"] == "ready" and {"night", "tomorrow"} & words(doc["text"])
+
+
+@pytest.mark.parametrize(("sample", "high"), [("voice-en.m4a", False), ("voice-stressed.m4a", True)])
+def test_demo_samples_read_as_the_demo_shows_them(app: AppClient, sample: str, high: bool) -> None:
+    """`make demo` relies on these: the calm sample stays below high, the stressed one reads high."""
+    audio = (Path(__file__).resolve().parents[2] / "samples" / sample).read_bytes()
+    sent = app.send_voice_message(SEED_CHAT, audio, content_type="audio/mp4", language="en")
+    doc = app.wait_for_message(SEED_CHAT, sent.message_id, timeout_s=WAIT_S).doc
+    assert doc["status"] == "ready", doc.get("error")
+    assert (doc["stress"]["level"] == "high") is high, doc["stress"]

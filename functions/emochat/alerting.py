@@ -55,6 +55,10 @@ class AlertStore(Protocol):
 
     def user_display_name(self, uid: str) -> str | None: ...
 
+    def user_language(self, uid: str) -> str | None:
+        """users/{uid}.language as the app stored it ("ko", "en-US", ...), or None."""
+        ...
+
     def reserve(
         self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
     ) -> Verdict:
@@ -89,9 +93,9 @@ class AlertConfig:
     lease_s: float = 120.0
 
 
-# One coping suggestion for the sender's self-care alert (the recommender's hook): the fields to
-# store and push, e.g. {recommendationId, suggestionId, kind, title, text, language}, or None.
-SuggestFn = Callable[[ReadyReading], Mapping[str, str] | None]
+# One coping suggestion for the sender's self-care alert, in the alert's language (the recommender's
+# hook): the fields to store and push, e.g. {recommendationId, suggestionId, kind, title, text}, or None.
+SuggestFn = Callable[[ReadyReading, str], Mapping[str, str] | None]
 
 
 @dataclass
@@ -165,7 +169,8 @@ def alert_on_reading(reading: ReadyReading, services: AlertServices, config: Ale
     verdicts: dict[str, Verdict] = {}
     deliveries: dict[str, Delivery] = {}
     for recipient in alerts.recipients(reading.sender_id, store.chat_members(reading.chat_id)):
-        push = alerts.alert_push(recipient.role, sender_name, reading, decision, notification)
+        language = alerts.alert_language(store.user_language(recipient.uid))
+        push = alerts.alert_push(recipient.role, sender_name, reading, decision, notification, language)
         record = _record(recipient, reading, decision, claimed.baseline, push, now)
         verdict = store.reserve(recipient.uid, notification, record, config.default_prefs, now)
         verdicts[recipient.uid] = verdict
@@ -174,9 +179,9 @@ def alert_on_reading(reading: ReadyReading, services: AlertServices, config: Ale
         extra: dict[str, Any] = {}
         if recipient.role is Role.SELF and services.suggest is not None:
             # Asked only once the alert is certain to go out: a suggestion is recorded as shown.
-            suggestion = services.suggest(reading)
+            suggestion = services.suggest(reading, language)
             if suggestion:
-                push = alerts.with_suggestion(push, suggestion)
+                push = alerts.with_suggestion(push, suggestion, language)
                 extra = {"suggestion": dict(suggestion), "body": push.body, "data": dict(push.data)}
         deliveries[recipient.uid] = _deliver(recipient.uid, notification, push, services, extra)
     store.finish_message(reading, {uid: verdict.value for uid, verdict in verdicts.items()})

@@ -314,7 +314,38 @@ def notification_id(chat_id: str, message_id: str) -> str:
 # ── What they read ───────────────────────────────────────────────────────────────────────────────
 
 MAX_NAME_CHARS = 40
-FALLBACK_NAME = "Someone in your chat"
+# Alert texts per language; a recipient's users/{uid}.language picks one (English otherwise).
+ALERT_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "self_title": "Take a moment for yourself",
+        "self_body": "Your last voice message sounded stressed. A few slow breaths can help.",
+        "member_title": "{name} sounds stressed",
+        "member_body": "{name}'s last voice message sounded stressed. Maybe check in with a kind word?",
+        "someone": "Someone in your chat",
+        "try_this": "Try this: {title}.",
+    },
+    "ko": {
+        "self_title": "잠시 나를 위한 시간을 가져 보세요",
+        "self_body": "방금 보낸 음성 메시지에서 스트레스가 느껴졌어요. 천천히 숨을 몇 번 쉬어 보세요.",
+        "member_title": "{name}님이 스트레스를 받은 것 같아요",
+        "member_body": (
+            "{name}님의 마지막 음성 메시지에서 스트레스가 느껴졌어요. 따뜻한 말 한마디 건네 볼까요?"
+        ),
+        "someone": "채팅방의 누군가",
+        "try_this": "이렇게 해 보세요: {title}.",
+    },
+}
+DEFAULT_LANGUAGE = "en"
+FALLBACK_NAME = ALERT_TEXTS["en"]["someone"]
+
+
+def alert_language(profile_language: Any) -> str:
+    """The alert language for a users/{uid}.language value such as "ko", "ko-KR" or "en"."""
+    if isinstance(profile_language, str):
+        code = profile_language.strip().lower().replace("_", "-").split("-", 1)[0]
+        if code in ALERT_TEXTS:
+            return code
+    return DEFAULT_LANGUAGE
 
 
 def display_name(raw: Any) -> str | None:
@@ -334,15 +365,20 @@ class Push:
 
 
 def alert_push(
-    role: Role, sender_name: str | None, reading: ReadyReading, decision: AlertDecision, notification: str
+    role: Role,
+    sender_name: str | None,
+    reading: ReadyReading,
+    decision: AlertDecision,
+    notification: str,
+    language: str = DEFAULT_LANGUAGE,
 ) -> Push:
+    texts = ALERT_TEXTS.get(language, ALERT_TEXTS[DEFAULT_LANGUAGE])
     if role is Role.SELF:
-        title = "Take a moment for yourself"
-        body = "Your last voice message sounded stressed. A few slow breaths can help."
+        title, body = texts["self_title"], texts["self_body"]
     else:
-        name = sender_name or FALLBACK_NAME
-        title = f"{name} sounds stressed"
-        body = f"{name}'s last voice message sounded stressed. Maybe check in with a kind word?"
+        name = sender_name or texts["someone"]
+        title = texts["member_title"].format(name=name)
+        body = texts["member_body"].format(name=name)
     data = {
         "type": "stress_alert",
         "role": role.value,
@@ -372,11 +408,12 @@ TRANSIENT_CODES = frozenset(
 )
 
 
-def with_suggestion(push: Push, suggestion: Mapping[str, str]) -> Push:
+def with_suggestion(push: Push, suggestion: Mapping[str, str], language: str = DEFAULT_LANGUAGE) -> Push:
     """The self-care push carrying one coping suggestion: its title in the body, its ids in the data
     so the app can open it and rate it (rate_suggestion takes the recommendationId)."""
     title = suggestion.get("title", "")
-    body = f"{push.body} Try this: {title}." if title else push.body
+    try_this = ALERT_TEXTS.get(language, ALERT_TEXTS[DEFAULT_LANGUAGE])["try_this"]
+    body = f"{push.body} {try_this.format(title=title)}" if title else push.body
     names = {
         "recommendationId": "recommendationId",
         "suggestionId": "suggestionId",

@@ -106,10 +106,9 @@ def alert_services() -> AlertServices:
     )
 
 
-def _suggestion_for_alert(reading: ReadyReading) -> dict[str, str] | None:
-    # The alert's own texts are English (alerts.alert_push): the suggestion speaks the same language.
+def _suggestion_for_alert(reading: ReadyReading, language: str) -> dict[str, str] | None:
     context = wellbeing.AlertContext(
-        stress_level=reading.level.value, message_path=reading.message_doc, language="en"
+        stress_level=reading.level.value, message_path=reading.message_doc, language=language
     )
     suggestion = suggest_for_alert(reading.sender_id, context)
     return suggestion.as_field() if suggestion else None

@@ -161,6 +161,14 @@ def test_reserve_follows_the_users_alert_prefs(db, store, unique) -> None:
     assert store.user_display_name(f"nobody-{unique}") is None
 
 
+def test_user_language(db, store, unique) -> None:
+    db.document(f"users/ko-{unique}").set({"displayName": "미나", "language": "ko-KR"})
+    db.document(f"users/none-{unique}").set({"displayName": "Joon"})
+    assert store.user_language(f"ko-{unique}") == "ko-KR"
+    assert store.user_language(f"none-{unique}") is None
+    assert store.user_language(f"nobody-{unique}") is None
+
+
 def test_concurrent_alerts_for_one_recipient_respect_the_cooldown(db, store, unique) -> None:
     uid = f"u-{unique}"
     with ThreadPoolExecutor(max_workers=3) as pool:

@@ -289,6 +289,22 @@ def test_pushes_for_sender_and_members() -> None:
     assert anonymous.title == f"{alerts.FALLBACK_NAME} sounds stressed"
 
 
+def test_korean_pushes_and_language_choice() -> None:
+    decision = AlertDecision(alert=True, reason=AlertReason.FIXED_THRESHOLD)
+    other = alerts.alert_push(Role.MEMBER, "미나", reading(), decision, "n1", language="ko")
+    assert other.title == "미나님이 스트레스를 받은 것 같아요" and "미나님" in other.body
+    assert other.data == alerts.alert_push(Role.MEMBER, "미나", reading(), decision, "n1").data
+    assert (
+        alerts.alert_language("ko")
+        == alerts.alert_language("ko-KR")
+        == alerts.alert_language("KO_kr")
+        == "ko"
+    )
+    assert (
+        alerts.alert_language("en-US") == alerts.alert_language("fr") == alerts.alert_language(None) == "en"
+    )
+
+
 def test_display_names_are_tidied() -> None:
     assert alerts.display_name("  Mina   Kim ") == "Mina Kim"
     assert alerts.display_name("") is None and alerts.display_name("  ") is None

@@ -70,6 +70,9 @@ class FakeStore:
     def user_display_name(self, uid: str) -> str | None:
         return self.users.get(uid, {}).get("displayName")
 
+    def user_language(self, uid: str) -> str | None:
+        return self.users.get(uid, {}).get("language")
+
     def reserve(
         self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
     ) -> Verdict:
@@ -207,11 +210,11 @@ def test_senders_self_care_alert_carries_one_coping_suggestion(
         "text": "In 4, hold 4, out 4, hold 4.",
         "language": "en",
     }
-    services.suggest = lambda r: asked.append(r) or suggestion
+    services.suggest = lambda r, language: asked.append((r, language)) or suggestion
     alert_on_reading(reading(), services, CONFIG)
     alert_on_reading(reading(), services, CONFIG)  # a duplicate asks for nothing more
 
-    assert [r.sender_id for r in asked] == ["mina"]
+    assert [(r.sender_id, language) for r, language in asked] == [("mina", "en")]
     pushes = {tokens: push for tokens, push in notifier.sent}
     own = pushes[("mina-phone",)]
     assert "Box breathing" in own.body
@@ -224,8 +227,23 @@ def test_senders_self_care_alert_carries_one_coping_suggestion(
     assert "suggestion" not in store.notifications["joon"][nid]
 
 
+def test_each_recipient_is_alerted_in_their_language(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier
+) -> None:
+    store.users["mina"]["language"] = "ko-KR"
+    asked: list[str] = []
+    suggestion = {"recommendationId": "r1", "suggestionId": "walk", "kind": "walk", "title": "짧은 산책"}
+    services.suggest = lambda r, language: asked.append(language) or suggestion
+    alert_on_reading(reading(), services, CONFIG)
+    pushes = {tokens: push for tokens, push in notifier.sent}
+    own = pushes[("mina-phone",)]
+    assert own.title == alerts.ALERT_TEXTS["ko"]["self_title"] and "짧은 산책" in own.body
+    assert asked == ["ko"]  # the suggestion is asked for in the alert's language
+    assert pushes[("joon-phone", "joon-tablet")].title == "Mina sounds stressed"  # Joon has no language set
+
+
 def test_no_suggestion_still_alerts(services: AlertServices, notifier: FakeNotifier) -> None:
-    services.suggest = lambda r: None
+    services.suggest = lambda r, language: None
     outcome = alert_on_reading(reading(), services, CONFIG)
     assert outcome.verdicts["mina"] is Verdict.SEND
     assert "suggestionId" not in {k for _, p in notifier.sent for k in p.data}

@@ -149,6 +149,11 @@ class FirestoreAlertStore:
         name = (snapshot.to_dict() or {}).get("displayName") if snapshot.exists else None
         return name if isinstance(name, str) else None
 
+    def user_language(self, uid: str) -> str | None:
+        snapshot = self._user_ref(uid).get(field_paths=["language"])
+        language = (snapshot.to_dict() or {}).get("language") if snapshot.exists else None
+        return language if isinstance(language, str) else None
+
     def cooldown_ref(self, uid: str) -> firestore.DocumentReference:
         return self._db.collection("users", uid, "stats").document("alerts")
 

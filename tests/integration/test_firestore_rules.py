@@ -28,7 +28,12 @@ import pytest
 
 from tests.integration.rules_helpers import (
     ALLOW,
+    ANON,
     DENY,
+    IDENTITIES,
+    MEMBER,
+    OUTSIDER,
+    OWNER,
     REQUEST_TIME,
     FirestoreRest,
     User,
@@ -41,8 +46,6 @@ from tests.integration.rules_helpers import (
 
 pytestmark = pytest.mark.stack
 
-ANON, OWNER, MEMBER, OUTSIDER = "anonymous", "owner", "member", "non_member"
-IDENTITIES = (ANON, OWNER, MEMBER, OUTSIDER)
 REPO = Path(__file__).resolve().parents[2]
 
 

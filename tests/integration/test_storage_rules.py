@@ -32,9 +32,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from local_stack.app_client import ADMIN_TOKEN  # the emulators' admin credential: bypasses rules
 from tests.integration.rules_helpers import (
     ALLOW,
+    ANON,
     DENY,
+    IDENTITIES,
+    MEMBER,
+    OUTSIDER,
+    OWNER,
     StorageRest,
     User,
     compile_rules,
@@ -44,9 +50,6 @@ from tests.integration.rules_helpers import (
 
 pytestmark = pytest.mark.stack
 
-ANON, OWNER, MEMBER, OUTSIDER = "anonymous", "owner", "member", "non_member"
-IDENTITIES = (ANON, OWNER, MEMBER, OUTSIDER)
-ADMIN_TOKEN = "owner"  # the emulators' admin credential ("Bearer owner"): bypasses rules
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
 AUDIO = b"\x00\x00\x00\x18ftypM4A \x00\x00\x02\x00M4A isomiso2" + b"\x00" * 512

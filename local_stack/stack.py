@@ -637,31 +637,28 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def signals_raise() -> Iterator[None]:
+def _signal_handlers(signals: Sequence[signal.Signals], handler: Any) -> Iterator[None]:
+    """`handler` for `signals` inside the block; the previous handlers restored after it."""
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def signals_raise() -> contextlib.AbstractContextManager[None]:
     """SIGTERM and SIGHUP raise Terminated (SIGINT already raises KeyboardInterrupt)."""
 
     def handler(signum: int, _frame: object) -> None:
         raise Terminated(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    return _signal_handlers((signal.SIGTERM, signal.SIGHUP), handler)
 
 
-@contextlib.contextmanager
-def shielded() -> Iterator[None]:
+def shielded() -> contextlib.AbstractContextManager[None]:
     """No signal interrupts teardown (it is bounded: about 30 s at worst)."""
-    previous = {
-        sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    }
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    return _signal_handlers((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), signal.SIG_IGN)
 
 
 @contextlib.contextmanager

@@ -120,9 +120,7 @@ def process_upload(upload: Upload, services: Services, config: PipelineConfig) -
     if path is None:
         return Outcome(claim=None, status=None, stage="route")
 
-    claim = services.messages.claim(
-        path, upload.generation, _initial_fields(path, upload, config.lease_s), config.lease_s
-    )
+    claim = services.messages.claim(path, upload.generation, _initial_fields(path, upload, config.lease_s))
     if claim in (Claim.SKIP_DUPLICATE, Claim.SKIP_STALE):
         return Outcome(claim=claim, status=None, stage="claim", path=path)
 

@@ -56,7 +56,7 @@ class MessageStore(Protocol):
         """The chat's member uids, or None when the chat does not exist."""
         ...
 
-    def claim(self, path: VoicePath, generation: int, fields: dict[str, Any], lease_s: float) -> Claim:
+    def claim(self, path: VoicePath, generation: int, fields: dict[str, Any]) -> Claim:
         """Atomically decide (domain.decide_claim) and, unless skipping, mark the message as taken.
 
         START/RETAKE write `fields` (status processing); REPLACE records the pending generation

@@ -37,13 +37,13 @@ def test_chat_members(db, unique) -> None:
 def test_claim_and_finish(db, unique) -> None:
     store = FirestoreMessageStore(db)
     path = VoicePath("u1", unique, "m1", "m4a")
-    assert store.claim(path, 10, fields(), 300) is Claim.START
-    assert store.claim(path, 10, fields(), 300) is Claim.SKIP_DUPLICATE
+    assert store.claim(path, 10, fields()) is Claim.START
+    assert store.claim(path, 10, fields()) is Claim.SKIP_DUPLICATE
     assert store.finish(path, 10, {"status": "ready", "text": "hi", "leaseExpiresAt": None})
     doc = db.document(path.message_doc).get().to_dict()
     assert doc["status"] == "ready" and doc["text"] == "hi" and doc["generation"] == 10
-    assert store.claim(path, 9, fields(), 300) is Claim.SKIP_STALE
-    assert store.claim(path, 11, fields(), 300) is Claim.REPLACE
+    assert store.claim(path, 9, fields()) is Claim.SKIP_STALE
+    assert store.claim(path, 11, fields()) is Claim.REPLACE
     assert db.document(path.message_doc).get().get("status") == "ready"  # never back to processing
     assert not store.finish(path, 10, {"status": "failed"})  # older generation loses
     assert db.document(path.message_doc).get().get("status") == "ready"
@@ -53,7 +53,7 @@ def test_concurrent_claims_start_once(db, unique) -> None:
     store = FirestoreMessageStore(db)
     path = VoicePath("u1", unique, "m1", "m4a")
     with ThreadPoolExecutor(max_workers=6) as pool:
-        claims = list(pool.map(lambda _: store.claim(path, 7, fields(), 300), range(6)))
+        claims = list(pool.map(lambda _: store.claim(path, 7, fields()), range(6)))
     assert claims.count(Claim.START) == 1 and claims.count(Claim.SKIP_DUPLICATE) == 5
 
 
@@ -61,8 +61,8 @@ def test_sweeper_query_and_transaction(db, unique) -> None:
     store = FirestoreMessageStore(db)
     stuck = VoicePath("u1", unique, "stuck", "m4a")
     alive = VoicePath("u1", unique, "alive", "m4a")
-    store.claim(stuck, 1, fields(lease_s=-5), 300)
-    store.claim(alive, 1, fields(lease_s=300), 300)
+    store.claim(stuck, 1, fields(lease_s=-5))
+    store.claim(alive, 1, fields(lease_s=300))
     swept = sweep_abandoned(store, now=time.time())
     assert stuck.message_doc in swept and alive.message_doc not in swept
     doc = db.document(stuck.message_doc).get().to_dict()

@@ -38,7 +38,7 @@ class InMemoryMessages:
             MessageStatus(doc["status"]), doc["generation"], lease.timestamp() if lease else None
         )
 
-    def claim(self, path: VoicePath, generation: int, fields: dict[str, Any], lease_s: float) -> Claim:
+    def claim(self, path: VoicePath, generation: int, fields: dict[str, Any]) -> Claim:
         with self._lock:
             decision = decide_claim(self._state(path.message_doc), generation, time.time())
             if decision in (Claim.START, Claim.RETAKE):

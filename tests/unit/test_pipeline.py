@@ -217,9 +217,7 @@ def test_sweeper_fails_only_abandoned_messages(tone_wav: bytes) -> None:
     services = make_services()
     process_upload(upload(services, tone_wav), services, PipelineConfig())  # ready
     stuck = upload(services, tone_wav, name="voice/u1/c1/m2.wav")
-    services.messages.claim(
-        domain.parse_voice_path(stuck.name), 1, _initial_fields_for(stuck, lease_s=300), lease_s=300
-    )
+    services.messages.claim(domain.parse_voice_path(stuck.name), 1, _initial_fields_for(stuck, lease_s=300))
     now = time.time()
     assert sweep_abandoned(services.messages, now=now) == []  # lease still running
     assert sweep_abandoned(services.messages, now=now + 301) == ["chats/c1/messages/m2"]
@@ -232,9 +230,7 @@ def test_sweeper_fails_only_abandoned_messages(tone_wav: bytes) -> None:
 def test_abandoned_message_is_retaken_by_redelivery(tone_wav: bytes) -> None:
     services = make_services()
     event = upload(services, tone_wav)
-    services.messages.claim(
-        domain.parse_voice_path(NAME), 1, _initial_fields_for(event, lease_s=-1), lease_s=-1
-    )
+    services.messages.claim(domain.parse_voice_path(NAME), 1, _initial_fields_for(event, lease_s=-1))
     outcome = process_upload(event, services, PipelineConfig())
     assert outcome.claim is Claim.RETAKE and services.messages.docs[DOC]["status"] == "ready"
 

@@ -52,7 +52,7 @@ class FirestoreMessageStore:
     def chat_members(self, chat_id: str) -> list[str] | None:
         return read_chat_members(self._db, chat_id)
 
-    def claim(self, path: VoicePath, generation: int, fields: dict[str, Any], lease_s: float) -> Claim:
+    def claim(self, path: VoicePath, generation: int, fields: dict[str, Any]) -> Claim:
         ref = self._db.document(path.message_doc)
 
         @firestore.transactional

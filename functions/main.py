@@ -6,7 +6,7 @@ from firebase_functions import firestore_fn, https_fn, logger, scheduler_fn, sto
 from firebase_functions.options import MemoryOption
 
 from emochat import config
-from emochat.domain import MessageStatus
+from emochat.pipeline.model import MessageStatus
 
 
 @storage_fn.on_object_finalized(
@@ -28,7 +28,7 @@ def process_voice_message(event: storage_fn.CloudEvent[storage_fn.StorageObjectD
         return
 
     from emochat import wiring
-    from emochat.pipeline import Upload, process_upload
+    from emochat.pipeline.service import Upload, process_upload
 
     upload = Upload(
         bucket=obj.bucket,
@@ -70,7 +70,7 @@ def sweep_stuck_messages(event: scheduler_fn.ScheduledEvent) -> None:
     its lease (the function timeout), so no placeholder bubble stays forever.
     """
     from emochat import wiring
-    from emochat.pipeline import sweep_abandoned
+    from emochat.pipeline.service import sweep_abandoned
 
     swept = sweep_abandoned(wiring.message_store())
     if swept:
@@ -92,7 +92,7 @@ def alert_on_high_stress(
     users/{uid}/notifications/{id} for the sender (self-care) and the other members (empathy),
     within each one's alertPrefs and cooldown; device tokens that FCM calls stale are deleted.
     """
-    from emochat import alerts
+    from emochat.alerts import model as alerts
 
     change = event.data
     before = change.before.to_dict() if change.before is not None else None
@@ -102,7 +102,7 @@ def alert_on_high_stress(
         return
 
     from emochat import wiring
-    from emochat.alerting import alert_on_reading
+    from emochat.alerts.service import alert_on_reading
 
     outcome = alert_on_reading(reading, wiring.alert_services(), wiring.alert_config())
     logger.info(
@@ -144,7 +144,8 @@ def _caller(req: https_fn.CallableRequest) -> str:
 def _answer(service: str, req: https_fn.CallableRequest) -> dict:
     """Run wellbeing.<service> for the signed-in caller; RequestError becomes the error the app sees."""
     uid = _caller(req)
-    from emochat import wellbeing, wiring
+    from emochat import wiring
+    from emochat.suggestions import service as wellbeing
 
     try:
         handler = getattr(wellbeing, service)
@@ -215,7 +216,7 @@ def update_stress_trends(
     at once. Writes: users/{senderId}/stressDaily/{YYYY-MM-DD} (the sender's local date) in a
     transaction, the reading keyed by the message, so redelivery changes nothing.
     """
-    from emochat import trends
+    from emochat.trends import model as trends
 
     change = event.data
     before = change.before.to_dict() if change.before is not None else None
@@ -223,7 +224,8 @@ def update_stress_trends(
     if not trends.is_relevant(before, after):
         return
 
-    from emochat import wellbeing, wiring
+    from emochat import wiring
+    from emochat.suggestions import service as wellbeing
 
     chat_id, message_id = event.params["chatId"], event.params["messageId"]
     applied = wellbeing.record_message_change(
@@ -243,7 +245,8 @@ def purge_deleted_users(event: scheduler_fn.ScheduledEvent) -> None:
     Writes: deletes users/{uid} and everything under it for each uid that has no Firebase Auth
     account any more (at most 1000 a run): the Python SDK has no user-deleted trigger.
     """
-    from emochat import wellbeing, wiring
+    from emochat import wiring
+    from emochat.suggestions import service as wellbeing
 
     purged = wellbeing.purge_deleted_users(wiring.wellbeing_services(), apply=True, limit=1000)
     if purged:

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "functions") not in sys.path:
     sys.path.insert(0, str(ROOT / "functions"))
 
-from emochat import wellbeing  # noqa: E402  (after the path set-up above)
-from emochat.wellbeing import WellbeingConfig, WellbeingServices  # noqa: E402
+from emochat.suggestions import service as wellbeing  # noqa: E402  (after the path set-up above)
+from emochat.suggestions.service import WellbeingConfig, WellbeingServices  # noqa: E402
 
 app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
 console = Console()
@@ -46,7 +46,7 @@ def open_services(project: str | None, with_accounts: bool = False) -> Wellbeing
     """The real adapters (tests replace this function)."""
     from google.cloud import firestore
 
-    from emochat.adapters.wellbeing_store import FirebaseAccounts, FirestoreWellbeingStore
+    from emochat.suggestions.adapters.firestore_store import FirebaseAccounts, FirestoreWellbeingStore
 
     project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
     if not project:

@@ -12,17 +12,18 @@ from firebase_admin import credentials as firebase_credentials
 from firebase_functions import params
 from google.cloud import firestore, storage
 
-from emochat import config, wellbeing
-from emochat.adapters.alert_store import FirestoreAlertStore
-from emochat.adapters.fcm_notifier import EmulatorCredential, FcmNotifier
-from emochat.adapters.firestore_store import FirestoreMessageStore
-from emochat.adapters.hf_stress import HuggingFaceStressScorer
-from emochat.adapters.openai_stt import OpenAITranscriber
-from emochat.adapters.storage_audio import CloudStorageAudio
-from emochat.alerting import AlertConfig, AlertServices
-from emochat.alerts import AlertPolicy, AlertPrefs, ReadyReading
-from emochat.domain import AudioLimits, StressThresholds
-from emochat.pipeline import PipelineConfig, Services
+from emochat import config
+from emochat.alerts.adapters.fcm_notifier import EmulatorCredential, FcmNotifier
+from emochat.alerts.adapters.firestore_store import FirestoreAlertStore
+from emochat.alerts.model import AlertPolicy, AlertPrefs, ReadyReading
+from emochat.alerts.service import AlertConfig, AlertServices
+from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer
+from emochat.pipeline.adapters.message_store import FirestoreMessageStore
+from emochat.pipeline.adapters.openai_stt import OpenAITranscriber
+from emochat.pipeline.adapters.storage_audio import CloudStorageAudio
+from emochat.pipeline.model import AudioLimits, StressThresholds
+from emochat.pipeline.service import PipelineConfig, Services
+from emochat.suggestions import service as wellbeing
 
 
 @functools.cache
@@ -132,7 +133,7 @@ def alert_config() -> AlertConfig:
 
 @functools.cache
 def wellbeing_services() -> wellbeing.WellbeingServices:
-    from emochat.adapters.wellbeing_store import FirebaseAccounts, FirestoreWellbeingStore
+    from emochat.suggestions.adapters.firestore_store import FirebaseAccounts, FirestoreWellbeingStore
 
     # Account look-ups (purge_deleted_users) go through the alerts' firebase_admin app: emulator
     # credentials locally, Application Default Credentials in production.

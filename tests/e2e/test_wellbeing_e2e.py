@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from emochat import wellbeing
-from emochat.adapters.wellbeing_store import FirestoreWellbeingStore
-from emochat.trends import Reading, TrendChange
-from emochat.wellbeing import WellbeingConfig, WellbeingServices
+from emochat.suggestions import service as wellbeing
+from emochat.suggestions.adapters.firestore_store import FirestoreWellbeingStore
+from emochat.suggestions.service import WellbeingConfig, WellbeingServices
+from emochat.trends.model import Reading, TrendChange
 from local_stack.app_client import AppClient, Session
 
 pytestmark = pytest.mark.stack

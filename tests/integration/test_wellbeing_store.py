@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from emochat import recommend, trends, wellbeing
-from emochat.adapters.wellbeing_store import FirebaseAccounts, FirestoreWellbeingStore
-from emochat.recommend import Context, Counts, Verdict
-from emochat.trends import Reading, TrendChange
-from emochat.wellbeing import AlertContext, WellbeingConfig, WellbeingServices
+from emochat.suggestions import bandit as recommend
+from emochat.suggestions import service as wellbeing
+from emochat.suggestions.adapters.firestore_store import FirebaseAccounts, FirestoreWellbeingStore
+from emochat.suggestions.bandit import Context, Counts, Verdict
+from emochat.suggestions.service import AlertContext, WellbeingConfig, WellbeingServices
+from emochat.trends import model as trends
+from emochat.trends.model import Reading, TrendChange
 
 pytestmark = pytest.mark.stack
 

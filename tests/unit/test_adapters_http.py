@@ -8,9 +8,9 @@ import httpx
 import openai
 import pytest
 
-from emochat.adapters.hf_stress import HuggingFaceStressScorer, parse_stressed_probability
-from emochat.adapters.openai_stt import OpenAITranscriber
-from emochat.ports import ServiceError, VoiceClip
+from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer, parse_stressed_probability
+from emochat.pipeline.adapters.openai_stt import OpenAITranscriber
+from emochat.pipeline.ports import ServiceError, VoiceClip
 
 CLIP = VoiceClip(b"RIFF....WAVE", "m1.wav", "audio/wav")
 STRESSED = [{"label": "stressed", "score": 0.83}, {"label": "not_stressed", "score": 0.17}]

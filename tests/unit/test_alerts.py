@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from emochat import alerts
-from emochat.alerts import (
+from emochat.alerts import model as alerts
+from emochat.alerts.model import (
     AlertDecision,
     AlertPolicy,
     AlertPrefs,
@@ -24,7 +24,7 @@ from emochat.alerts import (
     TokenFate,
     Verdict,
 )
-from emochat.domain import StressLevel
+from emochat.pipeline.model import StressLevel
 
 
 def message(

@@ -14,8 +14,8 @@ import pytest
 import requests
 from firebase_admin import exceptions, messaging
 
-from emochat.adapters.fcm_notifier import EmulatorCredential, FcmNotifier, use_fcm_endpoint
-from emochat.alerts import Delivery, Push
+from emochat.alerts.adapters.fcm_notifier import EmulatorCredential, FcmNotifier, use_fcm_endpoint
+from emochat.alerts.model import Delivery, Push
 
 PUSH = Push(
     title="Mina sounds stressed",

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from emochat import alerts
-from emochat.alerting import AlertConfig, AlertServices, Claimed, alert_on_reading
-from emochat.alerts import (
+from emochat.alerts import model as alerts
+from emochat.alerts.model import (
     AlertDecision,
     AlertPolicy,
     AlertPrefs,
@@ -24,7 +23,8 @@ from emochat.alerts import (
     ReadyReading,
     Verdict,
 )
-from emochat.domain import StressLevel
+from emochat.alerts.service import AlertConfig, AlertServices, Claimed, alert_on_reading
+from emochat.pipeline.model import StressLevel
 
 
 @dataclass
@@ -407,7 +407,7 @@ def test_firebase_app_under_the_emulators_needs_no_network(monkeypatch: pytest.M
     import firebase_admin
 
     from emochat import wiring
-    from emochat.adapters.fcm_notifier import EmulatorCredential
+    from emochat.alerts.adapters.fcm_notifier import EmulatorCredential
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
     monkeypatch.setenv("GCLOUD_PROJECT", "demo-wiring")

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from emochat import domain
-from emochat.domain import (
+from emochat.pipeline import model as domain
+from emochat.pipeline.model import (
     AudioLimits,
     Claim,
     MessageState,

@@ -9,8 +9,8 @@ from datetime import datetime
 
 import pytest
 
-from emochat import recommend
-from emochat.recommend import (
+from emochat.suggestions import bandit as recommend
+from emochat.suggestions.bandit import (
     ArmModel,
     Catalog,
     CatalogError,
@@ -21,7 +21,7 @@ from emochat.recommend import (
     UserModel,
     Verdict,
 )
-from emochat.wellbeing import BUNDLED_CATALOG
+from emochat.suggestions.service import BUNDLED_CATALOG
 
 AFTERNOON = Context("moderate", "afternoon")
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from emochat import trends
-from emochat.trends import Reading
+from emochat.trends import model as trends
+from emochat.trends.model import Reading
 
 SEOUL = ZoneInfo("Asia/Seoul")
 T0 = datetime(2025, 11, 20, 1, 0, tzinfo=UTC)

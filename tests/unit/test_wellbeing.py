@@ -13,16 +13,18 @@ from typing import Any
 
 import pytest
 
-from emochat import recommend, trends, wellbeing
-from emochat.recommend import Catalog, Counts, UserModel, Verdict
-from emochat.trends import TrendChange
-from emochat.wellbeing import (
+from emochat.suggestions import bandit as recommend
+from emochat.suggestions import service as wellbeing
+from emochat.suggestions.bandit import Catalog, Counts, UserModel, Verdict
+from emochat.suggestions.service import (
     AlertContext,
     RatingOutcome,
     RequestError,
     WellbeingConfig,
     WellbeingServices,
 )
+from emochat.trends import model as trends
+from emochat.trends.model import TrendChange
 
 NOW = datetime(2025, 11, 20, 5, 0, tzinfo=UTC)  # 14:00 in Seoul: afternoon
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from google.cloud import firestore
 
-from emochat.adapters.firestore_tx import run_transaction
-from emochat.domain import (
+from emochat.firestore_tx import run_transaction
+from emochat.pipeline.model import (
     Claim,
     MessageState,
     MessageStatus,

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from emochat import domain
-from emochat.audio import UndecodableAudio, decode_audio
-from emochat.domain import (
+from emochat.pipeline import model as domain
+from emochat.pipeline.audio import UndecodableAudio, decode_audio
+from emochat.pipeline.model import (
     AudioLimits,
     Claim,
     MessageStatus,
@@ -24,7 +24,14 @@ from emochat.domain import (
     StressThresholds,
     VoicePath,
 )
-from emochat.ports import AudioStore, MessageStore, ServiceError, StressScorer, Transcriber, VoiceClip
+from emochat.pipeline.ports import (
+    AudioStore,
+    MessageStore,
+    ServiceError,
+    StressScorer,
+    Transcriber,
+    VoiceClip,
+)
 
 # Formats OpenAI's transcription API takes as they are; others (caf, 3gp, aac, opus) go as WAV.
 STT_NATIVE_EXTENSIONS = frozenset({"m4a", "mp4", "mp3", "wav", "webm", "ogg"})

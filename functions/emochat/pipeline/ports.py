@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from emochat.domain import Claim, VoicePath
+from emochat.pipeline.model import Claim, VoicePath
 
 
 class ServiceError(Exception):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import openai
 
-from emochat.ports import ServiceError, Transcript, VoiceClip
+from emochat.pipeline.ports import ServiceError, Transcript, VoiceClip
 
 
 class OpenAITranscriber:

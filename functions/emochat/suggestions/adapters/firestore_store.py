@@ -17,11 +17,12 @@ from typing import Any
 
 from google.cloud import firestore
 
-from emochat import recommend, trends
-from emochat.adapters.firestore_tx import run_transaction
-from emochat.recommend import Catalog, Counts, UserModel, Verdict
-from emochat.trends import TrendChange
-from emochat.wellbeing import RatingOutcome
+from emochat.firestore_tx import run_transaction
+from emochat.suggestions import bandit as recommend
+from emochat.suggestions.bandit import Catalog, Counts, UserModel, Verdict
+from emochat.suggestions.service import RatingOutcome
+from emochat.trends import model as trends
+from emochat.trends.model import TrendChange
 
 _BATCH = 400  # under Firestore's 500 writes per batch
 

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from emochat.domain import (
+from emochat.pipeline.model import (
     Claim,
     MessageState,
     MessageStatus,
@@ -16,7 +16,7 @@ from emochat.domain import (
     is_abandoned,
     may_finish,
 )
-from emochat.ports import ServiceError, Transcript, VoiceClip
+from emochat.pipeline.ports import ServiceError, Transcript, VoiceClip
 
 
 class InMemoryMessages:

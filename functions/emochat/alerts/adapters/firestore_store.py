@@ -18,10 +18,7 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
-from emochat.adapters.firestore_store import read_chat_members
-from emochat.adapters.firestore_tx import run_transaction
-from emochat.alerting import Claimed
-from emochat.alerts import (
+from emochat.alerts.model import (
     AlertDecision,
     AlertPolicy,
     AlertPrefs,
@@ -36,6 +33,9 @@ from emochat.alerts import (
     decide_marker,
     decide_recipient,
 )
+from emochat.alerts.service import Claimed
+from emochat.firestore_tx import run_transaction
+from emochat.pipeline.adapters.message_store import read_chat_members
 
 
 # Several messages of one sender can become ready at once, and each transaction writes the sender's

@@ -26,7 +26,7 @@ import firebase_admin
 import google.auth.credentials
 from firebase_admin import credentials, exceptions, messaging
 
-from emochat.alerts import Delivery, Push, TokenFate, backoff_s, token_fate
+from emochat.alerts.model import Delivery, Push, TokenFate, backoff_s, token_fate
 
 MAX_TOKENS_PER_CALL = 500  # send_each_for_multicast's limit
 

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from emochat import recommend, trends
-from emochat.recommend import Catalog, Context, Counts, PolicyParams, UserModel, Verdict
-from emochat.trends import Reading, TrendChange
+from emochat.suggestions import bandit as recommend
+from emochat.suggestions.bandit import Catalog, Context, Counts, PolicyParams, UserModel, Verdict
+from emochat.trends import model as trends
+from emochat.trends.model import Reading, TrendChange
 
 log = logging.getLogger(__name__)
 
-BUNDLED_CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "coping_suggestions.json"
+BUNDLED_CATALOG = Path(__file__).resolve().parent.parent.parent / "catalog" / "coping_suggestions.json"
 LANGUAGES = ("ko", "en")
 _RECOMMENDATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # Firestore auto ids are 20 of [A-Za-z0-9]
 

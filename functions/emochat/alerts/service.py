@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from emochat import alerts
-from emochat.alerts import (
+from emochat.alerts import model as alerts
+from emochat.alerts.model import (
     AlertDecision,
     AlertPolicy,
     AlertPrefs,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
-from emochat.ports import ServiceError
+from emochat.pipeline.ports import ServiceError
 
 
 class CloudStorageAudio:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from emochat.domain import MessageStatus, StressLevel
+from emochat.pipeline.model import MessageStatus, StressLevel
 
 # ── Which writes count ───────────────────────────────────────────────────────────────────────────
 

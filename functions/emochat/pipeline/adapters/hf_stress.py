@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import httpx
 
-from emochat.ports import ServiceError, VoiceClip
+from emochat.pipeline.ports import ServiceError, VoiceClip
 
 
 class HuggingFaceStressScorer:

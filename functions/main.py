@@ -6,7 +6,7 @@ from firebase_functions import firestore_fn, https_fn, logger, scheduler_fn, sto
 from firebase_functions.options import MemoryOption
 
 from emochat import config
-from emochat.pipeline.model import MessageStatus
+from emochat.domain import MessageStatus
 
 
 @storage_fn.on_object_finalized(

@@ -1,4 +1,4 @@
-"""Firestore transactions that survive contention.
+"""Firestore helpers every store shares: transactions that survive contention, and a chat's members.
 
 The client retries an aborted transaction at once, up to `max_attempts`; under real contention (the
 emulator settles each lock conflict with a multi-second timeout, production with aborts) those
@@ -40,3 +40,12 @@ def run_transaction(
                 raise
             time.sleep(random.uniform(0.5, 1.0) * min(0.05 * 2**round_, 2.0))
     raise AssertionError("unreachable")
+
+
+def read_chat_members(db: firestore.Client, chat_id: str) -> list[str] | None:
+    """chats/{chatId}.members (uids), or None when the chat does not exist."""
+    snapshot = db.collection("chats").document(chat_id).get()
+    if not snapshot.exists:
+        return None
+    members = (snapshot.to_dict() or {}).get("members")
+    return [m for m in members if isinstance(m, str)] if isinstance(members, list) else []

@@ -7,15 +7,8 @@ import threading
 import time
 from typing import Any
 
-from emochat.pipeline.model import (
-    Claim,
-    MessageState,
-    MessageStatus,
-    VoicePath,
-    decide_claim,
-    is_abandoned,
-    may_finish,
-)
+from emochat.domain import MessageStatus
+from emochat.pipeline.model import Claim, MessageState, VoicePath, decide_claim, is_abandoned, may_finish
 from emochat.pipeline.ports import ServiceError, Transcript, VoiceClip
 
 

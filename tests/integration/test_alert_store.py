@@ -19,7 +19,7 @@ from emochat.alerts.model import (
     ReadyReading,
     Verdict,
 )
-from emochat.pipeline.model import StressLevel
+from emochat.domain import StressLevel
 
 pytestmark = pytest.mark.stack
 

@@ -8,8 +8,9 @@ import pytest
 from fakes.pipeline import FakeStressScorer, FakeTranscriber, InMemoryAudio, InMemoryMessages
 from wavs import make_wav
 
+from emochat.domain import MessageStatus
 from emochat.pipeline import model as domain
-from emochat.pipeline.model import AudioLimits, Claim, MessageStatus
+from emochat.pipeline.model import AudioLimits, Claim
 from emochat.pipeline.ports import ServiceError
 from emochat.pipeline.service import PipelineConfig, Services, Upload, process_upload, sweep_abandoned
 

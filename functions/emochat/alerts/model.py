@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from emochat.pipeline.model import MessageStatus, StressLevel
+from emochat.alerts.texts import texts_for
+from emochat.domain import StressLevel, finite_number, is_ready, reading_of
+from emochat.profile import DEFAULT_LANGUAGE
 
 # ── Which writes count ───────────────────────────────────────────────────────────────────────────
 
@@ -44,10 +46,6 @@ class ReadyReading:
         return f"chats/{self.chat_id}/messages/{self.message_id}"
 
 
-def _status(doc: Mapping[str, Any] | None) -> str | None:
-    return doc.get("status") if doc else None
-
-
 def ready_reading(
     chat_id: str, message_id: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
 ) -> ReadyReading | None:
@@ -55,33 +53,23 @@ def ready_reading(
 
     Only the transition counts (before not ready, after ready): the processing write, later edits of
     a ready message and deletions are all None, so a message is looked at once per time it becomes
-    ready. A ready message without a usable reading (no sender, no numeric score, unknown level) is
-    None too: there is nothing to learn from it or alert about.
+    ready. A ready message without a usable reading (`domain.reading_of`: no sender, no finite
+    numeric score, unknown level) is None too: there is nothing to learn from it or alert about.
     """
-    if _status(after) != MessageStatus.READY.value or _status(before) == MessageStatus.READY.value:
+    if is_ready(before):
         return None
-    assert after is not None
-    sender = after.get("senderId")
-    stress = after.get("stress")
-    if not isinstance(sender, str) or not sender or not isinstance(stress, Mapping):
+    parsed = reading_of(after)
+    if parsed is None:
         return None
-    score = stress.get("score")
-    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
-        return None
-    try:
-        level = StressLevel(stress.get("level"))
-    except ValueError:
-        return None
-    return ReadyReading(chat_id, message_id, sender, float(score), level)
+    return ReadyReading(chat_id, message_id, parsed.sender_id, parsed.score, parsed.level)
 
 
 # ── Personal baseline ────────────────────────────────────────────────────────────────────────────
 
 
 def _number(value: Any, default: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return default
-    return float(value)
+    number = finite_number(value)
+    return default if number is None else number
 
 
 @dataclass(frozen=True)
@@ -314,38 +302,6 @@ def notification_id(chat_id: str, message_id: str) -> str:
 # ── What they read ───────────────────────────────────────────────────────────────────────────────
 
 MAX_NAME_CHARS = 40
-# Alert texts per language; a recipient's users/{uid}.language picks one (English otherwise).
-ALERT_TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "self_title": "Take a moment for yourself",
-        "self_body": "Your last voice message sounded stressed. A few slow breaths can help.",
-        "member_title": "{name} sounds stressed",
-        "member_body": "{name}'s last voice message sounded stressed. Maybe check in with a kind word?",
-        "someone": "Someone in your chat",
-        "try_this": "Try this: {title}.",
-    },
-    "ko": {
-        "self_title": "잠시 나를 위한 시간을 가져 보세요",
-        "self_body": "방금 보낸 음성 메시지에서 스트레스가 느껴졌어요. 천천히 숨을 몇 번 쉬어 보세요.",
-        "member_title": "{name}님이 스트레스를 받은 것 같아요",
-        "member_body": (
-            "{name}님의 마지막 음성 메시지에서 스트레스가 느껴졌어요. 따뜻한 말 한마디 건네 볼까요?"
-        ),
-        "someone": "채팅방의 누군가",
-        "try_this": "이렇게 해 보세요: {title}.",
-    },
-}
-DEFAULT_LANGUAGE = "en"
-FALLBACK_NAME = ALERT_TEXTS["en"]["someone"]
-
-
-def alert_language(profile_language: Any) -> str:
-    """The alert language for a users/{uid}.language value such as "ko", "ko-KR" or "en"."""
-    if isinstance(profile_language, str):
-        code = profile_language.strip().lower().replace("_", "-").split("-", 1)[0]
-        if code in ALERT_TEXTS:
-            return code
-    return DEFAULT_LANGUAGE
 
 
 def display_name(raw: Any) -> str | None:
@@ -372,7 +328,7 @@ def alert_push(
     notification: str,
     language: str = DEFAULT_LANGUAGE,
 ) -> Push:
-    texts = ALERT_TEXTS.get(language, ALERT_TEXTS[DEFAULT_LANGUAGE])
+    texts = texts_for(language)
     if role is Role.SELF:
         title, body = texts["self_title"], texts["self_body"]
     else:
@@ -393,26 +349,11 @@ def alert_push(
     return Push(title=title, body=body, data=data)
 
 
-# ── How FCM answered ─────────────────────────────────────────────────────────────────────────────
-
-
-class TokenFate(StrEnum):
-    STALE = "stale"  # the token will never work again: delete it
-    TRANSIENT = "transient"  # throttled or a server hiccup: retry this token
-    FAILED = "failed"  # anything else: count it, keep the token
-
-
-STALE_CODES = frozenset({"UNREGISTERED", "SENDER_ID_MISMATCH"})
-TRANSIENT_CODES = frozenset(
-    {"QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED"}
-)
-
-
 def with_suggestion(push: Push, suggestion: Mapping[str, str], language: str = DEFAULT_LANGUAGE) -> Push:
     """The self-care push carrying one coping suggestion: its title in the body, its ids in the data
     so the app can open it and rate it (rate_suggestion takes the recommendationId)."""
     title = suggestion.get("title", "")
-    try_this = ALERT_TEXTS.get(language, ALERT_TEXTS[DEFAULT_LANGUAGE])["try_this"]
+    try_this = texts_for(language)["try_this"]
     body = f"{push.body} {try_this.format(title=title)}" if title else push.body
     names = {
         "recommendationId": "recommendationId",
@@ -422,48 +363,3 @@ def with_suggestion(push: Push, suggestion: Mapping[str, str], language: str = D
     }
     data = {**push.data, **{names[k]: str(v) for k, v in suggestion.items() if k in names}}
     return Push(title=push.title, body=body, data=data)
-
-
-def token_fate(code: str, http_status: int | None, message: str = "") -> TokenFate:
-    """How to treat one token after FCM answered `code` (FCM's errorCode, else the platform code).
-
-    INVALID_ARGUMENT means a bad token only when FCM says so: the same code also answers a malformed
-    message, and that must not wipe every device of every recipient.
-    """
-    if code in STALE_CODES:
-        return TokenFate.STALE
-    if code == "INVALID_ARGUMENT":
-        return TokenFate.STALE if "token" in message.lower() else TokenFate.FAILED
-    if code in TRANSIENT_CODES or http_status == 429 or (http_status is not None and http_status >= 500):
-        return TokenFate.TRANSIENT
-    return TokenFate.FAILED
-
-
-def backoff_s(retry: int, base_s: float, cap_s: float, retry_after_s: float | None = None) -> float:
-    """Wait before retry number `retry` (0-based): exponential, or the server's Retry-After, capped."""
-    wait = base_s * 2**retry
-    if retry_after_s is not None and retry_after_s > wait:
-        wait = retry_after_s
-    return max(0.0, min(wait, cap_s))
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What FCM made of one push to one recipient's tokens."""
-
-    tokens: int = 0
-    success: int = 0
-    failure: int = 0
-    stale_tokens: tuple[str, ...] = ()
-    retries: int = 0  # rounds of re-sending the tokens that failed transiently
-    errors: dict[str, int] = field(default_factory=dict)  # FCM error code → tokens that ended with it
-
-    def as_fields(self, removed_tokens: int) -> dict[str, Any]:
-        return {
-            "tokens": self.tokens,
-            "success": self.success,
-            "failure": self.failure,
-            "removedTokens": removed_tokens,
-            "retries": self.retries,
-            "errors": dict(self.errors),
-        }

@@ -1,4 +1,4 @@
-"""The EmoChat domain: voice paths, upload checks, stress levels, message states.
+"""The voice pipeline's decisions: voice paths, upload checks, stress scores, message claims.
 
 Pure Python, no I/O: everything here is decided from values, so it is unit-tested exhaustively and
 the triggers stay thin. The field names and codes are the data contract the mobile app reads
@@ -11,39 +11,13 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+from emochat.domain import MessageStatus, Problem, StressLevel
+
 VOICE_PREFIX = "voice"
 AUDIO_EXTENSIONS = frozenset({"m4a", "mp4", "aac", "wav", "webm", "ogg", "opus", "mp3", "caf", "3gp"})
 # Some Android recorders label voice notes video/mp4; they are still audio-only files.
 EXTRA_CONTENT_TYPES = frozenset({"video/mp4"})
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
-
-
-class MessageStatus(StrEnum):
-    PROCESSING = "processing"
-    READY = "ready"
-    FAILED = "failed"  # a service error outlasted its retries
-    REJECTED = "rejected"  # bad input: retrying cannot help
-
-    @property
-    def is_terminal(self) -> bool:
-        return self is not MessageStatus.PROCESSING
-
-
-class StressLevel(StrEnum):
-    LOW = "low"
-    MODERATE = "moderate"
-    HIGH = "high"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why a message was rejected or failed: `code` for machines, `message` for people."""
-
-    code: str
-    message: str
-
-    def as_field(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
 
 
 # ── Storage paths ────────────────────────────────────────────────────────────────────────────────

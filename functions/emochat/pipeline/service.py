@@ -13,17 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from emochat.pipeline import model as domain
+from emochat.domain import MessageStatus, Problem
+from emochat.pipeline import model
 from emochat.pipeline.audio import UndecodableAudio, decode_audio
-from emochat.pipeline.model import (
-    AudioLimits,
-    Claim,
-    MessageStatus,
-    Problem,
-    StageResult,
-    StressThresholds,
-    VoicePath,
-)
+from emochat.pipeline.model import AudioLimits, Claim, StageResult, StressThresholds, VoicePath
 from emochat.pipeline.ports import (
     AudioStore,
     MessageStore,
@@ -53,7 +46,7 @@ class Upload:
 class PipelineConfig:
     thresholds: StressThresholds = field(default_factory=StressThresholds)
     limits: AudioLimits = field(default_factory=AudioLimits)
-    max_upload_bytes: int = domain.MAX_UPLOAD_BYTES
+    max_upload_bytes: int = model.MAX_UPLOAD_BYTES
     # How long a processing claim holds before another delivery may retake it: the function timeout.
     lease_s: float = 300.0
 
@@ -123,7 +116,7 @@ def _audio_field(upload: Upload, duration_ms: int | None) -> dict[str, Any]:
 def process_upload(upload: Upload, services: Services, config: PipelineConfig) -> Outcome:
     """Validate, transcribe and score one upload, and write its message. Idempotent per generation."""
     started = time.perf_counter()
-    path = domain.parse_voice_path(upload.name)
+    path = model.parse_voice_path(upload.name)
     if path is None:
         return Outcome(claim=None, status=None, stage="route")
 
@@ -153,10 +146,10 @@ def process_upload(upload: Upload, services: Services, config: PipelineConfig) -
         # A rejection replaces any earlier result: the message now stands for this upload.
         return finish(MessageStatus.REJECTED, problem, stage, text=None, stress=None, **fields)
 
-    problem = domain.check_upload(path, upload.content_type, upload.size_bytes, config.max_upload_bytes)
+    problem = model.check_upload(path, upload.content_type, upload.size_bytes, config.max_upload_bytes)
     if problem:
         return reject(problem, "validate")
-    problem = domain.check_membership(path, services.messages.chat_members(path.chat_id))
+    problem = model.check_membership(path, services.messages.chat_members(path.chat_id))
     if problem:
         return reject(problem, "validate")
 
@@ -168,7 +161,7 @@ def process_upload(upload: Upload, services: Services, config: PipelineConfig) -
     except UndecodableAudio as exc:
         return reject(Problem("undecodable_audio", str(exc)), "decode")
     audio = _audio_field(upload, decoded.duration_ms)
-    problem = domain.check_audio(decoded.duration_ms, decoded.peak_dbfs, config.limits)
+    problem = model.check_audio(decoded.duration_ms, decoded.peak_dbfs, config.limits)
     if problem:
         return reject(problem, "decode", audio=audio)
 
@@ -183,14 +176,14 @@ def process_upload(upload: Upload, services: Services, config: PipelineConfig) -
         stress_future = pool.submit(_run_stage, lambda: services.stress_scorer.score_stress(wav))
         stt, stress = stt_future.result(), stress_future.result()
 
-    status, problem = domain.outcome_status(stt, stress)
+    status, problem = model.outcome_status(stt, stress)
     # An empty transcript ("") is a ready message, not a failure: the audio passed the duration and
     # silence checks, so it is the sender's voice without recognisable words (a sigh, laughter,
     # humming, an unsupported language); the stress reading comes from the voice and stands. ""
     # (transcribed, no words) stays distinct from None (speech-to-text failed).
     transcript = stt.value
     stress_field = (
-        domain.stress_reading(stress.value, config.thresholds, services.stress_scorer.model_name)
+        model.stress_reading(stress.value, config.thresholds, services.stress_scorer.model_name)
         if isinstance(stress.value, float)
         else None
     )
@@ -211,5 +204,5 @@ def sweep_abandoned(messages: MessageStore, now: float | None = None, limit: int
     return [
         doc_path
         for doc_path in messages.abandoned(now, limit)
-        if messages.fail_if_abandoned(doc_path, now, domain.ABANDONED.as_field())
+        if messages.fail_if_abandoned(doc_path, now, model.ABANDONED.as_field())
     ]

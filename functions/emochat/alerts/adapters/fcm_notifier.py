@@ -1,7 +1,7 @@
 """Push notifications through Firebase Cloud Messaging, with firebase_admin's own messaging code.
 
 `send_each_for_multicast` sends one HTTP v1 request per token (v7 removed the batch
-`send_multicast`). Each token's answer decides its fate (alerts.token_fate): UNREGISTERED, an
+`send_multicast`). Each token's answer decides its fate (delivery.token_fate): UNREGISTERED, an
 invalid registration token and SENDER_ID_MISMATCH mark it stale (the caller deletes it); 429, 5xx
 and connection failures are retried for just those tokens, with backoff (Retry-After honoured, and
 capped), a bounded number of times within a deadline. Beneath this, firebase_admin's own HTTP
@@ -26,7 +26,8 @@ import firebase_admin
 import google.auth.credentials
 from firebase_admin import credentials, exceptions, messaging
 
-from emochat.alerts.model import Delivery, Push, TokenFate, backoff_s, token_fate
+from emochat.alerts.delivery import Delivery, TokenFate, backoff_s, token_fate
+from emochat.alerts.model import Push
 
 MAX_TOKENS_PER_CALL = 500  # send_each_for_multicast's limit
 

@@ -33,9 +33,8 @@ from emochat.alerts.model import (
     decide_marker,
     decide_recipient,
 )
-from emochat.alerts.service import Claimed
-from emochat.firestore_tx import run_transaction
-from emochat.pipeline.adapters.message_store import read_chat_members
+from emochat.alerts.ports import Claimed
+from emochat.firestore_tx import read_chat_members, run_transaction
 
 
 # Several messages of one sender can become ready at once, and each transaction writes the sender's

@@ -8,16 +8,9 @@ from typing import Any
 
 from google.cloud import firestore
 
-from emochat.firestore_tx import run_transaction
-from emochat.pipeline.model import (
-    Claim,
-    MessageState,
-    MessageStatus,
-    VoicePath,
-    decide_claim,
-    is_abandoned,
-    may_finish,
-)
+from emochat.domain import MessageStatus
+from emochat.firestore_tx import read_chat_members, run_transaction
+from emochat.pipeline.model import Claim, MessageState, VoicePath, decide_claim, is_abandoned, may_finish
 
 
 def _message_state(snapshot: firestore.DocumentSnapshot) -> MessageState | None:
@@ -34,15 +27,6 @@ def _message_state(snapshot: firestore.DocumentSnapshot) -> MessageState | None:
         generation=int(data.get("generation") or 0),
         lease_expires_at=lease.timestamp() if lease is not None else None,
     )
-
-
-def read_chat_members(db: firestore.Client, chat_id: str) -> list[str] | None:
-    """chats/{chatId}.members (uids), or None when the chat does not exist."""
-    snapshot = db.collection("chats").document(chat_id).get()
-    if not snapshot.exists:
-        return None
-    members = (snapshot.to_dict() or {}).get("members")
-    return [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
 
 
 class FirestoreMessageStore:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
 ATTEMPTS_PER_ROUND = 5
+BATCH_WRITES = 400  # under Firestore's 500 writes per batch
 ROUNDS = 6
 
 _T = TypeVar("_T")
@@ -49,3 +50,9 @@ def read_chat_members(db: firestore.Client, chat_id: str) -> list[str] | None:
         return None
     members = (snapshot.to_dict() or {}).get("members")
     return [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
+
+
+def read_profile(db: firestore.Client, uid: str) -> dict[str, Any]:
+    """users/{uid}, empty when missing."""
+    snap = db.collection("users").document(uid).get()
+    return (snap.to_dict() or {}) if snap.exists else {}

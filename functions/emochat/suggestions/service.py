@@ -1,125 +1,40 @@
-"""Wellbeing services: coping suggestions, their feedback, stress trends, and a user's data deletion.
+"""Coping suggestions: the service layer of the callables `recommend_coping` and `rate_suggestion`,
+the alerts' hook `recommend_for_alert`, and the ops CLI's catalog seeding.
 
-The service layer of the callables `recommend_coping`, `rate_suggestion`, `stress_trends`,
-`delete_my_data`, the trigger `update_stress_trends`, the alerts hook `recommend_for_alert`, and
-the ops CLI. Decisions come from the pure modules `recommend` and `trends`; Firestore is behind the
-narrow `WellbeingStore` interface (adapter: adapters/wellbeing_store.py; unit tests: a fake).
+Decisions come from the pure modules `catalog` and `bandit`; Firestore is behind the narrow
+`SuggestionStore` (ports.py; adapter: adapters/firestore_store.py; unit tests: tests/fakes).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
+from emochat.domain import RequestError, int_arg
+from emochat.profile import user_language, user_zone
 from emochat.suggestions import bandit as recommend
-from emochat.suggestions.bandit import Catalog, Context, Counts, PolicyParams, UserModel, Verdict
+from emochat.suggestions.bandit import Context, PolicyParams, Verdict
+from emochat.suggestions.catalog import BUNDLED_CATALOG, Catalog, load_catalog_file
+from emochat.suggestions.ports import SuggestionStore
 from emochat.trends import model as trends
-from emochat.trends.model import Reading, TrendChange
+from emochat.trends.ports import TrendStore
 
 log = logging.getLogger(__name__)
 
-BUNDLED_CATALOG = Path(__file__).resolve().parent.parent.parent / "catalog" / "coping_suggestions.json"
-LANGUAGES = ("ko", "en")
 _RECOMMENDATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # Firestore auto ids are 20 of [A-Za-z0-9]
 
 
-class RequestError(Exception):
-    """A caller's request cannot be served; `code` is a callable error code (invalid-argument, ...)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-# ── Ports ────────────────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass(frozen=True)
-class RatingOutcome:
-    verdict: Verdict
-    suggestion_id: str | None = None
-
-
-class WellbeingStore(Protocol):
-    def seed_catalog(self, catalog: Catalog, source: Mapping[str, Any]) -> int:
-        """Write catalog/{version} and its suggestions; suggestions missing from it turn inactive."""
-        ...
-
-    def catalog(self, version: str) -> Catalog | None: ...
-
-    def population(self) -> dict[str, Counts]:
-        """Helpful / not-helpful counts per suggestion over all users."""
-        ...
-
-    def profile(self, uid: str) -> dict[str, Any]:
-        """users/{uid} (empty when missing)."""
-        ...
-
-    def model(self, uid: str) -> UserModel: ...
-
-    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str]:
-        """Store each shown suggestion; returns the new recommendation ids, in order."""
-        ...
-
-    def rate(
-        self, uid: str, recommendation_id: str, helpful: bool, suggestion_id: str | None, now: datetime
-    ) -> RatingOutcome:
-        """Atomically: judge (recommend.judge_rating), then mark the recommendation rated, update the
-        user's model (recommend.feedback_update) and the population counts."""
-        ...
-
-    def recommendations(self, uid: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
-        """The user's latest recommendations, newest first."""
-        ...
-
-    def message(self, chat_id: str, message_id: str) -> dict[str, Any] | None: ...
-
-    def apply_reading(self, change: TrendChange, time_zone: str) -> bool:
-        """Atomically put or take out one message's reading in a day document (trends.with_reading)."""
-        ...
-
-    def day_docs(self, uid: str, days: Iterable[str]) -> dict[str, dict[str, Any]]: ...
-
-    def sent_messages(self, uid: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(reading key, message) for every message the user sent."""
-        ...
-
-    def replace_days(self, uid: str, docs: Mapping[str, dict[str, Any] | None]) -> None: ...
-
-    def delete_user(self, uid: str) -> int:
-        """Delete users/{uid} and everything under it; returns how many documents went."""
-        ...
-
-    def user_ids(self) -> Iterator[str]:
-        """Every uid with anything under users/ (also those whose profile document is gone)."""
-        ...
-
-
-class AccountDirectory(Protocol):
-    def missing(self, uids: list[str]) -> set[str]:
-        """Those of `uids` that have no Firebase Auth account (at most 100 per call)."""
-        ...
-
-    def delete_account(self, uid: str) -> bool:
-        """Delete the Auth account (ops path); False when there was none."""
-        ...
-
-
 @dataclass
-class WellbeingServices:
-    store: WellbeingStore
-    accounts: AccountDirectory | None = None
+class SuggestionServices:
+    store: SuggestionStore
+    trends: TrendStore  # the recent readings set the context when the caller gives no stress level
     rng: random.Random = field(default_factory=random.Random)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _cache: dict[str, tuple[float, Any]] = field(default_factory=dict, repr=False)
@@ -134,14 +49,11 @@ class WellbeingServices:
 
 
 @dataclass(frozen=True)
-class WellbeingConfig:
+class SuggestionConfig:
     catalog_version: str = "v1"
     params: PolicyParams = field(default_factory=PolicyParams)
     default_time_zone: str = "Asia/Seoul"
-    default_language: str = "ko"
     max_count: int = 5
-    default_trend_days: int = 14
-    max_trend_days: int = 90
     # A reading this recent sets the context's stress level when the caller gives none.
     recent_reading_s: float = 3 * 3600
     # Recommendations carry expireAt this far ahead (for a Firestore TTL policy on the collection).
@@ -152,21 +64,14 @@ class WellbeingConfig:
 # ── Catalog ──────────────────────────────────────────────────────────────────────────────────────
 
 
-def load_catalog_file(path: Path = BUNDLED_CATALOG) -> tuple[Catalog, dict[str, Any]]:
-    """The versioned repo file, validated, and where it came from (for catalog/{version})."""
-    raw = path.read_bytes()
-    catalog = recommend.parse_catalog(json.loads(raw))
-    return catalog, {"file": path.name, "sha256": hashlib.sha256(raw).hexdigest()}
-
-
-def seed_catalog(store: WellbeingStore, path: Path = BUNDLED_CATALOG) -> Catalog:
+def seed_catalog(store: SuggestionStore, path: Path = BUNDLED_CATALOG) -> Catalog:
     """Seed catalog/{version}/suggestions/{id} from the repo file (idempotent)."""
     catalog, source = load_catalog_file(path)
     store.seed_catalog(catalog, source)
     return catalog
 
 
-def current_catalog(services: WellbeingServices, config: WellbeingConfig) -> Catalog:
+def current_catalog(services: SuggestionServices, config: SuggestionConfig) -> Catalog:
     """The seeded catalog of the configured version; the bundled file until it is seeded."""
 
     def load() -> Catalog:
@@ -184,36 +89,11 @@ def current_catalog(services: WellbeingServices, config: WellbeingConfig) -> Cat
 # ── Users ────────────────────────────────────────────────────────────────────────────────────────
 
 
-def _zone(name: Any) -> tzinfo | None:
-    if not isinstance(name, str) or not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def user_zone(profile: Mapping[str, Any], config: WellbeingConfig) -> tuple[str, tzinfo]:
-    """The user's IANA time zone (users/{uid}.timeZone), else the configured default."""
-    for name in (profile.get("timeZone"), config.default_time_zone):
-        zone = _zone(name)
-        if zone is not None:
-            return name, zone
-    return "UTC", UTC
-
-
-def user_language(requested: Any, profile: Mapping[str, Any], config: WellbeingConfig) -> str:
-    for candidate in (requested, profile.get("language"), config.default_language):
-        if isinstance(candidate, str) and candidate.split("-")[0].lower() in LANGUAGES:
-            return candidate.split("-")[0].lower()
-    return "en"
-
-
 def _recent_level(
-    services: WellbeingServices, uid: str, zone: tzinfo, now: datetime, config: WellbeingConfig
+    services: SuggestionServices, uid: str, zone: tzinfo, now: datetime, config: SuggestionConfig
 ) -> str | None:
     today = now.astimezone(zone).date()
-    docs = services.store.day_docs(uid, trends.day_range(today, 2))
+    docs = services.trends.day_docs(uid, trends.day_range(today, 2))
     last = trends.latest_reading(docs.values())
     if last is None or (now - last.at).total_seconds() > config.recent_reading_s:
         return None
@@ -241,8 +121,8 @@ class Shown:
 
 
 def _show(
-    services: WellbeingServices,
-    config: WellbeingConfig,
+    services: SuggestionServices,
+    config: SuggestionConfig,
     uid: str,
     count: int,
     stress_level: str | None,
@@ -254,8 +134,8 @@ def _show(
     now = services.clock()
     catalog = current_catalog(services, config)
     profile = services.store.profile(uid)
-    _, zone = user_zone(profile, config)
-    lang = user_language(language, profile, config)
+    _, zone = user_zone(profile, config.default_time_zone)
+    lang = user_language(language, profile.get("language"))
     if stress_level is None:
         stress_level = _recent_level(services, uid, zone, now, config)
     context = recommend.context_at(stress_level, (at or now).astimezone(zone))
@@ -284,23 +164,12 @@ def _show(
     return context, [Shown(i, p, lang) for i, p in zip(ids, picks, strict=True)], catalog
 
 
-def _int_arg(data: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = data.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise RequestError("invalid-argument", f"'{name}' must be a whole number.")
-    if not low <= value <= high:
-        raise RequestError("invalid-argument", f"'{name}' must be within {low}..{high}.")
-    return int(value)
-
-
 def recommend_coping(
-    services: WellbeingServices, config: WellbeingConfig, uid: str, data: Mapping[str, Any] | None
+    services: SuggestionServices, config: SuggestionConfig, uid: str, data: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """recommend_coping: {count?, stressLevel?, language?} → the signed-in user's top suggestions."""
     data = data or {}
-    count = _int_arg(data, "count", 3, 1, config.max_count)
+    count = int_arg(data, "count", 3, 1, config.max_count)
     stress = data.get("stressLevel")
     if stress is not None and stress not in recommend.STRESS_CONTEXTS:
         allowed = ", ".join(recommend.STRESS_CONTEXTS)
@@ -348,7 +217,7 @@ class AlertSuggestion:
 
 
 def recommend_for_alert(
-    services: WellbeingServices, config: WellbeingConfig, user_id: str, context: AlertContext
+    services: SuggestionServices, config: SuggestionConfig, user_id: str, context: AlertContext
 ) -> AlertSuggestion | None:
     """One suggestion for a sender's self-care alert, recorded like any other (source "alert")."""
     _, shown, _ = _show(
@@ -379,7 +248,7 @@ def recommend_for_alert(
 
 
 def rate_suggestion(
-    services: WellbeingServices, config: WellbeingConfig, uid: str, data: Mapping[str, Any] | None
+    services: SuggestionServices, config: SuggestionConfig, uid: str, data: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """rate_suggestion: {recommendationId, helpful, suggestionId?} → counted once per showing."""
     data = data or {}
@@ -405,137 +274,3 @@ def rate_suggestion(
         "helpful": helpful,
         "recorded": outcome.verdict is Verdict.RECORD,
     }
-
-
-# ── Trends ───────────────────────────────────────────────────────────────────────────────────────
-
-
-def record_message_change(
-    services: WellbeingServices,
-    config: WellbeingConfig,
-    chat_id: str,
-    message_id: str,
-    before: Mapping[str, Any] | None,
-    after: Mapping[str, Any] | None,
-) -> list[TrendChange]:
-    """Keep the sender's daily aggregates in step with one message write. Idempotent.
-
-    The event only says that something changed; what is written follows the message as it is now
-    (read again), so redelivered or out-of-order events converge on the same aggregates.
-    """
-    if not trends.is_relevant(before, after):
-        return []
-    key = trends.reading_key(chat_id, message_id)
-    current = services.store.message(chat_id, message_id)
-    zones: dict[str, tuple[str, tzinfo]] = {}
-
-    def zone_of(uid: str) -> tuple[str, tzinfo]:
-        if uid not in zones:
-            zones[uid] = user_zone(services.store.profile(uid), config)
-        return zones[uid]
-
-    def placed(message: Mapping[str, Any] | None) -> tuple[str, str, Reading] | None:
-        uid, reading = trends.sender_of(message), trends.reading_of(message)
-        if uid is None or reading is None:
-            return None
-        return uid, trends.day_of(reading.at, zone_of(uid)[1]), reading
-
-    was = placed(before)
-    changes = trends.plan_changes(key, (was[0], was[1]) if was else None, placed(current))
-    return [c for c in changes if services.store.apply_reading(c, zone_of(c.user_id)[0])]
-
-
-def stress_trends(
-    services: WellbeingServices, config: WellbeingConfig, uid: str, data: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """stress_trends: {days?} → the last N local days of the user's readings, oldest first."""
-    days = _int_arg(data or {}, "days", config.default_trend_days, 1, config.max_trend_days)
-    zone_name, zone = user_zone(services.store.profile(uid), config)
-    today = services.clock().astimezone(zone).date()
-    wanted = trends.day_range(today, days)
-    series = trends.series(services.store.day_docs(uid, wanted), today, days)
-    return {"timeZone": zone_name, "from": wanted[0], "to": wanted[-1], "days": series}
-
-
-def recompute_trends(
-    services: WellbeingServices, config: WellbeingConfig, uid: str
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """(stored aggregates, aggregates recomputed from the user's messages), both by day."""
-    _, zone = user_zone(services.store.profile(uid), config)
-    truth = trends.recompute(services.store.sent_messages(uid), zone)
-    stored = services.store.day_docs(uid, truth.keys())
-    return stored, truth
-
-
-def rebuild_trends(services: WellbeingServices, config: WellbeingConfig, uid: str) -> int:
-    """Rewrite a user's day documents from their messages (repair); returns the days written."""
-    zone_name, zone = user_zone(services.store.profile(uid), config)
-    by_day: dict[str, dict[str, Reading]] = {}
-    for key, message in services.store.sent_messages(uid):
-        reading = trends.reading_of(message)
-        if reading is not None:
-            by_day.setdefault(trends.day_of(reading.at, zone), {})[key] = reading
-    docs = {day: trends.day_doc(day, zone_name, readings) for day, readings in by_day.items()}
-    services.store.replace_days(uid, docs)
-    return len(docs)
-
-
-# ── Deletion ─────────────────────────────────────────────────────────────────────────────────────
-
-
-def delete_user_data(services: WellbeingServices, uid: str) -> int:
-    """Everything kept for a user under users/{uid}: profile, devices, notifications, suggestions
-    shown, feedback model, stress aggregates. Chat messages stay: they belong to the chat too."""
-    return services.store.delete_user(uid)
-
-
-def delete_my_data(
-    services: WellbeingServices, config: WellbeingConfig, uid: str, data: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """delete_my_data: {confirm: true} → {deleted: <documents>}; the app then deletes the account."""
-    if (data or {}).get("confirm") is not True:
-        raise RequestError("invalid-argument", "Pass {confirm: true} to delete your data.")
-    return {"deleted": delete_user_data(services, uid)}
-
-
-def purge_deleted_users(
-    services: WellbeingServices, apply: bool = True, limit: int = 1000, max_share: float = 0.5
-) -> list[str]:
-    """Delete the data of users whose Auth account is gone (the Python SDK has no user-deleted
-    trigger). Returns the uids found (and, with `apply`, purged), at most `limit` per run.
-
-    A safety valve: when more than `max_share` of the users checked (and more than 10) look deleted,
-    the account look-up is more likely misconfigured (another project, another tenant) than that
-    many people left, and nothing is deleted.
-    """
-    if services.accounts is None:
-        raise RuntimeError("purging needs an account directory (Firebase Auth)")
-    accounts = services.accounts
-    orphans: list[str] = []
-    batch: list[str] = []
-    checked = 0
-
-    def flush() -> None:
-        nonlocal checked
-        if batch:
-            checked += len(batch)
-            orphans.extend(sorted(accounts.missing(list(batch))))
-            batch.clear()
-
-    for uid in services.store.user_ids():
-        batch.append(uid)
-        if len(batch) == 100:
-            flush()
-        if len(orphans) >= limit:
-            break
-    flush()
-    if len(orphans) > 10 and len(orphans) > max_share * checked:
-        raise RuntimeError(
-            f"{len(orphans)} of {checked} users have no Auth account: refusing to purge "
-            "(check the project and credentials; the ops CLI's purge-deleted lists them)"
-        )
-    orphans = orphans[:limit]
-    if apply:
-        for uid in orphans:
-            delete_user_data(services, uid)
-    return orphans

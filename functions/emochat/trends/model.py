@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-LEVELS = ("low", "moderate", "high")
+from emochat import domain
+from emochat.domain import STRESS_LEVELS
+
+LEVELS = STRESS_LEVELS
 
 
 @dataclass(frozen=True)
@@ -35,17 +38,12 @@ class Reading:
 
 
 def reading_of(message: Mapping[str, Any] | None) -> Reading | None:
-    """The reading a message contributes to its sender's trend: only ready messages with a score."""
-    if not message or message.get("status") != "ready":
+    """The reading a message contributes to its sender's trend: a ready message with a usable reading
+    (`domain.reading_of`) and a createdAt to place it on a day."""
+    parsed = domain.reading_of(message)
+    if parsed is None or parsed.at is None:
         return None
-    stress = message.get("stress")
-    created = message.get("createdAt")
-    if not isinstance(stress, Mapping) or not isinstance(created, datetime):
-        return None
-    score, level = stress.get("score"), stress.get("level")
-    if not isinstance(score, int | float) or isinstance(score, bool) or level not in LEVELS:
-        return None
-    return Reading(float(score), level, created)
+    return Reading(parsed.score, parsed.level.value, parsed.at)
 
 
 def sender_of(message: Mapping[str, Any] | None) -> str | None:

@@ -41,7 +41,7 @@ from emochat.firestore_tx import read_chat_members, run_transaction
 # baseline (and two alerts can race for one recipient's cooldown). The client retries an aborted
 # transaction at once, keeping its place in line; rounds of such attempts are separated here by
 # short jittered pauses, for contention that outlasts one round (the emulator settles each lock
-# conflict only after a ~2 s timeout). The same scheme as wellbeing_store.run_transaction.
+# conflict only after a ~2 s timeout). The same scheme as firestore_tx.run_transaction.
 def _timestamp(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 

@@ -1,4 +1,4 @@
-"""Real, decodable audio made in memory, without external tools."""
+"""Real, decodable audio made in memory, without external tools: the tests' one WAV writer."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ import wave
 import numpy as np
 
 
+def wav_bytes(x: np.ndarray, sr: int, channels: int = 1) -> bytes:
+    """16-bit PCM WAV in memory (x in [-1, 1]: (n,) or (n, channels))."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes())
+    return buf.getvalue()
+
+
 def make_wav(seconds: float = 1.0, rate: int = 16_000, amplitude: float = 0.3, freq: float = 220.0) -> bytes:
     """A mono 16-bit WAV tone."""
     t = np.arange(int(seconds * rate)) / rate
-    samples = (amplitude * np.sin(2 * math.pi * freq * t) * 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(samples.tobytes())
-    return buffer.getvalue()
+    return wav_bytes(amplitude * np.sin(2 * math.pi * freq * t), rate)

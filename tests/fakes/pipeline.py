@@ -1,4 +1,5 @@
-"""In-memory fakes of the ports: same behaviour as the adapters, decided by the same domain code."""
+"""In-memory fakes of the voice pipeline's ports (same behaviour as the adapters, decided by the same
+pipeline model), and a scripted HTTP transport for the adapters' wire-format tests."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import copy
 import threading
 import time
 from typing import Any
+
+import httpx
 
 from emochat.domain import MessageStatus
 from emochat.pipeline.model import Claim, MessageState, VoicePath, decide_claim, is_abandoned, may_finish
@@ -101,3 +104,18 @@ class FakeStressScorer:
         if self.error:
             raise self.error
         return self.p
+
+
+def scripted(responses: list[httpx.Response | Exception]) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """A transport answering each request with the next scripted response (or raising it); the last
+    one repeats. Returns the transport and the requests it saw."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        item = responses[min(len(seen), len(responses)) - 1]
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return httpx.MockTransport(handler), seen

@@ -1,4 +1,4 @@
-"""The HTTP adapters against fakes that speak each API's real wire format (httpx.MockTransport)."""
+"""The HTTP adapters against fakes that speak each API's real wire format (fakes.pipeline.scripted)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import httpx
 import openai
 import pytest
+from fakes.pipeline import scripted
 
 from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer, parse_stressed_probability
 from emochat.pipeline.adapters.openai_stt import OpenAITranscriber
@@ -14,19 +15,6 @@ from emochat.pipeline.ports import ServiceError, VoiceClip
 
 CLIP = VoiceClip(b"RIFF....WAVE", "m1.wav", "audio/wav")
 STRESSED = [{"label": "stressed", "score": 0.83}, {"label": "not_stressed", "score": 0.17}]
-
-
-def scripted(responses: list[httpx.Response | Exception]):
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        item = responses[min(len(seen), len(responses)) - 1]
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-    return httpx.MockTransport(handler), seen
 
 
 def scorer(responses, **kw) -> tuple[HuggingFaceStressScorer, list[httpx.Request], list[float]]:

@@ -1,4 +1,4 @@
-"""The alert service (emochat.alerting) with an in-memory store and notifier."""
+"""The alert service (emochat.alerts.service) with an in-memory store and notifier."""
 
 from __future__ import annotations
 

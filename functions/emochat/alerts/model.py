@@ -1,6 +1,6 @@
 """Stress alerts: which message writes alert whom, when, and in what words.
 
-Pure Python, no I/O, like `domain`: the trigger and the service layer (`alerting`) only carry values
+Pure Python, no I/O, like `domain`: the trigger and the service layer (`alerts.service`) only carry values
 between Firestore, FCM and these decisions.
 
 - A message alerts at most once, on its transition into `ready` (`ready_reading`); the per-message

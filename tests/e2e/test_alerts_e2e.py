@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emochat import alerts
+from emochat.alerts import model as alerts
 
 pytestmark = [
     pytest.mark.stack,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from emochat.adapters.alert_store import FirestoreAlertStore
-from emochat.alerts import (
+from emochat.alerts.adapters.firestore_store import FirestoreAlertStore
+from emochat.alerts.model import (
     AlertDecision,
     AlertPolicy,
     AlertPrefs,

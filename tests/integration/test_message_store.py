@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from emochat.adapters.firestore_store import FirestoreMessageStore
-from emochat.domain import Claim, VoicePath
-from emochat.pipeline import sweep_abandoned
+from emochat.pipeline.adapters.message_store import FirestoreMessageStore
+from emochat.pipeline.model import Claim, VoicePath
+from emochat.pipeline.service import sweep_abandoned
 
 pytestmark = pytest.mark.stack
 

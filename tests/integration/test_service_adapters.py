@@ -11,11 +11,11 @@ import pytest
 from google.cloud import storage
 from speech import espeak_m4a
 
-from emochat.adapters.hf_stress import HuggingFaceStressScorer
-from emochat.adapters.openai_stt import OpenAITranscriber
-from emochat.adapters.storage_audio import CloudStorageAudio
-from emochat.audio import decode_audio
-from emochat.ports import ServiceError, VoiceClip
+from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer
+from emochat.pipeline.adapters.openai_stt import OpenAITranscriber
+from emochat.pipeline.adapters.storage_audio import CloudStorageAudio
+from emochat.pipeline.audio import decode_audio
+from emochat.pipeline.ports import ServiceError, VoiceClip
 from local_stack.app_client import AppClient
 
 pytestmark = pytest.mark.stack

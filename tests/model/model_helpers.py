@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +22,6 @@ needs_demo = pytest.mark.skipif(
     not (DEMO / "model.safetensors").exists(),
     reason="demo checkpoint missing (python -m stress_model train ...)",
 )
-
-
-def wav_bytes(x: np.ndarray, sr: int, channels: int = 1) -> bytes:
-    """16-bit PCM WAV in memory (x: (n,) or (n, channels))."""
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes())
-    return buf.getvalue()
 
 
 def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:

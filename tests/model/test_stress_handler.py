@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_helpers import DEMO, ffmpeg_convert, needs_demo, needs_espeak, needs_ffmpeg, tone, wav_bytes
+from model_helpers import DEMO, ffmpeg_convert, needs_demo, needs_espeak, needs_ffmpeg, tone
+from wavs import wav_bytes
 
 from stress_model.handler import BadAudioError, EndpointHandler
 

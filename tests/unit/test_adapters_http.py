@@ -1,4 +1,4 @@
-"""The HTTP adapters against fakes that speak each API's real wire format (httpx.MockTransport)."""
+"""The HTTP adapters against fakes that speak each API's real wire format (fakes.pipeline.scripted)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,14 @@ import json
 import httpx
 import openai
 import pytest
+from fakes.pipeline import scripted
 
-from emochat.adapters.hf_stress import HuggingFaceStressScorer, parse_stressed_probability
-from emochat.adapters.openai_stt import OpenAITranscriber
-from emochat.ports import ServiceError, VoiceClip
+from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer, parse_stressed_probability
+from emochat.pipeline.adapters.openai_stt import OpenAITranscriber
+from emochat.pipeline.ports import ServiceError, VoiceClip
 
 CLIP = VoiceClip(b"RIFF....WAVE", "m1.wav", "audio/wav")
 STRESSED = [{"label": "stressed", "score": 0.83}, {"label": "not_stressed", "score": 0.17}]
-
-
-def scripted(responses: list[httpx.Response | Exception]):
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        item = responses[min(len(seen), len(responses)) - 1]
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-    return httpx.MockTransport(handler), seen
 
 
 def scorer(responses, **kw) -> tuple[HuggingFaceStressScorer, list[httpx.Request], list[float]]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from wavs import make_wav
 
-from emochat.audio import SAMPLE_RATE, UndecodableAudio, decode_audio
+from emochat.pipeline.audio import SAMPLE_RATE, UndecodableAudio, decode_audio
 
 
 @pytest.mark.parametrize("rate", [8_000, 16_000, 44_100, 48_000])

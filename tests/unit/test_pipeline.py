@@ -6,13 +6,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fakes import FakeStressScorer, FakeTranscriber, InMemoryAudio, InMemoryMessages
+from fakes.pipeline import FakeStressScorer, FakeTranscriber, InMemoryAudio, InMemoryMessages
 from wavs import make_wav
 
-from emochat import domain
-from emochat.domain import AudioLimits, Claim, MessageStatus
-from emochat.pipeline import PipelineConfig, Services, Upload, process_upload, sweep_abandoned
-from emochat.ports import ServiceError
+from emochat.domain import MessageStatus
+from emochat.pipeline import model as domain
+from emochat.pipeline.model import AudioLimits, Claim
+from emochat.pipeline.ports import ServiceError
+from emochat.pipeline.service import PipelineConfig, Services, Upload, process_upload, sweep_abandoned
 
 BUCKET = "demo-emochat.appspot.com"
 NAME = "voice/u1/c1/m1.wav"
@@ -270,7 +271,7 @@ def test_abandoned_message_is_retaken_by_redelivery(tone_wav: bytes) -> None:
 
 
 def _initial_fields_for(event: Upload, lease_s: float) -> dict:
-    from emochat.pipeline import _initial_fields
+    from emochat.pipeline.service import _initial_fields
 
     return _initial_fields(domain.parse_voice_path(event.name), event, lease_s)
 

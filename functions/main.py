@@ -21,8 +21,11 @@ def process_voice_message(event: storage_fn.CloudEvent[storage_fn.StorageObjectD
     """Takes: a Cloud Storage object finalized in the default bucket.
 
     Writes: for voice/{uid}/{chatId}/{messageId}.{ext}, the message chats/{chatId}/messages/{messageId}
-    — status processing first, then ready (transcript + stress), failed (a service gave up; what the
-    other produced is kept) or rejected (bad input, with error.code). Other objects are ignored.
+    — status processing first (the first of transcript and stress reading is filled in as soon as it
+    exists), then ready (transcript + stress), failed (a service gave up; what the other produced is
+    kept) or rejected (bad input, with error.code). Other objects, and any object for a message id
+    that already has a message (another uid, extension or generation), are ignored: a message belongs
+    to its sender's first upload. A run that cannot write its end logs the object at error level.
     """
     obj = event.data
     if not obj.name.startswith("voice/"):
@@ -48,8 +51,15 @@ def process_voice_message(event: storage_fn.CloudEvent[storage_fn.StorageObjectD
             "voice message crashed", object=obj.name, generation=upload.generation, error=type(exc).__name__
         )
         raise
-    # One line per event: ids, stage, status, error code and timings; never the transcript.
-    log = logger.warn if outcome.status is MessageStatus.FAILED else logger.info
+    # One line per event: ids, stage, status, error code and timings; never the transcript. Error
+    # level when the run could not write its end (the trigger is never redelivered: README, "When a
+    # message cannot be written") or turned an unexpected exception into a stage's failure.
+    if outcome.lost or outcome.crashes:
+        log = logger.error
+    elif outcome.status is MessageStatus.FAILED or not outcome.written:
+        log = logger.warn
+    else:
+        log = logger.info
     log(
         "voice message processed",
         object=obj.name,
@@ -61,6 +71,9 @@ def process_voice_message(event: storage_fn.CloudEvent[storage_fn.StorageObjectD
         status=outcome.status,
         errorCode=outcome.problem.code if outcome.problem else None,
         timings=outcome.timings,
+        written=outcome.written,
+        unwritten=outcome.unwritten,
+        crashes=list(outcome.crashes),
     )
 
 
@@ -69,7 +82,8 @@ def sweep_stuck_messages(event: scheduler_fn.ScheduledEvent) -> None:
     """Takes: a Cloud Scheduler tick every 5 minutes.
 
     Writes: status failed with error.code processing_timeout on each message still processing past
-    its lease (the function timeout), so no placeholder bubble stays forever.
+    its lease (the function timeout plus a margin, so never one whose run is alive), so no
+    placeholder bubble stays forever.
     """
     from emochat import wiring
     from emochat.pipeline.service import sweep_abandoned

@@ -55,6 +55,8 @@ def message_store() -> FirestoreMessageStore:
 
 @functools.cache
 def voice_services() -> Services:
+    # The transcriber makes the retries itself (inside the event's deadline), as many as the
+    # client's max_retries, each request within the client's timeout.
     stt_client = openai.OpenAI(
         api_key=config.OPENAI_API_KEY.value,
         base_url=config.STT_BASE_URL.value or None,
@@ -82,7 +84,7 @@ def pipeline_config() -> PipelineConfig:
             moderate=float(config.STRESS_MODERATE_AT.value), high=float(config.STRESS_HIGH_AT.value)
         ),
         limits=AudioLimits(max_duration_ms=config.MAX_AUDIO_SECONDS.value * 1000),
-        lease_s=config.PROCESS_TIMEOUT_S,
+        timeout_s=config.PROCESS_TIMEOUT_S,
     )
 
 

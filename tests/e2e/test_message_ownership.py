@@ -34,7 +34,6 @@ from local_stack.app_client import ADMIN_TOKEN, FINAL_STATUSES, AppClient, voice
 pytestmark = [
     pytest.mark.stack,
     pytest.mark.usefixtures("clean_faults"),
-    pytest.mark.xfail(strict=True, reason="issue 10 item 1: a second object still rewrites the message"),
 ]
 
 WAIT_S = 180.0

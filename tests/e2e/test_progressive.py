@@ -19,7 +19,6 @@ from local_stack.app_client import FINAL_STATUSES, AppClient
 pytestmark = [
     pytest.mark.stack,
     pytest.mark.usefixtures("clean_faults"),
-    pytest.mark.xfail(strict=True, reason="issue 14: no partial result is written yet"),
 ]
 
 WAIT_S = 180.0

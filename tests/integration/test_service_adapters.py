@@ -83,9 +83,9 @@ def test_storage_download_pins_the_generation(speech: bytes) -> None:
         name = f"voice/{session.uid}/adapter-test/pinned.m4a"
         first = app.upload(name, speech, content_type="audio/mp4")
         audio = CloudStorageAudio(storage.Client(project=app.project_id))
-        assert audio.download(app.bucket, name, int(first["generation"])) == speech
+        assert audio.download(app.bucket, name, int(first["generation"]), 30.0) == speech
         second = app.upload(name, speech[: len(speech) // 2], content_type="audio/mp4")
-        assert audio.download(app.bucket, name, int(second["generation"])) == speech[: len(speech) // 2]
+        assert audio.download(app.bucket, name, int(second["generation"]), 30.0) == speech[: len(speech) // 2]
         with pytest.raises(ServiceError) as err:
-            audio.download(app.bucket, f"voice/{session.uid}/adapter-test/missing.m4a", 1)
+            audio.download(app.bucket, f"voice/{session.uid}/adapter-test/missing.m4a", 1, 30.0)
         assert err.value.code == "audio_unavailable"

@@ -32,6 +32,11 @@ def make_services(**overrides) -> Services:
     return services
 
 
+def final_writes(services: Services) -> list[tuple[str, str]]:
+    """The message's status writes, without the partial result written while it is processing."""
+    return [entry for entry in services.messages.history if entry[1] != "partial"]
+
+
 def upload(services: Services, data: bytes, name: str = NAME, generation: int = 1, **kw) -> Upload:
     services.audio_store.objects[(BUCKET, name)] = data
     return Upload(
@@ -58,7 +63,7 @@ def test_ready_message_has_every_contract_field(tone_wav: bytes) -> None:
     assert doc["audio"]["sizeBytes"] == len(tone_wav) and doc["audio"]["durationMs"] == 1000
     assert set(doc["timings"]) == {"sttMs", "stressMs", "totalMs"}
     assert doc["createdAt"] is not None and doc["leaseExpiresAt"] is None
-    assert services.messages.history == [(DOC, "processing"), (DOC, "ready")]
+    assert final_writes(services) == [(DOC, "processing"), (DOC, "ready")]
 
 
 def test_language_hint_reaches_transcriber(tone_wav: bytes) -> None:
@@ -161,7 +166,7 @@ def test_duplicate_event_is_processed_once(tone_wav: bytes) -> None:
     second = process_upload(event, services, PipelineConfig())
     assert first.status is MessageStatus.READY and second.claim is Claim.SKIP_DUPLICATE
     assert len(services.transcriber.calls) == 1
-    assert services.messages.history == [(DOC, "processing"), (DOC, "ready")]
+    assert final_writes(services) == [(DOC, "processing"), (DOC, "ready")]
 
 
 def test_concurrent_duplicates_are_processed_once(tone_wav: bytes) -> None:
@@ -178,7 +183,6 @@ def test_concurrent_duplicates_are_processed_once(tone_wav: bytes) -> None:
 JOON_NAME = "voice/u2/c1/m1.wav"  # u2, a member of c1, under u1's message id
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 1: a second object still rewrites the message")
 @pytest.mark.parametrize(
     ("name", "data"),
     [
@@ -205,7 +209,6 @@ def test_second_object_never_changes_a_finished_message(name: str, data: bytes, 
     assert services.audio_store.downloads == 1  # the second object is not even read
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 1: a second object still rewrites the message")
 @pytest.mark.parametrize(
     "name", [JOON_NAME, NAME, "voice/u1/c1/m1.mp3"], ids=["member", "same_name", "other_extension"]
 )
@@ -234,10 +237,9 @@ def test_second_object_while_processing_does_not_take_the_message(name: str, ton
     doc = services.messages.docs[DOC]
     assert doc["status"] == "ready" and doc["senderId"] == "u1" and doc["audio"]["path"] == NAME
     assert doc["audio"]["generation"] == 1 and doc["text"] == "hello there"
-    assert [s for _, s in services.messages.history] == ["processing", "ready"]
+    assert [s for _, s in final_writes(services)] == ["processing", "ready"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 1: a second object still rewrites the message")
 def test_upper_case_extension_of_a_new_message_is_rejected(tone_wav: bytes) -> None:
     """Extensions are lowercase only; a fresh message id has a message where the reason can show."""
     services = make_services()
@@ -252,7 +254,9 @@ def test_sweeper_fails_only_abandoned_messages(tone_wav: bytes) -> None:
     services = make_services()
     process_upload(upload(services, tone_wav), services, PipelineConfig())  # ready
     stuck = upload(services, tone_wav, name="voice/u1/c1/m2.wav")
-    services.messages.claim(domain.parse_voice_path(stuck.name), 1, _initial_fields_for(stuck, lease_s=300))
+    services.messages.claim(
+        domain.parse_voice_path(stuck.name), stuck.object, _initial_fields_for(stuck, lease_s=300)
+    )
     now = time.time()
     assert sweep_abandoned(services.messages, now=now) == []  # lease still running
     assert sweep_abandoned(services.messages, now=now + 301) == ["chats/c1/messages/m2"]
@@ -265,7 +269,9 @@ def test_sweeper_fails_only_abandoned_messages(tone_wav: bytes) -> None:
 def test_abandoned_message_is_retaken_by_redelivery(tone_wav: bytes) -> None:
     services = make_services()
     event = upload(services, tone_wav)
-    services.messages.claim(domain.parse_voice_path(NAME), 1, _initial_fields_for(event, lease_s=-1))
+    services.messages.claim(
+        domain.parse_voice_path(NAME), event.object, _initial_fields_for(event, lease_s=-1)
+    )
     outcome = process_upload(event, services, PipelineConfig())
     assert outcome.claim is Claim.RETAKE and services.messages.docs[DOC]["status"] == "ready"
 
@@ -273,7 +279,7 @@ def test_abandoned_message_is_retaken_by_redelivery(tone_wav: bytes) -> None:
 def _initial_fields_for(event: Upload, lease_s: float) -> dict:
     from emochat.pipeline.service import _initial_fields
 
-    return _initial_fields(domain.parse_voice_path(event.name), event, lease_s)
+    return _initial_fields(domain.parse_voice_path(event.name), event, "an-earlier-run", lease_s)
 
 
 @pytest.mark.parametrize(
@@ -293,3 +299,119 @@ def test_outcome_names_the_deciding_stage(name: str, data: bytes, stage: str) ->
     assert outcome.stage == stage
     if stage != "route":
         assert outcome.path == domain.parse_voice_path(name)
+
+
+# ── Every path ends the message (issue 11, item 2) ───────────────────────────────────────────────
+
+
+class Broken(FakeTranscriber):
+    """A service whose call raises something no adapter maps (a bug, an unexpected library error)."""
+
+    def transcribe(self, clip, language, deadline=None):
+        raise KeyError("segments")
+
+
+class BrokenScorer(FakeStressScorer):
+    def score_stress(self, clip, deadline=None):
+        raise AttributeError("NoneType has no attribute 'json'")
+
+
+def test_unexpected_error_in_one_service_fails_that_stage_and_keeps_the_other(tone_wav: bytes) -> None:
+    services = make_services(transcriber=Broken())
+    outcome = process_upload(upload(services, tone_wav), services, PipelineConfig())
+    doc = services.messages.docs[DOC]
+    assert doc["status"] == "failed" and doc["error"]["code"] == "stt_unavailable"
+    assert doc["text"] is None and doc["stress"]["score"] == 80.0 and doc["leaseExpiresAt"] is None
+    assert outcome.crashes == ("stt: KeyError",)
+
+    services = make_services(stress_scorer=BrokenScorer())
+    outcome = process_upload(upload(services, tone_wav), services, PipelineConfig())
+    doc = services.messages.docs[DOC]
+    assert doc["status"] == "failed" and doc["error"]["code"] == "stress_unavailable"
+    assert doc["text"] == "hello there" and doc["stress"] is None
+    assert outcome.crashes == ("stress: AttributeError",)
+
+
+class ExplodingAudio(InMemoryAudio):
+    def download(self, bucket, name, generation, timeout_s):
+        raise ConnectionResetError("peer reset")  # e.g. a RetryError or a socket error, not a ServiceError
+
+
+def test_any_download_error_fails_the_message_as_audio_unavailable(tone_wav: bytes) -> None:
+    services = make_services(audio_store=ExplodingAudio())
+    outcome = process_upload(upload(services, tone_wav), services, PipelineConfig())
+    doc = services.messages.docs[DOC]
+    assert outcome.status is MessageStatus.FAILED and outcome.stage == "download"
+    assert doc["status"] == "failed" and doc["error"]["code"] == "audio_unavailable"
+    assert services.transcriber.calls == []
+
+
+def test_unexpected_decoder_error_rejects_the_upload(
+    tone_wav: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emochat.pipeline import service
+
+    def decoder_bug(data, max_duration_s=None):
+        raise AttributeError("'NoneType' object has no attribute 'name'")  # e.g. a codec with no decoder
+
+    monkeypatch.setattr(service, "decode_audio", decoder_bug)
+    services = make_services()
+    outcome = process_upload(upload(services, tone_wav), services, PipelineConfig())
+    doc = services.messages.docs[DOC]
+    assert outcome.status is MessageStatus.REJECTED and outcome.stage == "decode"
+    assert doc["status"] == "rejected" and doc["error"]["code"] == "undecodable_audio"
+    assert "AttributeError" in doc["error"]["message"] and services.transcriber.calls == []
+
+
+# ── Progressive results (issue 14) ───────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("slow", ["stt", "stress"])
+def test_first_result_is_written_while_processing(slow: str, tone_wav: bytes) -> None:
+    seen: list[dict] = []
+
+    class Watching(InMemoryMessages):
+        def finish(self, path, holder, fields):
+            written = super().finish(path, holder, fields)
+            seen.append(copy.deepcopy(self.docs[path.message_doc]))
+            return written
+
+    services = make_services(
+        transcriber=FakeTranscriber(delay_s=0.3 if slow == "stt" else 0.0),
+        stress_scorer=FakeStressScorer(delay_s=0.3 if slow == "stress" else 0.0),
+        messages=Watching({"c1": ["u1", "u2"]}),
+    )
+    process_upload(upload(services, tone_wav), services, PipelineConfig())
+    partial, final = seen
+    assert partial["status"] == "processing" and partial["error"] is None
+    if slow == "stt":
+        assert partial["stress"]["score"] == 80.0 and partial["text"] is None
+        assert set(partial["timings"]) == {"stressMs"}
+    else:
+        assert partial["text"] == "hello there" and partial["stress"] is None
+        assert set(partial["timings"]) == {"sttMs"}
+    assert final["status"] == "ready" and final["text"] == "hello there" and final["stress"]["score"] == 80.0
+
+
+def test_a_failed_first_stage_writes_no_partial_result(tone_wav: bytes) -> None:
+    services = make_services(
+        transcriber=FakeTranscriber(error=ServiceError("stt_rejected", "400")),
+        stress_scorer=FakeStressScorer(delay_s=0.3),
+    )
+    process_upload(upload(services, tone_wav), services, PipelineConfig())
+    assert [s for _, s in services.messages.history] == ["processing", "failed"]
+
+
+def test_alerts_and_trends_ignore_a_partial_result() -> None:
+    """A processing message that already carries a high reading is not a ready one."""
+    from emochat import domain as shared
+    from emochat.alerts import model as alerts
+    from emochat.trends import model as trends
+
+    processing = {"senderId": "u1", "status": "processing", "stress": None, "text": None}
+    partial = {**processing, "stress": {"score": 91.0, "level": "high", "probability": 0.91, "model": "m"}}
+    assert shared.reading_of(partial) is None
+    assert alerts.ready_reading("c1", "m1", processing, partial) is None
+    assert not trends.is_relevant(processing, partial)
+    ready = {**partial, "status": "ready", "text": "hi"}
+    assert alerts.ready_reading("c1", "m1", partial, ready) is not None  # the transition still counts

@@ -351,3 +351,33 @@ def test_malformed_verify_is_denied_with_an_error(
     reply = runtime.receive()
     assert reply["id"] == 10_000 and reply["status"] == "ok", reply
     assert reply["errors"] and "result" not in reply
+
+
+# ── which runtime the stack runs ────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("user", "cached", "engine", "expected"),
+    [
+        ("/x/mine.jar", "/c/official.jar", "/e/engine.jar", ("/x/mine.jar", True)),
+        (None, "/c/official.jar", "/e/engine.jar", (None, True)),  # firebase-tools' own, unchanged
+        (None, None, "/e/engine.jar", ("engine", True)),
+        (None, None, None, ("standin", False)),  # only without the engine: permit-all, said loudly
+    ],
+    ids=["environment", "firebase-tools-cache", "debian-engine", "stand-in"],
+)
+def test_runtime_selection(monkeypatch, user, cached, engine, expected) -> None:
+    built = {"engine": javamod.BUILD_DIR / "engine.jar", "standin": javamod.BUILD_DIR / "standin.jar"}
+    if user:
+        monkeypatch.setenv("STORAGE_EMULATOR_BINARY_PATH", user)
+    else:
+        monkeypatch.delenv("STORAGE_EMULATOR_BINARY_PATH", raising=False)
+    monkeypatch.setattr(javamod, "cached_emulator_path", lambda name: Path(cached) if cached else None)
+    monkeypatch.setattr(javamod, "debian_firestore_jar", lambda: Path(engine) if engine else None)
+    monkeypatch.setattr(javamod, "storage_rules_engine_jar", lambda jar: built["engine"])
+    monkeypatch.setattr(javamod, "storage_rules_standin_jar", lambda: built["standin"])
+    chosen = javamod.storage_rules_runtime()
+    binary, enforced = expected
+    assert chosen.binary == (str(built[binary]) if binary in built else binary)
+    assert chosen.enforced is enforced
+    assert ("PERMIT-ALL" in chosen.description) is (not enforced)

@@ -9,7 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from e2e_helpers import JOON, SEED_CHAT, deliver_finalize_event, espeak_m4a, standin_requests, storage_object
+from e2e_helpers import (
+    JOON,
+    SEED_CHAT,
+    deliver_finalize_event,
+    espeak_m4a,
+    standin_requests,
+    storage_object,
+)
 
 from local_stack.app_client import AppClient
 

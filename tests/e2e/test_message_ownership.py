@@ -6,10 +6,11 @@ the same name. Each second object must leave the message exactly as it was: no w
 status change, no alert, no baseline or trend update, which all follow message writes), and no paid
 call. A second object for a message that is still processing must not take it over either.
 
-Every attack upload here goes through the emulators' admin credential (`owner`), not the attacker's
-own ID token: where storage.rules are enforced they refuse these uploads (no object for a message
-id that already has a message; lowercase extensions only), and what is tested is the pipeline's own
-guard, which must hold whatever the rules did (rules misdeployed, the local permit-all stand-in).
+Every attack upload goes through `past_the_rules`: storage.rules refuse it to the attacker's own
+client (no object for a message id that already has a message; lowercase extensions only), which is
+checked first where the rules are enforced; then it is made with the emulators' owner credential,
+because what is tested is the pipeline's own guard, which must hold whatever the rules did (an
+admin or console upload, a rules mistake).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 
 import pytest
 from e2e_helpers import (
+    JOON,
     JOON_UID,
     MINA_UID,
     SEED_CHAT,
@@ -25,11 +27,12 @@ from e2e_helpers import (
     STT,
     espeak_m4a,
     outcome_log_entry,
+    past_the_rules,
     script_faults,
     standin_requests,
 )
 
-from local_stack.app_client import ADMIN_TOKEN, FINAL_STATUSES, AppClient, voice_path
+from local_stack.app_client import FINAL_STATUSES, AppClient, voice_path
 
 pytestmark = [
     pytest.mark.stack,
@@ -55,9 +58,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     }
 
 
-def upload_as_admin(app: AppClient, name: str, data: bytes, content_type: str = "audio/mp4") -> int:
-    """Upload past storage.rules (see the module docstring); returns the object's generation."""
-    meta = app.upload(name, data, content_type=content_type, id_token=ADMIN_TOKEN)
+@pytest.fixture(scope="module")
+def joon() -> AppClient:
+    with AppClient.from_env(timeout_s=60.0) as client:
+        client.sign_in(*JOON)
+        yield client
+
+
+def upload_past_the_rules(client: AppClient, name: str, data: bytes) -> int:
+    """The attacker's upload (see the module docstring); returns the object's generation."""
+    meta = past_the_rules(lambda admin: client.upload(name, data, content_type="audio/mp4", admin=admin))
     return int(meta["generation"])
 
 
@@ -75,7 +85,7 @@ SECOND_OBJECTS = {
 
 @pytest.mark.parametrize("second", list(SECOND_OBJECTS.values()), ids=list(SECOND_OBJECTS))
 def test_second_object_never_changes_a_finished_message(
-    second: tuple[str, str, str], app: AppClient, clips: dict[str, bytes], db
+    second: tuple[str, str, str], app: AppClient, joon: AppClient, clips: dict[str, bytes], db
 ) -> None:
     sent = app.send_voice_message(SEED_CHAT, clips["mina"], language="en")
     first = app.wait_for_message(SEED_CHAT, sent.message_id, timeout_s=WAIT_S).doc
@@ -86,7 +96,7 @@ def test_second_object_never_changes_a_finished_message(
 
     uid, ext, clip = second
     name = voice_path(uid, SEED_CHAT, sent.message_id, ext)
-    generation = upload_as_admin(app, name, clips[clip])
+    generation = upload_past_the_rules(joon if uid == JOON_UID else app, name, clips[clip])
     outcome_log_entry(name, generation, timeout_s=WAIT_S)  # the function has decided about it
 
     after = ref.get()
@@ -99,7 +109,7 @@ def test_second_object_never_changes_a_finished_message(
 
 
 def test_member_junk_while_processing_does_not_take_the_message(
-    app: AppClient, clips: dict[str, bytes], db
+    app: AppClient, joon: AppClient, clips: dict[str, bytes], db
 ) -> None:
     # Speech-to-text answers after 4 s (below the local STT_TIMEOUT_S): Mina's message stays
     # processing while Joon's object arrives.
@@ -112,7 +122,7 @@ def test_member_junk_while_processing_does_not_take_the_message(
         time.sleep(0.1)
 
     name = voice_path(JOON_UID, SEED_CHAT, sent.message_id, "m4a")
-    generation = upload_as_admin(app, name, clips["junk"])
+    generation = upload_past_the_rules(joon, name, clips["junk"])
     outcome_log_entry(name, generation, timeout_s=WAIT_S)
 
     wait = app.wait_for_message(SEED_CHAT, sent.message_id, timeout_s=WAIT_S)
@@ -127,7 +137,9 @@ def test_member_junk_while_processing_does_not_take_the_message(
 
 def test_upper_case_extension_is_rejected_visibly(app: AppClient, clips: dict[str, bytes]) -> None:
     """A fresh message id under `.M4A`: a message exists to show why, so it is rejected, not ignored."""
-    sent = app.send_voice_message(SEED_CHAT, clips["mina"], ext="M4A", id_token=ADMIN_TOKEN, uid=MINA_UID)
+    sent = past_the_rules(
+        lambda admin: app.send_voice_message(SEED_CHAT, clips["mina"], ext="M4A", admin=admin)
+    )
     doc = app.wait_for_message(SEED_CHAT, sent.message_id, timeout_s=WAIT_S).doc
     assert doc["status"] == "rejected" and doc["error"]["code"] == "unsupported_extension", doc
     assert doc["text"] is None and doc["stress"] is None

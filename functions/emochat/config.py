@@ -33,6 +33,15 @@ STRESS_DEADLINE_S = IntParam(
 STRESS_MODERATE_AT = IntParam("STRESS_MODERATE_AT", default=30, description="Score where moderate starts")
 STRESS_HIGH_AT = IntParam("STRESS_HIGH_AT", default=60, description="Score where high starts")
 MAX_AUDIO_SECONDS = IntParam("MAX_AUDIO_SECONDS", default=120, description="Longest voice message accepted")
+# Per-user daily budget (UTC days) of voice messages that reach the paid services, and of their audio.
+VOICE_DAILY_MESSAGES = IntParam(
+    "VOICE_DAILY_MESSAGES", default=200, description="Voice messages one user may send per UTC day"
+)
+VOICE_DAILY_AUDIO_MINUTES = IntParam(
+    "VOICE_DAILY_AUDIO_MINUTES",
+    default=60,
+    description="Minutes of voice audio one user may send per UTC day",
+)
 
 MAX_VOICE_INSTANCES = IntParam(
     "MAX_VOICE_INSTANCES",

@@ -25,7 +25,7 @@ from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer
 from emochat.pipeline.adapters.message_store import FirestoreMessageStore
 from emochat.pipeline.adapters.openai_stt import OpenAITranscriber
 from emochat.pipeline.adapters.storage_audio import CloudStorageAudio
-from emochat.pipeline.model import AudioLimits, StressThresholds
+from emochat.pipeline.model import AudioLimits, DailyBudget, StressThresholds
 from emochat.pipeline.service import PipelineConfig, Services
 from emochat.suggestions.adapters.firestore_store import FirestoreSuggestionStore
 from emochat.suggestions.bandit import PolicyParams
@@ -84,6 +84,10 @@ def pipeline_config() -> PipelineConfig:
             moderate=float(config.STRESS_MODERATE_AT.value), high=float(config.STRESS_HIGH_AT.value)
         ),
         limits=AudioLimits(max_duration_ms=config.MAX_AUDIO_SECONDS.value * 1000),
+        budget=DailyBudget(
+            messages=config.VOICE_DAILY_MESSAGES.value,
+            audio_seconds=config.VOICE_DAILY_AUDIO_MINUTES.value * 60.0,
+        ),
         timeout_s=config.PROCESS_TIMEOUT_S,
     )
 

@@ -19,7 +19,6 @@ from local_stack.app_client import AppClient
 
 pytestmark = [
     pytest.mark.stack,
-    pytest.mark.xfail(strict=True, reason="issue 10 item 5: no daily voice budget yet"),
 ]
 
 WAIT_S = 180.0

@@ -14,10 +14,13 @@ from emochat.domain import MessageStatus
 from emochat.pipeline.budget import SYSTEM_CLOCK, Clock, Deadline
 from emochat.pipeline.model import (
     Claim,
+    DailyBudget,
     Holder,
     MessageState,
     UploadedObject,
+    Usage,
     VoicePath,
+    charge,
     decide_claim,
     is_abandoned,
     may_write,
@@ -62,7 +65,10 @@ class InMemoryMessages:
         self.chats = chats or {}
         self.clock = clock
         self.docs: dict[str, dict[str, Any]] = {}
-        self.history: list[tuple[str, str]] = []  # (doc path, status written)
+        self.history: list[tuple[str, str]] = []
+        self.usage: dict[
+            tuple[str, str], Usage
+        ] = {}  # (uid, day) -> users/{uid}/usage/{day}  # (doc path, status written)
         self._lock = threading.Lock()
 
     def chat_members(self, chat_id: str) -> list[str] | None:
@@ -96,6 +102,15 @@ class InMemoryMessages:
                 return False
             self.docs[path.message_doc].update(copy.deepcopy(fields))
             self.history.append((path.message_doc, fields.get("status") or "partial"))
+            return True
+
+    def charge_usage(self, uid: str, day: str, audio_seconds: float, budget: DailyBudget) -> bool:
+        with self._lock:
+            used = self.usage.get((uid, day), Usage())
+            after = charge(used, audio_seconds, budget)
+            if after is None:
+                return False
+            self.usage[(uid, day)] = after
             return True
 
     def abandoned(self, now: float, limit: int) -> list[str]:

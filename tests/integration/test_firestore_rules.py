@@ -162,6 +162,7 @@ def world(http, db) -> World:
     )
     w.seed(f"{w.user_doc}/stats/baseline", {"mean": 21.0, "count": 12})
     w.seed(f"{w.user_doc}/stats/daily/days/2024-01-01", {"mean": 18.0, "count": 3})
+    w.seed(f"{w.user_doc}/usage/2024-01-01", {"messages": 3, "audioSeconds": 41.5})
     w.seed(f"{w.user_doc}/secrets/s1", {"x": 1})
     w.seed(f"admin/{run}", {"x": 1})
     # Backend-only documents of other features (alerting, recommendations): no client access.
@@ -439,6 +440,18 @@ cell("stats", "update", D, D, D, D)(
     lambda w, me: w.as_(me).update(f"{w.user_doc}/stats/baseline", {"mean": 0.0})
 )
 cell("stats", "delete", D, D, D, D)(lambda w, me: w.as_(me).delete(f"{w.user_doc}/stats/baseline"))
+
+# users/{uid}/usage/{day}: the daily voice budget's counters, written by the backend only
+
+cell("usage", "get", D, A, D, D)(lambda w, me: w.as_(me).get(f"{w.user_doc}/usage/2024-01-01"))
+cell("usage", "list", D, A, D, D)(lambda w, me: w.as_(me).list(f"{w.user_doc}/usage"))
+cell("usage", "create", D, D, D, D)(
+    lambda w, me: w.as_(me).create(f"{w.user_doc}/usage/{unique_id()}", {"messages": 0})
+)
+cell("usage", "update", D, D, D, D)(
+    lambda w, me: w.as_(me).update(f"{w.user_doc}/usage/2024-01-01", {"messages": 0})
+)
+cell("usage", "delete", D, D, D, D)(lambda w, me: w.as_(me).delete(f"{w.user_doc}/usage/2024-01-01"))
 
 # everything else
 

@@ -228,3 +228,17 @@ def test_outcome_status() -> None:
 def test_terminal_statuses() -> None:
     assert not MessageStatus.PROCESSING.is_terminal
     assert all(s.is_terminal for s in (MessageStatus.READY, MessageStatus.FAILED, MessageStatus.REJECTED))
+
+
+def test_charge_counts_one_message_unless_over_budget() -> None:
+    budget = domain.DailyBudget(messages=2, audio_seconds=60.0)
+    once = domain.charge(domain.Usage(), 20.0, budget)
+    assert once == domain.Usage(1, 20.0)
+    assert domain.charge(once, 40.0, budget) == domain.Usage(2, 60.0)  # exactly at the budget
+    assert domain.charge(once, 40.5, budget) is None  # audio over
+    assert domain.charge(domain.Usage(2, 0.0), 1.0, budget) is None  # messages over
+
+
+def test_usage_day_is_the_utc_date() -> None:
+    # 2026-01-05 23:30 UTC is already the 6th in Seoul: the budget day is the UTC one.
+    assert domain.usage_day(1767655800.0) == "2026-01-05"

@@ -11,7 +11,7 @@ from wavs import make_wav
 
 from emochat.domain import MessageStatus
 from emochat.pipeline import model as domain
-from emochat.pipeline.model import AudioLimits, Claim
+from emochat.pipeline.model import AudioLimits, Claim, DailyBudget
 from emochat.pipeline.ports import ServiceError
 from emochat.pipeline.service import PipelineConfig, Services, Upload, process_upload, sweep_abandoned
 
@@ -415,3 +415,56 @@ def test_alerts_and_trends_ignore_a_partial_result() -> None:
     assert not trends.is_relevant(processing, partial)
     ready = {**partial, "status": "ready", "text": "hi"}
     assert alerts.ready_reading("c1", "m1", partial, ready) is not None  # the transition still counts
+
+
+# ── Daily voice budget (issue 10, item 5) ────────────────────────────────────────────────────────
+
+
+def usage_of(services: Services, uid: str = "u1"):
+    (day,) = {d for u, d in services.messages.usage if u == uid} or {None}
+    return services.messages.usage.get((uid, day)) if day else None
+
+
+def test_each_admitted_message_is_counted_with_its_audio(tone_wav: bytes) -> None:
+    services = make_services()
+    process_upload(upload(services, tone_wav), services, PipelineConfig())
+    process_upload(
+        upload(services, make_wav(seconds=2.0), name="voice/u1/c1/m2.wav"), services, PipelineConfig()
+    )
+    used = usage_of(services)
+    assert used.messages == 2 and used.audio_seconds == pytest.approx(3.0)
+    # Bad input reaches no paid call and costs no budget.
+    process_upload(upload(services, b"junk" * 40, name="voice/u1/c1/m3.wav"), services, PipelineConfig())
+    assert usage_of(services).messages == 2
+
+
+@pytest.mark.parametrize(
+    "budget", [DailyBudget(messages=1, audio_seconds=600), DailyBudget(messages=10, audio_seconds=1.5)]
+)
+def test_over_budget_is_rejected_before_any_paid_call(budget: DailyBudget, tone_wav: bytes) -> None:
+    services = make_services()
+    config = PipelineConfig(budget=budget)
+    assert process_upload(upload(services, tone_wav), services, config).status is MessageStatus.READY
+    outcome = process_upload(upload(services, tone_wav, name="voice/u1/c1/m2.wav"), services, config)
+    doc = services.messages.docs["chats/c1/messages/m2"]
+    assert outcome.status is MessageStatus.REJECTED and outcome.stage == "quota"
+    assert (
+        doc["status"] == "rejected" and doc["error"]["code"] == "quota_exceeded" and doc["error"]["message"]
+    )
+    assert doc["audio"]["durationMs"] == 1000 and doc["text"] is None and doc["stress"] is None
+    assert len(services.transcriber.calls) == 1 and len(services.stress_scorer.calls) == 1
+    assert usage_of(services).messages == 1  # a refusal is not counted
+    # Another user's budget is theirs.
+    other = process_upload(upload(services, tone_wav, name="voice/u2/c1/m3.wav"), services, config)
+    assert other.status is MessageStatus.READY
+
+
+def test_concurrent_uploads_never_overdraw_the_budget(tone_wav: bytes) -> None:
+    services = make_services(transcriber=FakeTranscriber(delay_s=0.05))
+    config = PipelineConfig(budget=DailyBudget(messages=3, audio_seconds=600))
+    events = [upload(services, tone_wav, name=f"voice/u1/c1/burst{i}.wav") for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(lambda e: process_upload(e, services, config), events))
+    statuses = sorted(o.status.value for o in outcomes)
+    assert statuses.count("ready") == 3 and statuses.count("rejected") == 5
+    assert len(services.transcriber.calls) == 3 and usage_of(services).messages == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from emochat.domain import MessageStatus, Problem, StressLevel
@@ -292,3 +293,44 @@ def is_abandoned(state: MessageState | None, now: float) -> bool:
 ABANDONED = Problem(
     "processing_timeout", "Processing did not finish in time. Please send the voice message again."
 )
+
+
+# ── Daily voice budget (per user) ────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class DailyBudget:
+    """What one user may send to the paid services per UTC day."""
+
+    messages: int = 200
+    audio_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Usage:
+    """users/{uid}/usage/{YYYY-MM-DD}: what the user has sent that day."""
+
+    messages: int = 0
+    audio_seconds: float = 0.0
+
+
+def usage_day(epoch_s: float) -> str:
+    """The usage document's id: the UTC date. Not the user's local date: users/{uid}.timeZone is the
+    user's to change, and a budget day must not restart when it does."""
+    return datetime.fromtimestamp(epoch_s, UTC).date().isoformat()
+
+
+def charge(used: Usage, audio_seconds: float, budget: DailyBudget) -> Usage | None:
+    """The usage after one more message of `audio_seconds`, or None when it would exceed the budget."""
+    after = Usage(used.messages + 1, round(used.audio_seconds + audio_seconds, 3))
+    if after.messages > budget.messages or after.audio_seconds > budget.audio_seconds:
+        return None
+    return after
+
+
+def quota_exceeded(budget: DailyBudget) -> Problem:
+    return Problem(
+        "quota_exceeded",
+        f"Today's voice budget is used up ({budget.messages} messages or "
+        f"{budget.audio_seconds / 60:.0f} minutes a day). It renews at midnight UTC.",
+    )

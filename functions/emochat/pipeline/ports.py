@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from emochat.pipeline.budget import Deadline
-from emochat.pipeline.model import Claim, Holder, UploadedObject, VoicePath
+from emochat.pipeline.model import Claim, DailyBudget, Holder, UploadedObject, VoicePath
 
 
 class ServiceError(Exception):
@@ -79,6 +79,11 @@ class MessageStore(Protocol):
     def finish(self, path: VoicePath, holder: Holder, fields: dict[str, Any]) -> bool:
         """Atomically write a result (partial or final), only while `holder` holds the message
         (domain.may_write): same object and claim token, still processing, lease not run out."""
+        ...
+
+    def charge_usage(self, uid: str, day: str, audio_seconds: float, budget: DailyBudget) -> bool:
+        """Atomically count one message of `audio_seconds` in users/{uid}/usage/{day}, unless that
+        would exceed `budget` (model.charge decides); False, and nothing counted, when over budget."""
         ...
 
     def abandoned(self, now: float, limit: int) -> list[str]:

@@ -22,6 +22,7 @@ from emochat.pipeline.budget import SYSTEM_CLOCK, Clock, Deadline
 from emochat.pipeline.model import (
     AudioLimits,
     Claim,
+    DailyBudget,
     Holder,
     StageResult,
     StressThresholds,
@@ -69,6 +70,7 @@ class Upload:
 class PipelineConfig:
     thresholds: StressThresholds = field(default_factory=StressThresholds)
     limits: AudioLimits = field(default_factory=AudioLimits)
+    budget: DailyBudget = field(default_factory=DailyBudget)
     max_upload_bytes: int = model.MAX_UPLOAD_BYTES
     # The function's timeout: the whole run, its last write included, ends inside it.
     timeout_s: float = 300.0
@@ -310,6 +312,23 @@ def _process_claimed(run: _Run, claim: Claim) -> Outcome:
     problem = model.check_audio(decoded.duration_ms, decoded.peak_dbfs, config.limits)
     if problem:
         return reject(problem, "decode", audio=audio)
+
+    # Counted once the audio is known to be worth sending (its true duration decoded), before any
+    # paid call: bad input costs no paid call and no budget, and every admitted message is counted
+    # in the same transaction that checks the budget, so concurrent uploads cannot overdraw it.
+    day = model.usage_day(run.clock.time())
+    seconds = decoded.duration_ms / 1000
+    try:
+        admitted = _retrying(
+            lambda: services.messages.charge_usage(path.uid, day, seconds, config.budget), run.work_deadline
+        )
+    except StoreUnavailable:
+        problem = Problem(
+            "usage_unavailable", "The daily voice budget could not be checked. Please try again."
+        )
+        return finish(MessageStatus.FAILED, problem, "quota", audio=audio)
+    if not admitted:
+        return reject(model.quota_exceeded(config.budget), "quota", audio=audio)
 
     wav = VoiceClip(decoded.to_wav(), f"{path.message_id}.wav", "audio/wav")
     original = VoiceClip(data, f"{path.message_id}.{path.ext}", upload.content_type or "audio/mp4")

@@ -15,10 +15,13 @@ from emochat.domain import MessageStatus
 from emochat.firestore_tx import read_chat_members, run_transaction
 from emochat.pipeline.model import (
     Claim,
+    DailyBudget,
     Holder,
     MessageState,
     UploadedObject,
+    Usage,
     VoicePath,
+    charge,
     decide_claim,
     is_abandoned,
     may_write,
@@ -97,6 +100,31 @@ class FirestoreMessageStore:
 
         with _unavailable_as_port_error():
             return run_transaction(self._db, finish_in)
+
+    def charge_usage(self, uid: str, day: str, audio_seconds: float, budget: DailyBudget) -> bool:
+        ref = self._db.document(f"users/{uid}/usage/{day}")
+
+        @firestore.transactional
+        def charge_in(transaction: firestore.Transaction) -> bool:
+            snapshot = ref.get(transaction=transaction)
+            data = (snapshot.to_dict() or {}) if snapshot.exists else {}
+            used = Usage(int(data.get("messages") or 0), float(data.get("audioSeconds") or 0.0))
+            after = charge(used, audio_seconds, budget)
+            if after is None:
+                return False
+            transaction.set(
+                ref,
+                {
+                    "messages": after.messages,
+                    "audioSeconds": after.audio_seconds,
+                    "updatedAt": firestore.SERVER_TIMESTAMP,
+                },
+                merge=True,
+            )
+            return True
+
+        with _unavailable_as_port_error():
+            return run_transaction(self._db, charge_in)
 
     def abandoned(self, now: float, limit: int) -> list[str]:
         # A collection-group query over every chat's messages (index in firestore.indexes.json).

@@ -530,7 +530,7 @@ It exists so that EmoChat serves a model that has seen human voices, with its li
 - Loudness step `lab_level` (ours, not StressID's): the speech is scaled so its MFCC 0 mean is the
   lab recordings' median ({cfg.features.loudness_mfcc0:.1f}); in training that column is set to the
   same constant, so the recording level carries no information either way. Why: MFCC 0 follows
-  absolute level and this repo's phone-style samples sit far above the lab's: {shifts}.
+  absolute level, and the repo's m4a samples sit far above the lab recordings: {shifts}.
   Removing the level cost the SVC baseline nothing in leave-one-subject-out UAR
   ({loud["svc_uar_as_recorded"]:.3f} as recorded, {loud["svc_uar_lab_level"]:.3f} level-normalised).
 

@@ -1,4 +1,6 @@
-"""Loader for datasets in StressID's released layout, and the subject-wise split.
+"""Loaders for StressID: the raw-signal layout (below) and the published feature tables
+(`load_feature_tables`, at the end: HCfeatures.csv, all_physiological_features.csv, the video table,
+labels from protocol.txt or the full dataset's labels.csv), and the subject-wise split.
 
 StressID (Chaptoukaev et al., NeurIPS 2023 Datasets & Benchmarks) is assumed to look like this,
 and `synth.py` writes exactly this layout (subject ids are 4-char codes such as ``2ea4``)::

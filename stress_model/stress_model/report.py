@@ -110,7 +110,9 @@ def _subjects(d: Prepared, rows: np.ndarray) -> set[str]:
 
 
 def _pick_val(d: Prepared, subjects: list[str], n: int, seed: int, audio: bool) -> list[str]:
-    """n validation subjects whose labelled recordings hold both classes together (seeded)."""
+    """n validation subjects whose labelled recordings hold both classes together (seeded); fewer
+    when there are few subjects, so that at least half of them still train."""
+    n = min(n, max(1, (len(subjects) - 1) // 2))
     rng = random.Random(seed)
     for _ in range(100):
         pick = sorted(rng.sample(subjects, n))

@@ -12,7 +12,9 @@ Methods, all on identical folds (one labelled audio subject held out per fold):
 Nothing a fold's test subject contributed reaches that fold: not the normalisation statistics, not
 the teacher, not the unlabelled pairs, not early stopping (`fold_rows` builds every row set and
 `check_no_leakage` asserts it). Early stopping uses labelled training subjects held out inside the
-fold (validation), chosen by seed.
+fold (validation), chosen by seed. The `lab_level` loudness step sets MFCC 0 to one constant for
+every recording; which constant (the table's median) cannot matter to a fold: a constant column
+standardises to zero.
 """
 
 from __future__ import annotations

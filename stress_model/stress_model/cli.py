@@ -72,7 +72,7 @@ def synth(
 def train(
     data: Annotated[Path, typer.Argument(help="dataset root in StressID layout")],
     out: Annotated[Path, typer.Argument(help="checkpoint directory to write")],
-    encoder: Annotated[str, typer.Option(help="handcrafted | wav2vec2")] = "handcrafted",
+    encoder: Annotated[str, typer.Option(help="handcrafted | stressid_hc | wav2vec2")] = "handcrafted",
     w2v_model: Annotated[str, typer.Option(help="wav2vec2-family checkpoint dir or hub id")] = "",
     w2v_layer: int = -1,
     student_input_dim: Annotated[int, typer.Option(help=">0: learned projection of the embedding")] = 0,
@@ -92,8 +92,8 @@ def train(
     from stress_model.model import save_checkpoint
     from stress_model.train import prepare, save_projections, train_all
 
-    if encoder not in ("handcrafted", "wav2vec2") or pitch_method not in ("yin", "pyin"):
-        raise typer.BadParameter("--encoder is handcrafted|wav2vec2 and --pitch-method is yin|pyin")
+    if encoder not in ("handcrafted", "stressid_hc", "wav2vec2") or pitch_method not in ("yin", "pyin"):
+        raise typer.BadParameter("--encoder is handcrafted|stressid_hc|wav2vec2, --pitch-method yin|pyin")
     feats = FeatureConfig(
         encoder=encoder, w2v_model=w2v_model, w2v_layer=w2v_layer, pitch_method=pitch_method
     )
@@ -405,11 +405,10 @@ def model_card(cfg: Config, m: dict) -> str:
         )
     )
     f = cfg.features
-    enc = (
-        f"handcrafted prosodic/spectral statistics ({f.dim} values, pitch by {f.pitch_method})"
-        if f.encoder == "handcrafted"
-        else f"{f.w2v_model}, layer {f.w2v_layer}, mean-pooled ({f.dim} values)"
-    )
+    enc = {
+        "handcrafted": f"handcrafted prosody/spectrum statistics ({f.dim} values, pitch by {f.pitch_method})",
+        "stressid_hc": f"StressID's handcrafted audio features ({f.dim} values, loudness step {f.loudness})",
+    }.get(f.encoder, f"{f.w2v_model}, layer {f.w2v_layer}, mean-pooled ({f.dim} values)")
     check = ""
     if "speech_check" in m:
         sc = m["speech_check"]

@@ -2,10 +2,12 @@
 
 - "wav2vec2": any transformers wav2vec2-family checkpoint; hidden states of one layer, mean-pooled
   over time. Production choice when a pretrained checkpoint is available.
+- "stressid_hc": StressID's 140 published handcrafted values (its energy VAD, then MFCC and spectral
+  statistics), the columns of its HCfeatures.csv: what the served checkpoint was trained on.
 - "handcrafted": prosodic and spectral statistics (pitch, energy, voicing, spectrum, speaking rate).
-  Needs no pretrained weights, so it is what runs on machines with no hub access (the demo checkpoint).
+  Needs no pretrained weights (the synthetic-data checkpoint used it).
 
-Both take 16 kHz mono float32 (see audio.py) and return float32 of shape (cfg.dim,). Features are
+All take 16 kHz mono float32 (see audio.py) and return float32 of shape (cfg.dim,). Features are
 not normalised here: the mean/std from training are buffers of StudentNet, saved with its weights.
 """
 

@@ -82,13 +82,14 @@ def _features_of(
 
 
 _worker_encoder: Encoder | None = None
+WEIGHT_FREE = ("handcrafted", "stressid_hc")
 
 
 def _features_in_worker(r: Recording, cfg: Config) -> tuple[np.ndarray | None, str | None, dict]:
-    # Only the handcrafted encoder is rebuilt per process (cheap, no weights); a wav2vec2 model
-    # stays in the parent, which embeds the audio itself.
+    # Only the weight-free encoders are rebuilt per process; a wav2vec2 model stays in the parent,
+    # which embeds the audio itself.
     global _worker_encoder
-    if _worker_encoder is None and cfg.features.encoder == "handcrafted":
+    if _worker_encoder is None and cfg.features.encoder in WEIGHT_FREE:
         _worker_encoder = build_encoder(copy.deepcopy(cfg.features))
     return _features_of(r, cfg, _worker_encoder)
 
@@ -121,7 +122,7 @@ def prepare(
     for i, (e, _, _) in enumerate(out):
         if e is not None:
             emb[i], has_audio[i] = e, True
-    if workers > 1 and cfg.features.encoder != "handcrafted":
+    if workers > 1 and cfg.features.encoder not in WEIGHT_FREE:
         for i, r in enumerate(recs):
             e, err = _embed(r, cfg, encoder)
             if e is not None:

@@ -331,6 +331,8 @@ def evaluate(
     from stress_model.model import load_student, load_teacher
     from stress_model.train import Result, prepare, teacher_features
 
+    if "split" not in json.loads((ckpt / "metrics.json").read_text()):
+        raise typer.BadParameter(f"{ckpt} has no held-out split (train-public checkpoints: see `report`)")
     cfg, kd = load_student(ckpt)
     _, nokd = load_student(ckpt, "student_nokd.safetensors")
     teacher = load_teacher(ckpt)

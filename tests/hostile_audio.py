@@ -170,6 +170,25 @@ def decode_in_child(decoder: str, data: bytes, workdir: Path) -> ChildDecode:
     return ChildDecode(**report)
 
 
+# Generous on purpose: the attack it guards against took ~6.9 GB; a typical message takes ~10 MB.
+PEAK_GROWTH_BOUND = 200 * 2**20
+
+
+def assert_refused_in_bounded_memory(decoder: str, name: str, workdir: Path) -> None:
+    """The hostile file `name` is refused with its code, and decoding it stays under the bound."""
+    case = HOSTILE[name]
+    result = decode_in_child(decoder, case.make(), workdir)
+    assert result.code == case.code, f"{case.why}: {result}"
+    assert result.peak_growth < PEAK_GROWTH_BOUND, f"{case.why}: {result.peak_growth / 2**20:.0f} MiB"
+
+
+def assert_typical_decodes_in_bounded_memory(decoder: str, workdir: Path) -> None:
+    """The bound is not met by refusing everything: a phone's upload decodes under it."""
+    result = decode_in_child(decoder, typical_m4a(), workdir)
+    assert result.code is None, result
+    assert result.peak_growth < PEAK_GROWTH_BOUND
+
+
 def _child(decoder: str, source: str) -> None:
     import resource
 

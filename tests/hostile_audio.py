@@ -209,7 +209,7 @@ def _child(decoder: str, source: str) -> None:
             decode(data, 16_000, max_seconds=30.0)
 
         refused = BadAudioError
-    baseline = _status_bytes("VmRSS")
+    baseline = proc_status_bytes("VmRSS")
     code, message = None, "decoded"
     try:
         run()
@@ -217,11 +217,11 @@ def _child(decoder: str, source: str) -> None:
         code, message = getattr(exc, "code", "no_code"), str(exc)
     except BaseException as exc:  # reported, not raised: the test says what escaped the decoder
         code, message = f"unhandled:{type(exc).__name__}", str(exc)
-    peak = _status_bytes("VmHWM")
+    peak = proc_status_bytes("VmHWM")
     print(json.dumps({"code": code, "message": message, "baseline_rss": baseline, "peak_rss": peak}))
 
 
-def _status_bytes(field: str) -> int:
+def proc_status_bytes(field: str) -> int:
     with open("/proc/self/status") as status:
         line = next(line for line in status if line.startswith(f"{field}:"))
     return int(line.split()[1]) * 1024  # reported in kB

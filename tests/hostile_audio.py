@@ -118,6 +118,9 @@ HOSTILE: dict[str, Hostile] = {
     "unknown_codec": Hostile(
         lambda: wav(16_000, 1, 16_000, format_tag=0x9999), "unsupported_codec", "WAV format tag 0x9999"
     ),
+    "tiny_packets": Hostile(
+        lambda: mkv_pcm(8_000, 25_000, packet_samples=1), "too_many_packets", "25,000 one-sample packets"
+    ),
     "ac3_codec": Hostile(
         lambda: _encoded("matroska", "ac3", 48_000, 48_000),
         "unsupported_codec",

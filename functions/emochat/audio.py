@@ -48,9 +48,11 @@ MAX_CHANNELS = 8
 MAX_FRAME_SAMPLES = 65_536
 # Demuxers cut PCM into packets of a few KiB; a single packet of megabytes is a crafted one.
 MAX_PACKET_BYTES = 2**20
-# 120 s of the smallest frames any accepted codec makes (Opus 2.5 ms: 48,000) fits many times over;
-# a file of millions of empty packets is refused before it can keep a worker busy for minutes.
-MAX_PACKETS = 200_000
+# Each packet costs ~0.1 ms of Python and FFmpeg calls whatever it holds: 200,000 one-sample packets
+# took 19 s. 120 s of 20 ms Opus or AMR is 6,000 packets, of Vorbis 3,751, of PCM in wav/caf/mov
+# under 2,000 (measured with ffmpeg-made files); 20,000 admits 10 ms Opus and refuses a crafted
+# file of tiny packets within about two seconds.
+MAX_PACKETS = 20_000
 
 
 class UndecodableAudio(ValueError):

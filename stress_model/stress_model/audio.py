@@ -39,7 +39,7 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8_000, 96_000
 MAX_CHANNELS = 8
 MAX_FRAME_SAMPLES = 65_536
 MAX_PACKET_BYTES = 2**20
-MAX_PACKETS = 200_000
+MAX_PACKETS = 20_000
 # The backend accepts voice messages of up to 120 s; a posted file declaring more is refused.
 MAX_DECLARED_SECONDS = 120.0
 

@@ -92,6 +92,16 @@ def claims_hours() -> bytes:
     return declaring(mkv_pcm(16_000, 32_000), 4 * 3600)
 
 
+def alac_claiming_frames(frame_samples: int, channels: int) -> bytes:
+    """ALAC in CAF whose magic cookie declares `frame_samples` per frame and `channels`: FFmpeg's
+    decoder allocates buffers of that size per channel when it is opened, before any frame."""
+    data = bytearray(_encoded("caf", "alac", 44_100, 44_100, frame_samples=4096))
+    config = data.index(b"alac\x00\x00\x00\x00", data.index(b"kuki")) + 8  # ALACSpecificConfig
+    data[config : config + 4] = struct.pack(">I", frame_samples)  # frameLength
+    data[config + 9] = channels  # numChannels
+    return bytes(data)
+
+
 def concat_script() -> bytes:
     """An ffconcat script (37 bytes): a decoder that probes it opens CONCAT_VICTIM from its cwd."""
     return f"ffconcat version 1.0\nfile {CONCAT_VICTIM}\n".encode()
@@ -114,6 +124,11 @@ HOSTILE: dict[str, Hostile] = {
         lambda: mkv_pcm(48_000, 1_048_576), "audio_frame_too_large", "one 2 MiB PCM packet (21.8 s)"
     ),
     "claims_hours": Hostile(claims_hours, "audio_too_long", "Matroska header claiming 4 hours"),
+    "alac_huge_frames": Hostile(
+        lambda: alac_claiming_frames(4096 * 4096, 8),
+        "audio_frame_too_large",
+        "8-channel ALAC whose cookie declares 16,777,216-sample frames",
+    ),
     "concat_script": Hostile(concat_script, "unsupported_container", "ffconcat script naming a local file"),
     "unknown_codec": Hostile(
         lambda: wav(16_000, 1, 16_000, format_tag=0x9999), "unsupported_codec", "WAV format tag 0x9999"

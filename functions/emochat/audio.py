@@ -39,6 +39,11 @@ PHONE_CODECS = frozenset(
     | {f"pcm_{kind}" for kind in ("u8", "s8", "mulaw", "alaw")}
     | {f"pcm_{kind}{end}" for kind in ("s16", "s24", "s32", "f32", "f64") for end in ("le", "be")}
 )
+# Decoders that av.open may run to fill in stream parameters, before _check_stream has seen them.
+# Not ALAC: its decoder allocates buffers for the frame length its header declares (up to 16.7M
+# samples × 8 channels × 3) when opened; a crafted 8-channel cookie took 515 MiB this way. ALAC
+# streams get their parameters from the container, and PyAV opens the decoder after the checks.
+PROBE_CODECS = PHONE_CODECS - {"alac"}
 # 8 kHz (AMR-NB, telephony) up to 96 kHz (studio recorders). Below, resampling to 16 kHz multiplies
 # the sample count: the 1 Hz attack turned 16,000 samples into 256 million.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8_000, 96_000
@@ -106,7 +111,7 @@ def _open(data: bytes) -> av.container.InputContainer:
             container_options={
                 "format_whitelist": ",".join(ACCEPTED_CONTAINERS),
                 "protocol_whitelist": "none",
-                "codec_whitelist": ",".join(sorted(PHONE_CODECS)),
+                "codec_whitelist": ",".join(sorted(PROBE_CODECS)),
             },
             io_open=_refuse_nested_open,
         )

@@ -35,6 +35,7 @@ PHONE_CODECS = frozenset(
     | {f"pcm_{kind}" for kind in ("u8", "s8", "mulaw", "alaw")}
     | {f"pcm_{kind}{end}" for kind in ("s16", "s24", "s32", "f32", "f64") for end in ("le", "be")}
 )
+PROBE_CODECS = PHONE_CODECS - {"alac"}  # ALAC's decoder allocates by its header when opened
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8_000, 96_000
 MAX_CHANNELS = 8
 MAX_FRAME_SAMPLES = 65_536
@@ -69,7 +70,7 @@ def _open(data: bytes) -> av.container.InputContainer:
             container_options={
                 "format_whitelist": ",".join(ACCEPTED_CONTAINERS),
                 "protocol_whitelist": "none",
-                "codec_whitelist": ",".join(sorted(PHONE_CODECS)),
+                "codec_whitelist": ",".join(sorted(PROBE_CODECS)),
             },
             io_open=_refuse_nested_open,
         )

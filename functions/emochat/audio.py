@@ -179,6 +179,17 @@ def _check_frame(frame: av.AudioFrame) -> None:
         _refuse("audio_frame_too_large", f"An audio frame holds {frame.samples} samples.")
 
 
+def _resample_into(
+    chunks: list[np.ndarray], resampler: av.AudioResampler, frame: av.AudioFrame | None, room: int
+) -> int:
+    """Append `frame` (None: the resampler's remainder) at 16 kHz mono, at most `room` samples."""
+    added = 0
+    for out in resampler.resample(frame):
+        chunks.append(out.to_ndarray().reshape(-1)[: room - added])
+        added += len(chunks[-1])
+    return added
+
+
 def _decode(data: bytes, max_duration_s: float) -> DecodedAudio:
     cap = int((max_duration_s + 1) * SAMPLE_RATE)  # a little past the limit: "too long" is then decided
     chunks: list[np.ndarray] = []
@@ -192,18 +203,13 @@ def _decode(data: bytes, max_duration_s: float) -> DecodedAudio:
                 _refuse("too_many_packets", f"The file has more than {MAX_PACKETS} audio packets.")
             if packet.size > MAX_PACKET_BYTES:
                 _refuse("audio_frame_too_large", f"An audio packet holds {packet.size} bytes.")
-            frames = packet.decode()
-            if packet.size == 0:  # demux's last, empty packet flushed the decoder: flush the resampler
-                frames.append(None)
-            for frame in frames:
-                if frame is not None:
-                    _check_frame(frame)
-                for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().reshape(-1)[: cap - total]
-                    chunks.append(chunk)
-                    total += len(chunk)
+            for frame in packet.decode():
+                _check_frame(frame)
+                total += _resample_into(chunks, resampler, frame, cap - total)
             if total >= cap:
                 break
+        else:  # every packet decoded: flush the resampler's delay line
+            total += _resample_into(chunks, resampler, None, cap - total)
     if total == 0:
         _refuse("undecodable_audio", "The file decodes to no audio samples.")
     return DecodedAudio(samples=np.concatenate(chunks).astype(np.float32, copy=False), codec=codec)

@@ -125,6 +125,17 @@ def _check_frame(frame: av.AudioFrame) -> None:
         _refuse("audio_frame_too_large", f"an audio frame holds {frame.samples} samples")
 
 
+def _resample_into(
+    chunks: list[np.ndarray], resampler: av.AudioResampler, frame: av.AudioFrame | None, room: int
+) -> int:
+    """Append `frame` (None: the resampler's remainder) resampled, at most `room` samples."""
+    added = 0
+    for out in resampler.resample(frame):
+        chunks.append(out.to_ndarray().reshape(-1)[: room - added])
+        added += len(chunks[-1])
+    return added
+
+
 def _decode(data: bytes, sample_rate: int, limit: int, max_declared_seconds: float | None) -> np.ndarray:
     chunks: list[np.ndarray] = []
     n = 0
@@ -136,18 +147,14 @@ def _decode(data: bytes, sample_rate: int, limit: int, max_declared_seconds: flo
                 _refuse("too_many_packets", f"more than {MAX_PACKETS} audio packets")
             if packet.size > MAX_PACKET_BYTES:
                 _refuse("audio_frame_too_large", f"an audio packet holds {packet.size} bytes")
-            frames = packet.decode()
-            if packet.size == 0:  # demux's last, empty packet flushed the decoder: flush the resampler
-                frames.append(None)
-            for frame in frames:
-                if frame is not None:
-                    _check_frame(frame)
-                    frame.pts = None  # only samples in order matter; odd timestamps make the resampler fail
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1)[: limit - n])
-                    n += chunks[-1].size
+            for frame in packet.decode():
+                _check_frame(frame)
+                frame.pts = None  # only samples in order matter; odd timestamps make the resampler fail
+                n += _resample_into(chunks, resampler, frame, limit - n)
             if n >= limit:
                 break
+        else:  # every packet decoded: flush the resampler's delay line
+            n += _resample_into(chunks, resampler, None, limit - n)
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 

@@ -159,7 +159,9 @@ def process_upload(upload: Upload, services: Services, config: PipelineConfig) -
     except ServiceError as exc:
         return finish(MessageStatus.FAILED, Problem(exc.code, exc.message), "download")
     except UndecodableAudio as exc:
-        return reject(Problem("undecodable_audio", str(exc)), "decode")
+        # Refused before or while decoding, each reason with its code (emochat.pipeline.audio); a length
+        # refused from what the file declares keeps that declared length.
+        return reject(Problem(exc.code, str(exc)), "decode", audio=_audio_field(upload, exc.duration_ms))
     audio = _audio_field(upload, decoded.duration_ms)
     problem = model.check_audio(decoded.duration_ms, decoded.peak_dbfs, config.limits)
     if problem:

@@ -30,7 +30,10 @@ def fields(obj: UploadedObject, lease_s: float = 300, token: str = "run-1") -> d
 
 
 def test_chat_members(db, unique) -> None:
-    db.document(f"chats/{unique}").set({"members": ["a", "b"], "createdAt": datetime.now(UTC)})
+    # Invitees (not accepted yet) cannot post: only `members` counts for the upload's membership check.
+    db.document(f"chats/{unique}").set(
+        {"members": ["a", "b"], "invited": ["c"], "createdAt": datetime.now(UTC)}
+    )
     store = FirestoreMessageStore(db)
     assert store.chat_members(unique) == ["a", "b"]
     assert store.chat_members(f"missing-{unique}") is None

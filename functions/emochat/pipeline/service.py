@@ -302,7 +302,9 @@ def _process_claimed(run: _Run, claim: Claim) -> Outcome:
     try:
         decoded = decode_audio(data, max_duration_s=config.limits.max_duration_ms / 1000)
     except UndecodableAudio as exc:
-        return reject(Problem("undecodable_audio", str(exc)), "decode")
+        # Refused before or while decoding, each reason with its code (emochat.pipeline.audio); a length
+        # refused from what the file declares keeps that declared length.
+        return reject(Problem(exc.code, str(exc)), "decode", audio=_audio_field(upload, exc.duration_ms))
     except Exception as exc:  # the decoder's own failure on some input: still that input's fault
         run.crashes.append(f"decode: {type(exc).__name__}")
         return reject(

@@ -152,7 +152,7 @@ def test_hf_default_scale_up_hold_plus_model_time_fits_the_stress_deadline() -> 
     from emochat import config
 
     hold, read = config.STRESS_SCALE_UP_TIMEOUT_S.default, config.STRESS_TIMEOUT_S.default
-    assert 0 < hold and hold + read <= config.STRESS_DEADLINE_S.default
+    assert hold > 0 and hold + read <= config.STRESS_DEADLINE_S.default
     assert scale_up_hold_s(hold, config.STRESS_DEADLINE_S.default, read) == hold
 
 

@@ -33,8 +33,8 @@ STRESS_TIMEOUT_S = IntParam("STRESS_TIMEOUT_S", default=30, description="Per-req
 STRESS_DEADLINE_S = IntParam(
     "STRESS_DEADLINE_S", default=150, description="Total time for stress retries, incl. endpoint warm-up"
 )
-# Sent as X-Scale-Up-Timeout; each attempt asks for at most what the deadline leaves after
-# STRESS_TIMEOUT_S, so the defaults (120 + 30) fill STRESS_DEADLINE_S and never exceed it.
+# Sent as X-Scale-Up-Timeout once the endpoint has answered 503; each attempt asks for at most what
+# the deadline leaves after STRESS_TIMEOUT_S, so the defaults (120 + 30) fill STRESS_DEADLINE_S.
 STRESS_SCALE_UP_TIMEOUT_S = IntParam(
     "STRESS_SCALE_UP_TIMEOUT_S",
     default=120,

@@ -121,15 +121,24 @@ def test_hf_asks_a_scaled_to_zero_endpoint_to_hold_the_request() -> None:
         transport=httpx.MockTransport(lambda r: seen.append(r) or answer(r)), timeout=30
     )
     assert stress.score_stress(CLIP) == 0.83
-    assert len(seen) == 1 and sleeps == []
-    request = seen[0]
-    assert request.headers["x-scale-up-timeout"] == "120"
-    # The answer may take the hold plus the model's own read timeout, within the deadline.
-    assert request.extensions["timeout"]["read"] == pytest.approx(150, abs=0.5)
+    # The 503 says it is scaling up; after the usual short wait, one request it holds until ready.
+    # (The fake sleep takes no time, so the deadline still leaves the whole configured hold.)
+    assert [r.headers.get("x-scale-up-timeout") for r in seen] == [None, "120"]
+    assert sleeps == [10.0]
+    # The held request may take the hold plus the model's own read timeout, within the deadline.
+    assert seen[1].extensions["timeout"]["read"] == pytest.approx(150, abs=0.5)
+
+
+def test_hf_a_stalled_request_on_a_warm_endpoint_is_still_cut_at_the_read_timeout() -> None:
+    stress, seen, _ = scorer([httpx.ReadTimeout("stalled"), httpx.Response(200, json=STRESSED)])
+    assert stress.score_stress(CLIP) == 0.83
+    assert "x-scale-up-timeout" not in seen[0].headers
+    assert seen[0].extensions["timeout"]["read"] == pytest.approx(5.0)
+    assert len(seen) == 2
 
 
 def test_hf_still_retries_503_from_an_endpoint_that_ignores_the_header() -> None:
-    answer, state = scaled_to_zero_endpoint(cold_start_s=8.0, honours_header=False)
+    answer, state = scaled_to_zero_endpoint(cold_start_s=15.0, honours_header=False)
     seen: list[httpx.Request] = []
     sleeps: list[float] = []
 
@@ -144,8 +153,8 @@ def test_hf_still_retries_503_from_an_endpoint_that_ignores_the_header() -> None
         sleep=sleep,
     )
     assert stress.score_stress(CLIP) == 0.83
-    assert len(seen) == 2 and sleeps == [10.0]  # estimated_time 40, polled every 10 s at most
-    assert all("x-scale-up-timeout" in request.headers for request in seen)
+    assert len(seen) == 3 and sleeps == [10.0, 10.0]  # estimated_time 40, polled every 10 s at most
+    assert [("x-scale-up-timeout" in r.headers) for r in seen] == [False, True, True]
 
 
 def test_hf_default_scale_up_hold_plus_model_time_fits_the_stress_deadline() -> None:
@@ -163,9 +172,11 @@ def test_stt_default_model_is_one_the_adapter_is_tested_with() -> None:
 
 
 def test_hf_scale_up_header_can_be_turned_off() -> None:
-    stress, seen, _ = scorer([httpx.Response(200, json=STRESSED)], scale_up_timeout_s=0)
+    stress, seen, _ = scorer(
+        [httpx.Response(503, json=LOADING), httpx.Response(200, json=STRESSED)], scale_up_timeout_s=0
+    )
     stress.score_stress(CLIP)
-    assert "x-scale-up-timeout" not in seen[0].headers
+    assert len(seen) == 2 and not any("x-scale-up-timeout" in r.headers for r in seen)
 
 
 @pytest.mark.parametrize(

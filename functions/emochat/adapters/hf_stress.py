@@ -7,9 +7,12 @@ endpoint scales up from zero (its body says how long), 429 (Retry-After), other 
 
 An endpoint scaled to zero answers 503 while a replica starts, unless the request carries
 `X-Scale-Up-Timeout: <seconds>`: then its proxy holds the request until a replica is ready (or that
-many seconds pass). Each attempt asks for as much holding as the deadline leaves after the model's
-own time (the read timeout), and waits that much longer for the answer; an endpoint or proxy that
-ignores the header still answers 503, which is retried as before.
+many seconds pass). Once the endpoint has answered 503, every later attempt carries the header,
+asking for as much holding as the deadline leaves after the model's own time (the read timeout),
+and waits that much longer for the answer. Not before: a held request and a hung one look the same
+to the client (no byte until the answer), so a first attempt held for minutes would let one stalled
+request on a warm endpoint eat the whole deadline instead of being cut at the read timeout and
+retried. An endpoint or proxy that ignores the header still answers 503, retried as before.
 """
 
 from __future__ import annotations
@@ -50,12 +53,13 @@ class HuggingFaceStressScorer:
     def score_stress(self, clip: VoiceClip) -> float:
         deadline = time.monotonic() + self._deadline_s
         problem = ServiceError("stress_unavailable", "The stress model could not be reached.")
+        scaling_up = False  # the endpoint answered 503: from then on, ask it to hold the request
         for attempt in range(self._max_attempts):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             read_s = min(remaining, self._client.timeout.read or remaining)
-            hold_s = scale_up_hold_s(self._scale_up_timeout_s, remaining, read_s)
+            hold_s = scale_up_hold_s(self._scale_up_timeout_s, remaining, read_s) if scaling_up else 0
             headers = {**self._headers, "Content-Type": clip.content_type}
             if hold_s:
                 headers["X-Scale-Up-Timeout"] = str(hold_s)
@@ -89,6 +93,7 @@ class HuggingFaceStressScorer:
                         "stress_misconfigured", f"The stress endpoint answered HTTP {response.status_code}."
                     )
                 else:
+                    scaling_up = scaling_up or response.status_code == 503
                     problem = ServiceError(
                         "stress_rate_limited" if response.status_code == 429 else "stress_unavailable",
                         f"The stress model answered HTTP {response.status_code}.",

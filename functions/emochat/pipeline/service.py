@@ -8,6 +8,7 @@ and the final write keeps a reserve, so every run ends (and writes its end) insi
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from emochat.domain import MessageStatus, Problem
+from emochat.language import language_code
 from emochat.pipeline import model
 from emochat.pipeline.audio import UndecodableAudio, decode_audio
 from emochat.pipeline.budget import SYSTEM_CLOCK, Clock, Deadline
@@ -40,8 +42,13 @@ from emochat.pipeline.ports import (
     VoiceClip,
 )
 
+log = logging.getLogger(__name__)
+
 # Formats OpenAI's transcription API takes as they are; others (caf, 3gp, aac, opus) go as WAV.
 STT_NATIVE_EXTENSIONS = frozenset({"m4a", "mp4", "mp3", "wav", "webm", "ogg"})
+# OpenAI's documented upload limit is 25 MB, decimal; uploads are accepted up to 25 MiB. A file in
+# between goes as the canonical WAV (16 kHz mono: 120 s is 3.8 MB) instead of being refused there.
+STT_MAX_UPLOAD_BYTES = 25_000_000
 # Firestore writes refused as unavailable are tried again after these pauses, while time is left.
 WRITE_BACKOFF_S, WRITE_MAX_BACKOFF_S, WRITE_MIN_ATTEMPT_S = 0.5, 4.0, 1.0
 
@@ -196,7 +203,7 @@ def _initial_fields(
         "status": MessageStatus.PROCESSING.value,
         "audio": _audio_field(upload, None),
         "text": None,
-        "language": upload.metadata.get("language"),
+        "language": language_code(upload.metadata.get("language")),
         "stress": None,
         "error": None,
         "timings": None,
@@ -332,10 +339,12 @@ def _process_claimed(run: _Run, claim: Claim) -> Outcome:
     if not admitted:
         return reject(model.quota_exceeded(config.budget), "quota", audio=audio)
 
-    wav = VoiceClip(decoded.to_wav(), f"{path.message_id}.wav", "audio/wav")
-    original = VoiceClip(data, f"{path.message_id}.{path.ext}", upload.content_type or "audio/mp4")
-    stt_clip = original if path.ext in STT_NATIVE_EXTENSIONS else wav
-    language_hint = upload.metadata.get("language") or None
+    seconds = decoded.duration_ms / 1000
+    wav = VoiceClip(decoded.to_wav(), f"{path.message_id}.wav", "audio/wav", seconds)
+    original = VoiceClip(data, f"{path.message_id}.{path.ext}", upload.content_type or "audio/mp4", seconds)
+    native = path.ext in STT_NATIVE_EXTENSIONS and len(data) <= STT_MAX_UPLOAD_BYTES
+    stt_clip = original if native else wav
+    language_hint = _language_hint(upload)
     deadline = run.work_deadline
 
     # Both services are network-bound: two threads overlap them at no CPU cost.
@@ -394,6 +403,15 @@ def _partial_fields(
     if is_stt:
         return {**_stt_fields(result, language_hint), "timings": {"sttMs": result.elapsed_ms}}
     return {**_stress_fields(result, config, services), "timings": {"stressMs": result.elapsed_ms}}
+
+
+def _language_hint(upload: Upload) -> str | None:
+    """The sender's language hint as an ISO-639-1 code; one the API would refuse becomes no hint."""
+    raw = upload.metadata.get("language")
+    hint = language_code(raw)
+    if raw and hint is None:
+        log.info("language hint %r of %s is not a language code: transcribing without", raw[:40], upload.name)
+    return hint
 
 
 def sweep_abandoned(messages: MessageStore, now: float | None = None, limit: int = 200) -> list[str]:

@@ -6,6 +6,12 @@ client's timeout and the time left, and a wait (Retry-After, backoff) is taken o
 still fits after it. Retried like the client would: timeouts, connection errors, 408, 409, 429 and
 5xx, honouring Retry-After; plus one retry of a 200 whose body is garbled (a proxy's page, a cut-off
 body), which the client does not retry.
+
+Each model is asked for the one format that tells the most: `whisper-1` for verbose_json (the
+detected language, by name), the others for json (gpt-4o-transcribe and gpt-4o-mini-transcribe
+refuse verbose_json with a 400; gpt-transcribe lists the detected languages in json). The `usage`
+the API returns (duration for whisper-1 and gpt-transcribe, tokens for the gpt-4o models) travels
+back with the transcript, with the audio seconds sent, for the backend's bookkeeping.
 """
 
 from __future__ import annotations
@@ -14,15 +20,25 @@ import email.utils
 import math
 import time
 from collections.abc import Mapping
+from typing import Any, Literal
 
 import openai
 
+from emochat.language import language_code
 from emochat.pipeline.budget import Deadline
-from emochat.pipeline.ports import ServiceError, Transcript, VoiceClip
+from emochat.pipeline.ports import ServiceError, Transcript, TranscriptionUsage, VoiceClip
 
+# The models tested against the stand-in (tests/integration/test_service_adapters.py); dated
+# snapshots of them (gpt-4o-mini-transcribe-2025-12-15) take the same format.
+SUPPORTED_MODELS = ("whisper-1", "gpt-4o-mini-transcribe", "gpt-4o-transcribe", "gpt-transcribe")
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 BACKOFF_S, MAX_BACKOFF_S = 0.5, 8.0  # the openai client's own schedule
 MIN_ATTEMPT_S = 1.0  # less time than this left for a request: give up rather than start it
+
+
+def response_format_for(model: str) -> Literal["verbose_json", "json"]:
+    """verbose_json where the model gives it (Whisper), json everywhere else."""
+    return "verbose_json" if model.startswith("whisper") else "json"
 
 
 class _Failure(Exception):
@@ -34,7 +50,7 @@ class _Failure(Exception):
 
 
 class OpenAITranscriber:
-    def __init__(self, client: openai.OpenAI, model: str = "whisper-1", bad_answer_retries: int = 1) -> None:
+    def __init__(self, client: openai.OpenAI, model: str, bad_answer_retries: int = 1) -> None:
         self._client = client.with_options(max_retries=0)
         self._max_retries = client.max_retries
         self._timeout_s = _seconds(client.timeout)
@@ -44,6 +60,7 @@ class OpenAITranscriber:
     def transcribe(
         self, clip: VoiceClip, language: str | None, deadline: Deadline | None = None
     ) -> Transcript:
+        """`language` is an ISO-639-1 hint (emochat.language.language_code) or None to detect."""
         deadline = deadline or Deadline(math.inf)
         retries = bad_answers = 0
         error = ServiceError("stt_timeout", "No time was left for speech-to-text.")
@@ -69,14 +86,12 @@ class OpenAITranscriber:
         raise error
 
     def _transcribe_once(self, clip: VoiceClip, language: str | None, timeout_s: float) -> Transcript:
-        # whisper-1 reports the detected language only in verbose_json; newer models only do json.
-        verbose = self._model.startswith("whisper")
         try:
             result = self._client.audio.transcriptions.create(
                 model=self._model,
                 file=(clip.filename, clip.data, clip.content_type),
                 language=language or openai.omit,
-                response_format="verbose_json" if verbose else "json",
+                response_format=response_format_for(self._model),
                 timeout=timeout_s,
             )
         except openai.APITimeoutError as exc:
@@ -98,27 +113,31 @@ class OpenAITranscriber:
         text = getattr(result, "text", None)
         if not isinstance(text, str):
             raise _Failure(ServiceError("stt_bad_response", "Speech-to-text sent no transcript."), True)
-        detected = getattr(result, "language", None)
-        return Transcript(text=text.strip(), language=_language_code(detected) or language)
+        return Transcript(
+            text=text.strip(),
+            language=_detected_language(result) or language,
+            usage=TranscriptionUsage(
+                model=self._model, audio_seconds=clip.duration_s, api_usage=_api_usage(result)
+            ),
+        )
 
 
-# verbose_json names the language ("english"); the contract stores a code, like the hint ("en").
-_LANGUAGE_CODES = {
-    "english": "en",
-    "korean": "ko",
-    "japanese": "ja",
-    "chinese": "zh",
-    "spanish": "es",
-    "french": "fr",
-    "german": "de",
-}
+def _detected_language(result: object) -> str | None:
+    """The language the model reports, as a code: verbose_json names one ("english"),
+    gpt-transcribe lists codes (an empty list: none reliably detected); other models report none."""
+    named = getattr(result, "language", None)
+    if named:
+        return language_code(named)
+    for reported in getattr(result, "languages", None) or []:
+        code = language_code(getattr(reported, "code", None))
+        if code:
+            return code
+    return None
 
 
-def _language_code(name: str | None) -> str | None:
-    if not name:
-        return None
-    name = name.strip().lower()
-    return _LANGUAGE_CODES.get(name, name if len(name) <= 3 else None)
+def _api_usage(result: object) -> dict[str, Any] | None:
+    usage = getattr(result, "usage", None)
+    return usage.model_dump(exclude_none=True) if usage is not None else None
 
 
 def _failure(code: str, message: str, exc: Exception, retryable: bool) -> _Failure:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from e2e_helpers import MINA_UID, SEED_CHAT, STRESS, STT, espeak_m4a, standin_requests
 
-from local_stack.app_client import AppClient
+from local_stack.app_client import AppClient, AppClientError
 
 pytestmark = [
     pytest.mark.stack,
@@ -63,6 +63,13 @@ def test_each_voice_message_is_counted(app: AppClient, clip: bytes, usage_ref) -
     # The app reads it, as its owner, through the security rules.
     own = app.get_doc(f"users/{MINA_UID}/usage/{today_utc()}")
     assert own is not None and own["messages"] == after["messages"]
+    # What the transcription was billed on is kept per message, as backend bookkeeping only.
+    billed = usage_ref.collection("transcriptions").document(f"{SEED_CHAT}:{sent.message_id}").get()
+    assert billed.exists and billed.get("model") and billed.get("usage")
+    assert billed.get("audioSeconds") == pytest.approx(doc["audio"]["durationMs"] / 1000, abs=0.01)
+    with pytest.raises(AppClientError) as refused:
+        app.get_doc(f"users/{MINA_UID}/usage/{today_utc()}/transcriptions/{SEED_CHAT}:{sent.message_id}")
+    assert refused.value.status == 403
 
 
 @pytest.mark.parametrize("spent", [{"messages": 1_000_000}, {"audioSeconds": 10_000_000.0}])

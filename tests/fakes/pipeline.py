@@ -25,7 +25,7 @@ from emochat.pipeline.model import (
     is_abandoned,
     may_write,
 )
-from emochat.pipeline.ports import ServiceError, Transcript, VoiceClip
+from emochat.pipeline.ports import ServiceError, Transcript, TranscriptionUsage, VoiceClip
 
 
 class FakeClock:
@@ -66,9 +66,8 @@ class InMemoryMessages:
         self.clock = clock
         self.docs: dict[str, dict[str, Any]] = {}
         self.history: list[tuple[str, str]] = []
-        self.usage: dict[
-            tuple[str, str], Usage
-        ] = {}  # (uid, day) -> users/{uid}/usage/{day}  # (doc path, status written)
+        self.usage: dict[tuple[str, str], Usage] = {}  # (uid, day) -> users/{uid}/usage/{day}
+        self.stt_usage: dict[tuple[str, str, str], TranscriptionUsage] = {}  # (uid, day, message doc)
         self._lock = threading.Lock()
 
     def chat_members(self, chat_id: str) -> list[str] | None:
@@ -113,6 +112,10 @@ class InMemoryMessages:
             self.usage[(uid, day)] = after
             return True
 
+    def record_stt_usage(self, path: VoicePath, day: str, usage: TranscriptionUsage) -> None:
+        with self._lock:
+            self.stt_usage[(path.uid, day, path.message_doc)] = usage
+
     def abandoned(self, now: float, limit: int) -> list[str]:
         return [key for key in self.docs if is_abandoned(self._state(key), now)][:limit]
 
@@ -153,7 +156,10 @@ class FakeTranscriber:
         time.sleep(self.delay_s)
         if self.error:
             raise self.error
-        return Transcript(self.text, language or "en")
+        usage = TranscriptionUsage(
+            "fake-stt", clip.duration_s, {"type": "duration", "seconds": clip.duration_s}
+        )
+        return Transcript(self.text, language or "en", usage)
 
 
 class FakeStressScorer:

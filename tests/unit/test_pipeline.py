@@ -483,3 +483,12 @@ def test_concurrent_uploads_never_overdraw_the_budget(tone_wav: bytes) -> None:
     statuses = sorted(o.status.value for o in outcomes)
     assert statuses.count("ready") == 3 and statuses.count("rejected") == 5
     assert len(services.transcriber.calls) == 3 and usage_of(services).messages == 3
+
+
+def test_transcription_usage_is_kept_apart_from_the_message(tone_wav: bytes) -> None:
+    services = make_services()
+    process_upload(upload(services, tone_wav), services, PipelineConfig())
+    ((uid, day, doc_path), usage), *_ = services.messages.stt_usage.items()
+    assert (uid, doc_path) == ("u1", DOC) and day == next(d for u, d in services.messages.usage if u == "u1")
+    assert usage.model == "fake-stt" and usage.audio_seconds == pytest.approx(1.0) and usage.api_usage
+    assert "usage" not in services.messages.docs[DOC]  # not a field the app shows

@@ -100,6 +100,11 @@ class MessageStore(Protocol):
         would exceed `budget` (model.charge decides); False, and nothing counted, when over budget."""
         ...
 
+    def record_stt_usage(self, path: VoicePath, day: str, usage: TranscriptionUsage) -> None:
+        """Keep what one message's transcription was billed on, in backend bookkeeping the app never
+        reads: users/{uid}/usage/{day}/transcriptions/{chatId}:{messageId}."""
+        ...
+
     def abandoned(self, now: float, limit: int) -> list[str]:
         """Paths of messages still processing past their lease (at most `limit`)."""
         ...

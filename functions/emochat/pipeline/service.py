@@ -364,6 +364,14 @@ def _process_claimed(run: _Run, claim: Claim) -> Outcome:
             run.write(partial, retry=False)
         stt, stress = stt_future.result(), stress_future.result()
 
+    if isinstance(stt.value, Transcript) and stt.value.usage is not None:
+        # What the paid call was billed on, kept apart from the message (bookkeeping, not for the app);
+        # one try: the message's own end matters more than this record.
+        try:
+            services.messages.record_stt_usage(path, day, stt.value.usage)
+        except StoreUnavailable as exc:
+            log.warning("transcription usage of %s not recorded: %s", path.message_doc, exc)
+
     status, problem = model.outcome_status(stt, stress)
     return finish(
         status,

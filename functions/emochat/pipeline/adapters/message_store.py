@@ -26,7 +26,7 @@ from emochat.pipeline.model import (
     is_abandoned,
     may_write,
 )
-from emochat.pipeline.ports import StoreUnavailable
+from emochat.pipeline.ports import StoreUnavailable, TranscriptionUsage
 
 
 def _message_state(snapshot: firestore.DocumentSnapshot) -> MessageState | None:
@@ -125,6 +125,19 @@ class FirestoreMessageStore:
 
         with _unavailable_as_port_error():
             return run_transaction(self._db, charge_in)
+
+    def record_stt_usage(self, path: VoicePath, day: str, usage: TranscriptionUsage) -> None:
+        ref = self._db.document(
+            f"users/{path.uid}/usage/{day}/transcriptions/{path.chat_id}:{path.message_id}"
+        )
+        fields = {
+            **usage.as_field(),
+            "chatId": path.chat_id,
+            "messageId": path.message_id,
+            "at": firestore.SERVER_TIMESTAMP,
+        }
+        with _unavailable_as_port_error():
+            ref.set(fields)
 
     def abandoned(self, now: float, limit: int) -> list[str]:
         # A collection-group query over every chat's messages (index in firestore.indexes.json).

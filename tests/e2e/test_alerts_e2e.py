@@ -240,8 +240,10 @@ def test_high_stress_alerts_every_member_once(world: World, fcm_url: str) -> Non
     (other,) = world.notifications(world.joon)
     assert own["role"] == "self" and other["role"] == "member"
     assert other["title"] == "Mina sounds stressed"
+    assert own["reason"] == "fixed_threshold" and own["baseline"] == {"count": 0, "mean": 0.0, "std": 0.0}
+    assert not {"baseline", "z", "reason"} & set(other)  # nothing computed from Mina's history
     for entry in (own, other):
-        assert entry["status"] == "sent" and entry["reason"] == "fixed_threshold"
+        assert entry["status"] == "sent"
         assert entry["chatId"] == world.chat and entry["messageId"] == message_id and entry["score"] == 82.5
         assert entry["delivery"] == {
             "tokens": 1,
@@ -266,7 +268,6 @@ def test_high_stress_alerts_every_member_once(world: World, fcm_url: str) -> Non
         "senderId": world.mina,
         "score": "82.5",
         "level": "high",
-        "reason": "fixed_threshold",
         "notificationId": nid,
     }
     # The sender's self-care alert carries one coping suggestion, recorded so it can be rated.
@@ -356,6 +357,10 @@ def test_personal_baseline_decides_once_it_has_enough_samples(world: World) -> N
     message_id = world.send(75.0, "high")
     marker = world.wait_done(message_id)
     assert marker["decision"]["reason"] == "personal_baseline" and marker["decision"]["z"] > 1.0
-    (entry,) = world.notifications(world.joon)
-    assert entry["reason"] == "personal_baseline" and entry["z"] == marker["decision"]["z"]
-    assert entry["baseline"]["count"] == 5 and entry["baseline"]["mean"] == pytest.approx(20.0)
+    (own,) = world.notifications(world.mina)
+    assert own["reason"] == "personal_baseline" and own["z"] == marker["decision"]["z"]
+    assert own["baseline"]["count"] == 5 and own["baseline"]["mean"] == pytest.approx(20.0)
+    # Joon's entry says who, which message, when and the score the chat shows: none of her baseline.
+    (other,) = world.notifications(world.joon)
+    assert not {"baseline", "z", "reason"} & set(other) and "reason" not in other["data"]
+    assert other["score"] == 75.0 and other["messageId"] == message_id and other["createdAt"]

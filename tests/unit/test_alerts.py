@@ -284,9 +284,10 @@ def test_pushes_for_sender_and_members() -> None:
         "senderId": "mina",
         "score": "82.5",
         "level": "high",
-        "reason": "personal_baseline",
         "notificationId": "n1",
     }
+    # Why it alerted (the sender's own baseline) is for the sender's eyes only.
+    assert own.data["reason"] == "personal_baseline"
     assert all(isinstance(v, str) for v in own.data.values())
     anonymous = alerts.alert_push(Role.MEMBER, None, reading(), decision, "n1")
     assert anonymous.title == f"{texts_for('en')['someone']} sounds stressed"

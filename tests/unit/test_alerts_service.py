@@ -72,7 +72,7 @@ def test_high_reading_alerts_sender_and_members(
 
     nid = alerts.notification_id("chat1", "m1")
     joon = store.notifications["joon"][nid]
-    assert joon["status"] == "sent" and joon["role"] == "member" and joon["reason"] == "fixed_threshold"
+    assert joon["status"] == "sent" and joon["role"] == "member"
     assert joon["delivery"] == {
         "tokens": 2,
         "success": 2,
@@ -82,7 +82,11 @@ def test_high_reading_alerts_sender_and_members(
         "errors": {},
     }
     assert joon["title"] == pushes[("joon-phone", "joon-tablet")].title
-    assert joon["baseline"] == {"count": 0, "mean": 0.0, "std": 0.0}
+    # Mina's baseline is hers alone: her own entry shows the yardstick, a member's nothing of it.
+    assert store.notifications["mina"][nid]["baseline"] == {"count": 0, "mean": 0.0, "std": 0.0}
+    assert store.notifications["mina"][nid]["reason"] == "fixed_threshold"
+    assert not {"baseline", "z", "reason"} & set(joon) and "reason" not in joon["data"]
+    assert joon["score"] == 85.0 and joon["level"] == "high" and joon["senderId"] == "mina"
     assert store.baselines["mina"] == Baseline().add(85.0)
     assert store.markers["chats/chat1/messages/m1"]["state"] is MarkerState.DONE
     assert store.markers["chats/chat1/messages/m1"]["recipients"] == {
@@ -239,9 +243,14 @@ def test_personal_baseline_takes_over_after_enough_samples(
     clock.now += 3600
     spike = alert_on_reading(reading("spike", score=97.0), services, CONFIG)
     assert spike.decision is not None and spike.decision.reason is AlertReason.PERSONAL_BASELINE
-    entry = store.notifications["joon"][alerts.notification_id("chat1", "spike")]
-    assert entry["reason"] == "personal_baseline" and entry["z"] == spike.decision.z and entry["z"] >= 1.0
-    assert entry["baseline"]["count"] == 6
+    nid = alerts.notification_id("chat1", "spike")
+    own = store.notifications["mina"][nid]
+    assert own["reason"] == "personal_baseline" and own["z"] == spike.decision.z and own["z"] >= 1.0
+    assert own["baseline"]["count"] == 6
+    # Joon learns that Mina sounded stressed, with the score the chat shows; nothing of her history.
+    other = store.notifications["joon"][nid]
+    assert not {"baseline", "z", "reason"} & set(other) and "reason" not in other["data"]
+    assert other["score"] == 97.0
 
 
 def test_retake_after_a_crash_finishes_only_the_missing_recipients(

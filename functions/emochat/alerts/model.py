@@ -343,9 +343,10 @@ def alert_push(
         "senderId": reading.sender_id,
         "score": str(round(reading.score, 1)),
         "level": reading.level.value,
-        "reason": decision.reason.value,
         "notificationId": notification,
     }
+    if role is Role.SELF:  # why it alerted comes from the sender's own history: theirs alone
+        data["reason"] = decision.reason.value
     return Push(title=title, body=body, data=data)
 
 

@@ -78,8 +78,12 @@ def _record(
     push: Push,
     now: float,
 ) -> dict[str, Any]:
-    """The feed entry users/{uid}/notifications/{id} as first written, before the push goes out."""
-    return {
+    """The feed entry users/{uid}/notifications/{id} as first written, before the push goes out.
+
+    A member's entry says who, which message, when and the reading the chat already shows; why it
+    alerted (reason, z, the baseline) is computed from the sender's history and stays the sender's.
+    """
+    entry: dict[str, Any] = {
         "type": "stress_alert",
         "role": recipient.role.value,
         "chatId": reading.chat_id,
@@ -90,19 +94,21 @@ def _record(
         "data": dict(push.data),
         "score": reading.score,
         "level": reading.level.value,
-        "reason": decision.reason.value,
-        "z": decision.z,
-        "baseline": (  # the yardstick the reading was judged against
-            {"count": prior.count, "mean": round(prior.mean, 3), "std": round(prior.std, 3)}
-            if prior is not None
-            else None
-        ),
         "read": False,
         "status": "sending",
         "delivery": None,
         "createdAt": _timestamp(now),
         "sentAt": None,
     }
+    if recipient.role is Role.SELF:
+        entry["reason"] = decision.reason.value
+        entry["z"] = decision.z
+        entry["baseline"] = (  # the yardstick the reading was judged against
+            {"count": prior.count, "mean": round(prior.mean, 3), "std": round(prior.std, 3)}
+            if prior is not None
+            else None
+        )
+    return entry
 
 
 def alert_on_reading(reading: ReadyReading, services: AlertServices, config: AlertConfig) -> AlertOutcome:

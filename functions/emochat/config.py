@@ -56,7 +56,12 @@ FCM_MAX_ATTEMPTS = IntParam(
 ALERT_COOLDOWN_MINUTES = IntParam(
     "ALERT_COOLDOWN_MINUTES",
     default=30,
-    description="At most one alert per person per this many minutes, unless alertPrefs says otherwise",
+    description="At most one alert per (recipient, sender) per this many minutes, unless alertPrefs differs",
+)
+ALERT_MAX_PER_HOUR = IntParam(
+    "ALERT_MAX_PER_HOUR",
+    default=6,
+    description="Most alert pushes one person gets in an hour, across all senders (1..60)",
 )
 ALERT_BASELINE_MIN_SAMPLES = IntParam(
     "ALERT_BASELINE_MIN_SAMPLES",

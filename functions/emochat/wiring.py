@@ -19,7 +19,7 @@ from emochat.accounts.adapters.firestore_store import FirestoreAccountStore
 from emochat.accounts.service import AccountServices
 from emochat.alerts.adapters.fcm_notifier import EmulatorCredential, FcmNotifier
 from emochat.alerts.adapters.firestore_store import FirestoreAlertStore
-from emochat.alerts.model import AlertPolicy, AlertPrefs, ReadyReading
+from emochat.alerts.model import MAX_ALERTS_PER_HOUR_LIMIT, AlertPolicy, AlertPrefs, ReadyReading
 from emochat.alerts.service import AlertConfig, AlertServices
 from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer
 from emochat.pipeline.adapters.message_store import FirestoreMessageStore
@@ -140,6 +140,7 @@ def alert_config() -> AlertConfig:
     return AlertConfig(
         policy=AlertPolicy(z_threshold=z_threshold, min_samples=config.ALERT_BASELINE_MIN_SAMPLES.value),
         default_prefs=AlertPrefs(cooldown_minutes=float(config.ALERT_COOLDOWN_MINUTES.value)),
+        max_alerts_per_hour=max(1, min(config.ALERT_MAX_PER_HOUR.value, MAX_ALERTS_PER_HOUR_LIMIT)),
         lease_s=config.ALERT_TIMEOUT_S,
     )
 

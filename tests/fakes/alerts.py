@@ -16,6 +16,7 @@ from firebase_admin import exceptions, messaging
 from emochat.alerts import model as alerts
 from emochat.alerts.delivery import Delivery
 from emochat.alerts.model import (
+    AlertLog,
     AlertPolicy,
     AlertPrefs,
     Baseline,
@@ -34,11 +35,12 @@ class FakeStore:
     """The AlertStore contract over dicts; decisions come from emochat.alerts, as in the real one."""
 
     members: dict[str, list[str]] = field(default_factory=dict)
+    invited: dict[str, list[str]] = field(default_factory=dict)  # chats/{id}.invited: never recipients
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     devices: dict[str, list[str]] = field(default_factory=dict)
     baselines: dict[str, Baseline] = field(default_factory=dict)
     markers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    last_alert: dict[str, float] = field(default_factory=dict)
+    alert_logs: dict[str, AlertLog] = field(default_factory=dict)
     notifications: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def record_ready(self, reading: ReadyReading, policy: AlertPolicy, now: float, lease_s: float) -> Claimed:
@@ -76,14 +78,22 @@ class FakeStore:
         return self.users.get(uid, {}).get("language")
 
     def reserve(
-        self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
+        self,
+        uid: str,
+        sender_id: str,
+        notification_id: str,
+        record: Mapping[str, Any],
+        default_prefs: AlertPrefs,
+        max_per_hour: int,
+        now: float,
     ) -> Verdict:
         feed = self.notifications.setdefault(uid, {})
         prefs = alerts.alert_prefs(self.users.get(uid, {}).get("alertPrefs"), default_prefs)
-        verdict = alerts.decide_recipient(prefs, self.last_alert.get(uid), now, notification_id in feed)
+        log = self.alert_logs.get(uid, AlertLog())
+        verdict = alerts.decide_recipient(prefs, log, sender_id, now, notification_id in feed, max_per_hour)
         if verdict is Verdict.SEND:
             feed[notification_id] = dict(record)
-            self.last_alert[uid] = now
+            self.alert_logs[uid] = log.sent(sender_id, now)
         return verdict
 
     def device_tokens(self, uid: str) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from emochat.alerts.adapters.firestore_store import FirestoreAlertStore
 from emochat.alerts.model import (
     AlertDecision,
+    AlertLog,
     AlertPolicy,
     AlertPrefs,
     AlertReason,
@@ -131,20 +132,23 @@ def test_expired_claim_is_retaken_with_its_stored_decision(db, store, unique) ->
     )
 
 
-def test_reserve_creates_feed_entry_and_cooldown(db, store, unique) -> None:
+def test_reserve_creates_feed_entry_and_logs_the_push(db, store, unique) -> None:
     uid = f"u-{unique}"
     record = {"type": "stress_alert", "title": "Take a moment", "status": "sending"}
-    assert store.reserve(uid, "n1", record, PREFS, NOW) is Verdict.SEND
+    assert store.reserve(uid, "mina", "n1", record, PREFS, 6, NOW) is Verdict.SEND
     assert db.document(f"users/{uid}/notifications/n1").get().to_dict() == record
-    cooldown = db.document(f"users/{uid}/stats/alerts").get().to_dict()
-    assert cooldown["lastAlertAt"] == datetime.fromtimestamp(NOW, UTC)
-    assert cooldown["lastNotificationId"] == "n1"
-    assert cooldown["cooldownUntil"] == datetime.fromtimestamp(NOW, UTC) + timedelta(minutes=30)
+    log = db.document(f"users/{uid}/stats/alerts").get().to_dict()
+    assert log["lastAlertAt"] == datetime.fromtimestamp(NOW, UTC)
+    assert log["lastNotificationId"] == "n1"
+    assert AlertLog.from_fields(log) == AlertLog({"mina": NOW}, (NOW,))
 
-    assert store.reserve(uid, "n1", record, PREFS, NOW + 5) is Verdict.DUPLICATE
-    assert store.reserve(uid, "n2", record, PREFS, NOW + 29 * 60) is Verdict.COOLDOWN
+    assert store.reserve(uid, "mina", "n1", record, PREFS, 6, NOW + 5) is Verdict.DUPLICATE
+    assert store.reserve(uid, "mina", "n2", record, PREFS, 6, NOW + 29 * 60) is Verdict.COOLDOWN
     assert not db.document(f"users/{uid}/notifications/n2").get().exists
-    assert store.reserve(uid, "n3", record, PREFS, NOW + 30 * 60) is Verdict.SEND
+    # Another sender has a cooldown of its own; the cap bounds them all together.
+    assert store.reserve(uid, "eve", "n4", record, PREFS, 2, NOW + 60) is Verdict.SEND
+    assert store.reserve(uid, "ara", "n5", record, PREFS, 2, NOW + 120) is Verdict.CAPPED
+    assert store.reserve(uid, "mina", "n3", record, PREFS, 6, NOW + 30 * 60) is Verdict.SEND
 
     store.finish_notification(uid, "n3", {"status": "sent", "delivery": {"success": 1}})
     assert db.document(f"users/{uid}/notifications/n3").get().get("status") == "sent"
@@ -154,9 +158,9 @@ def test_reserve_follows_the_users_alert_prefs(db, store, unique) -> None:
     off, quick = f"off-{unique}", f"quick-{unique}"
     db.document(f"users/{off}").set({"displayName": "Off", "alertPrefs": {"enabled": False}})
     db.document(f"users/{quick}").set({"displayName": "Quick", "alertPrefs": {"cooldownMinutes": 1}})
-    assert store.reserve(off, "n1", {"x": 1}, PREFS, NOW) is Verdict.DISABLED
-    assert store.reserve(quick, "n1", {"x": 1}, PREFS, NOW) is Verdict.SEND
-    assert store.reserve(quick, "n2", {"x": 1}, PREFS, NOW + 61) is Verdict.SEND
+    assert store.reserve(off, "mina", "n1", {"x": 1}, PREFS, 6, NOW) is Verdict.DISABLED
+    assert store.reserve(quick, "mina", "n1", {"x": 1}, PREFS, 6, NOW) is Verdict.SEND
+    assert store.reserve(quick, "mina", "n2", {"x": 1}, PREFS, 6, NOW + 61) is Verdict.SEND
     assert store.user_display_name(quick) == "Quick"
     assert store.user_display_name(f"nobody-{unique}") is None
 
@@ -172,13 +176,16 @@ def test_user_language(db, store, unique) -> None:
 def test_concurrent_alerts_for_one_recipient_respect_the_cooldown(db, store, unique) -> None:
     uid = f"u-{unique}"
     with ThreadPoolExecutor(max_workers=3) as pool:
-        verdicts = list(pool.map(lambda i: store.reserve(uid, f"n{i}", {"i": i}, PREFS, NOW), range(3)))
+        verdicts = list(
+            pool.map(lambda i: store.reserve(uid, "mina", f"n{i}", {"i": i}, PREFS, 6, NOW), range(3))
+        )
     assert verdicts.count(Verdict.SEND) == 1 and verdicts.count(Verdict.COOLDOWN) == 2
     assert len(list(db.collection(f"users/{uid}/notifications").stream())) == 1
 
 
-def test_chat_members(db, store, unique) -> None:
-    db.document(f"chats/{unique}").set({"members": ["a", "b", 3], "createdAt": datetime.now(UTC)})
+def test_chat_members_are_members_only_never_invitees(db, store, unique) -> None:
+    chat = {"members": ["a", "b", 3], "invited": ["c"], "createdAt": datetime.now(UTC)}
+    db.document(f"chats/{unique}").set(chat)
     assert store.chat_members(unique) == ["a", "b"]
     assert store.chat_members(f"missing-{unique}") is None
 

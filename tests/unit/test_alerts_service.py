@@ -183,6 +183,68 @@ def test_cooldown_per_recipient(
     assert set(third.verdicts.values()) == {Verdict.SEND}
 
 
+def test_a_strangers_alerts_do_not_suppress_a_real_one(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
+    """Issue 10 item 2: Eve put Joon in a chat of hers and alerts him; Mina's real alert still reaches him."""
+    store.members["spam"] = ["eve", "joon"]
+    store.users["eve"] = {"displayName": "Eve"}
+    eve = alert_on_reading(ReadyReading("spam", "e1", "eve", 95.0, StressLevel.HIGH), services, CONFIG)
+    assert eve.verdicts["joon"] is Verdict.SEND
+    clock.now += 60
+    again = alert_on_reading(ReadyReading("spam", "e2", "eve", 96.0, StressLevel.HIGH), services, CONFIG)
+    assert again.verdicts["joon"] is Verdict.COOLDOWN  # Eve's own pair is cooling down
+    clock.now += 60
+    real = alert_on_reading(reading("m1"), services, CONFIG)
+    assert real.verdicts["joon"] is Verdict.SEND
+    assert [p.title for tokens, p in notifier.sent if "joon-phone" in tokens][-1] == "Mina sounds stressed"
+
+
+def test_a_per_recipient_cap_bounds_pushes_across_senders(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
+    config = AlertConfig(policy=CONFIG.policy, default_prefs=CONFIG.default_prefs, max_alerts_per_hour=6)
+    verdicts = []
+    for i in range(8):  # eight senders, each in a chat with Joon, within the hour
+        store.members[f"c{i}"] = [f"s{i}", "joon"]
+        verdicts.append(
+            alert_on_reading(
+                ReadyReading(f"c{i}", "m", f"s{i}", 90.0, StressLevel.HIGH), services, config
+            ).verdicts["joon"]
+        )
+        clock.now += 60
+    assert verdicts == [Verdict.SEND] * 6 + [Verdict.CAPPED] * 2
+    assert len(store.notifications["joon"]) == 6
+    assert sum("joon-phone" in tokens for tokens, _ in notifier.sent) == 6
+    clock.now += 3600
+    later = alert_on_reading(ReadyReading("c7", "m2", "s7", 90.0, StressLevel.HIGH), services, config)
+    assert later.verdicts["joon"] is Verdict.SEND
+
+
+@pytest.mark.parametrize("name", ["Mina\nURGENT: tap here", "\u202eanim", "M" * 200, "Mi\x00na"])
+def test_a_bad_display_name_becomes_someone_in_the_push_title(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, name: str
+) -> None:
+    store.users["mina"]["displayName"] = name
+    store.users["ara"]["language"] = "ko"
+    alert_on_reading(reading(), services, CONFIG)
+    pushes = {tokens: push for tokens, push in notifier.sent}
+    for tokens, language in ((("joon-phone", "joon-tablet"), "en"), (("ara-phone",), "ko")):
+        texts = texts_for(language)
+        assert pushes[tokens].title == texts["member_title"].format(name=texts["someone"])
+    assert all(name not in p.title + p.body for _, p in notifier.sent)
+
+
+def test_invitees_are_never_recipients(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier
+) -> None:
+    store.invited["chat1"] = ["eve"]
+    store.devices["eve"] = ["eve-phone"]
+    outcome = alert_on_reading(reading(), services, CONFIG)
+    assert set(outcome.verdicts) == {"mina", "joon", "ara"}
+    assert "eve" not in store.notifications and all("eve-phone" not in t for t, _ in notifier.sent)
+
+
 def test_disabled_recipient_gets_nothing(
     services: AlertServices, store: FakeStore, notifier: FakeNotifier
 ) -> None:
@@ -292,13 +354,18 @@ def test_alert_config_from_params(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for name in ("ALERT_Z_THRESHOLD", "ALERT_BASELINE_MIN_SAMPLES", "ALERT_COOLDOWN_MINUTES"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("ALERT_MAX_PER_HOUR",):
+        monkeypatch.delenv(name, raising=False)
     default = wiring.alert_config()
     assert default.policy == AlertPolicy(z_threshold=1.0, min_samples=5)
     assert default.default_prefs == AlertPrefs(enabled=True, cooldown_minutes=30.0)
+    assert default.max_alerts_per_hour == 6
     monkeypatch.setenv("ALERT_Z_THRESHOLD", "1.75")
     monkeypatch.setenv("ALERT_BASELINE_MIN_SAMPLES", "8")
     monkeypatch.setenv("ALERT_COOLDOWN_MINUTES", "0")
+    monkeypatch.setenv("ALERT_MAX_PER_HOUR", "100000")
     custom = wiring.alert_config()
+    assert custom.max_alerts_per_hour == alerts.MAX_ALERTS_PER_HOUR_LIMIT
     assert custom.policy.z_threshold == 1.75 and custom.policy.min_samples == 8
     assert custom.default_prefs.cooldown_minutes == 0.0
     monkeypatch.setenv("ALERT_Z_THRESHOLD", "high")

@@ -49,10 +49,17 @@ class AlertStore(Protocol):
         ...
 
     def reserve(
-        self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
+        self,
+        uid: str,
+        sender_id: str,
+        notification_id: str,
+        record: Mapping[str, Any],
+        default_prefs: AlertPrefs,
+        max_per_hour: int,
+        now: float,
     ) -> Verdict:
-        """In one transaction: decide (alerts.decide_recipient, from the user's alertPrefs, cooldown
-        marker and feed) and, on SEND, create the feed entry from `record` and restart the cooldown."""
+        """In one transaction: decide (alerts.decide_recipient, from the user's alertPrefs, alert log
+        and feed) and, on SEND, create the feed entry from `record` and log the push (AlertLog.sent)."""
         ...
 
     def device_tokens(self, uid: str) -> list[str]: ...

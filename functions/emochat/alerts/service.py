@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 class AlertConfig:
     policy: AlertPolicy = field(default_factory=AlertPolicy)
     default_prefs: AlertPrefs = field(default_factory=AlertPrefs)
+    # Pushes one person gets per hour at most, across all senders (each sender has its own cooldown).
+    max_alerts_per_hour: int = 6
     # How long a claimed marker holds before a redelivery may finish its alerts: the function timeout.
     lease_s: float = 120.0
 
@@ -128,7 +130,15 @@ def alert_on_reading(reading: ReadyReading, services: AlertServices, config: Ale
         language = user_language(store.user_language(recipient.uid))
         push = alerts.alert_push(recipient.role, sender_name, reading, decision, notification, language)
         record = _record(recipient, reading, decision, claimed.baseline, push, now)
-        verdict = store.reserve(recipient.uid, notification, record, config.default_prefs, now)
+        verdict = store.reserve(
+            recipient.uid,
+            reading.sender_id,
+            notification,
+            record,
+            config.default_prefs,
+            config.max_alerts_per_hour,
+            now,
+        )
         verdicts[recipient.uid] = verdict
         if verdict is not Verdict.SEND:
             continue

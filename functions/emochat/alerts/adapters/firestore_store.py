@@ -4,7 +4,8 @@ Documents (the data contract's alert part):
 - chats/{chatId}/alertMarkers/{messageId}: one per ready message, created in the transaction that
   updates the sender's baseline; server-only.
 - users/{uid}/stats/baseline: the running mean and variance of the user's stress scores.
-- users/{uid}/stats/alerts: when the user was last alerted (the cooldown marker).
+- users/{uid}/stats/alerts: the user's AlertLog (last alert per sender, recent pushes) for the
+  per-sender cooldown and the per-recipient cap.
 - users/{uid}/notifications/{notificationId}: the in-app feed entry of each alert sent.
 - users/{uid}/devices/{deviceId}: FCM tokens (written by the app); stale ones are deleted here.
 """
@@ -12,7 +13,7 @@ Documents (the data contract's alert part):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
@@ -20,6 +21,7 @@ from google.cloud import firestore
 
 from emochat.alerts.model import (
     AlertDecision,
+    AlertLog,
     AlertPolicy,
     AlertPrefs,
     Baseline,
@@ -153,38 +155,44 @@ class FirestoreAlertStore:
         language = (snapshot.to_dict() or {}).get("language") if snapshot.exists else None
         return language if isinstance(language, str) else None
 
-    def cooldown_ref(self, uid: str) -> firestore.DocumentReference:
+    def alert_log_ref(self, uid: str) -> firestore.DocumentReference:
         return self._db.collection("users", uid, "stats").document("alerts")
 
     def notification_ref(self, uid: str, notification_id: str) -> firestore.DocumentReference:
         return self._db.collection("users", uid, "notifications").document(notification_id)
 
     def reserve(
-        self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
+        self,
+        uid: str,
+        sender_id: str,
+        notification_id: str,
+        record: Mapping[str, Any],
+        default_prefs: AlertPrefs,
+        max_per_hour: int,
+        now: float,
     ) -> Verdict:
         user_ref = self._user_ref(uid)
-        cooldown_ref = self.cooldown_ref(uid)
+        log_ref = self.alert_log_ref(uid)
         notification_ref = self.notification_ref(uid, notification_id)
 
         @firestore.transactional
         def reserve_in(transaction: firestore.Transaction) -> Verdict:
             user = user_ref.get(transaction=transaction)
-            cooldown = cooldown_ref.get(transaction=transaction)
+            stored_log = log_ref.get(transaction=transaction)
             notified = notification_ref.get(transaction=transaction).exists
             raw_prefs = (user.to_dict() or {}).get("alertPrefs") if user.exists else None
             prefs = alert_prefs(raw_prefs, default_prefs)
-            last = _epoch((cooldown.to_dict() or {}).get("lastAlertAt")) if cooldown.exists else None
-            verdict = decide_recipient(prefs, last, now, notified)
+            log = AlertLog.from_fields(stored_log.to_dict() if stored_log.exists else None)
+            verdict = decide_recipient(prefs, log, sender_id, now, notified, max_per_hour)
             if verdict is Verdict.SEND:
                 transaction.create(notification_ref, dict(record))
                 transaction.set(
-                    cooldown_ref,
+                    log_ref,
                     {
+                        **log.sent(sender_id, now).as_fields(),  # epoch seconds
                         "lastAlertAt": _timestamp(now),
                         "lastNotificationId": notification_id,
-                        "cooldownUntil": _timestamp(now) + timedelta(minutes=prefs.cooldown_minutes),
                     },
-                    merge=True,
                 )
             return verdict
 

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -404,3 +404,23 @@ def test_invitees_get_no_alerts_and_a_bad_name_is_never_a_title(world: World, fc
     requests = wait_for(lambda: len(r := fcm_requests(fcm_url, world.tokens())) >= 2 and r, "FCM requests")
     assert all("URGENT" not in r["notification"]["title"] + r["notification"]["body"] for r in requests)
     assert fcm_requests(fcm_url, {f"e2e-{ivy}-phone"}) == []
+
+
+def test_pushes_go_to_the_most_recent_devices_only(world: World, fcm_url: str) -> None:
+    """Issue 11 item 5: one account registering many tokens gets pushes on its newest few (5)."""
+    base = datetime.now(UTC)
+    for i in range(9):
+        world.db.document(f"users/{world.joon}/devices/extra{i}").set(
+            {
+                "token": f"e2e-{world.joon}-extra{i}",
+                "platform": "ios",
+                "updatedAt": base + timedelta(minutes=i + 1),
+            }
+        )
+    message_id = world.send(84.0, "high")
+    world.wait_done(message_id)
+    (entry,) = world.notifications(world.joon)
+    assert entry["delivery"]["tokens"] == 5 and entry["delivery"]["success"] == 5
+    every = {f"e2e-{world.joon}-extra{i}" for i in range(9)} | {f"e2e-{world.joon}-phone"}
+    pushed = {r["token"] for r in fcm_requests(fcm_url, every)}
+    assert pushed == {f"e2e-{world.joon}-extra{i}" for i in range(4, 9)}

@@ -253,8 +253,8 @@ def test_recipient_verdicts() -> None:
     prefs = AlertPrefs(enabled=True, cooldown_minutes=30)
     now = 10_000.0
 
-    def verdict(log: AlertLog, notified: bool = False, p: AlertPrefs = prefs) -> Verdict:
-        return alerts.decide_recipient(p, log, "mina", now, notified, max_per_hour=6)
+    def verdict(log: AlertLog, entry: str | None = None, p: AlertPrefs = prefs) -> Verdict:
+        return alerts.decide_recipient(p, log, "mina", now, entry, max_per_hour=6)
 
     assert verdict(AlertLog()) is Verdict.SEND
     assert verdict(AlertLog().sent("mina", now - 29 * 60)) is Verdict.COOLDOWN
@@ -262,7 +262,25 @@ def test_recipient_verdicts() -> None:
     assert verdict(AlertLog().sent("mina", now), p=AlertPrefs(True, 0)) is Verdict.SEND
     assert verdict(AlertLog(), p=AlertPrefs(False, 30)) is Verdict.DISABLED
     # A redelivery of an alert already sent is a duplicate, whatever the cooldown says.
-    assert verdict(AlertLog().sent("mina", now), notified=True) is Verdict.DUPLICATE
+    assert verdict(AlertLog().sent("mina", now), entry="sent") is Verdict.DUPLICATE
+    assert verdict(AlertLog().sent("mina", now), entry="no_devices") is Verdict.DUPLICATE
+    # Reserved by a run that died before pushing: a retake serves it, whatever the cooldown says.
+    assert verdict(AlertLog().sent("mina", now), entry=alerts.SENDING) is Verdict.RESUME
+
+
+def test_most_recent_tokens() -> None:
+    devices = [
+        ("old", 1.0),
+        ("new", 3.0),
+        ("", 4.0),
+        (None, 5.0),
+        ("mid", 2.0),
+        ("new", 2.5),
+        ("undated", None),
+    ]
+    assert alerts.most_recent_tokens(devices, 2) == ["new", "mid"]
+    assert alerts.most_recent_tokens(devices, 10) == ["new", "mid", "old", "undated"]
+    assert alerts.most_recent_tokens(devices, 0) == []
 
 
 def test_cooldown_is_per_sender_and_a_cap_bounds_the_rest() -> None:
@@ -272,7 +290,7 @@ def test_cooldown_is_per_sender_and_a_cap_bounds_the_rest() -> None:
     log = AlertLog().sent("eve", now - 60)
 
     def verdict(sender: str, at: float = now) -> Verdict:
-        return alerts.decide_recipient(prefs, log, sender, at, False, max_per_hour=6)
+        return alerts.decide_recipient(prefs, log, sender, at, None, max_per_hour=6)
 
     assert verdict("eve") is Verdict.COOLDOWN and verdict("mina") is Verdict.SEND
     for i in range(5):
@@ -400,6 +418,22 @@ def test_backoff() -> None:
     assert delivery.backoff_s(0, 0.5, 8.0, retry_after_s=3) == 3
     assert delivery.backoff_s(3, 0.5, 8.0, retry_after_s=1) == 4.0  # never shorter than the backoff
     assert delivery.backoff_s(0, 0.5, 8.0, retry_after_s=120) == 8.0  # capped
+
+
+def test_worst_http_call_under_urllib3_retries() -> None:
+    # 1 + 1 connect + 1 read + 4 status retries = 7 attempts of 2 × 5 s; waits 0, 1, 2, 4, 8, 16 s.
+    assert (
+        delivery.http_call_worst_s(5, connect=1, read=1, status=4, backoff_factor=0.5, backoff_max_s=120)
+        == 101
+    )
+    assert (
+        delivery.http_call_worst_s(5, connect=0, read=0, status=0, backoff_factor=0.5, backoff_max_s=120)
+        == 10
+    )
+    assert (
+        delivery.http_call_worst_s(1, 0, 0, 9, backoff_factor=10, backoff_max_s=30)
+        == 20 + 20 + 7 * 30  # 10 attempts of 2 s; waits 0, 20, then 30 (capped) x 7
+    )
 
 
 def test_delivery_fields() -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from fakes.alerts import Clock, FakeNotifier, FakeStore
+from fakes.alerts import Clock, FakeFcm, FakeNotifier, FakeStore
 
 from emochat.alerts import model as alerts
+from emochat.alerts.adapters.fcm_notifier import FcmNotifier
+from emochat.alerts.delivery import Delivery
 from emochat.alerts.model import (
     AlertDecision,
     AlertPolicy,
@@ -16,10 +21,12 @@ from emochat.alerts.model import (
     Baseline,
     MarkerAction,
     MarkerState,
+    Push,
     ReadyReading,
     Verdict,
 )
-from emochat.alerts.service import AlertConfig, AlertServices, alert_on_reading
+from emochat.alerts.ports import Reservation
+from emochat.alerts.service import AlertConfig, AlertServices, alert_on_reading, sweep_stuck_alerts
 from emochat.alerts.texts import texts_for
 from emochat.domain import StressLevel
 
@@ -29,7 +36,8 @@ def store() -> FakeStore:
     return FakeStore(
         members={"chat1": ["mina", "joon", "ara"]},
         users={"mina": {"displayName": "Mina"}, "joon": {"displayName": "Joon"}, "ara": {}},
-        devices={"mina": ["mina-phone"], "joon": ["joon-phone", "joon-tablet"], "ara": ["ara-phone"]},
+        # Oldest first, as registered: pushes list the newest first.
+        devices={"mina": ["mina-phone"], "joon": ["joon-tablet", "joon-phone"], "ara": ["ara-phone"]},
     )
 
 
@@ -320,23 +328,166 @@ def test_retake_after_a_crash_finishes_only_the_missing_recipients(
 ) -> None:
     original_reserve = store.reserve
 
-    def crash_after_mina(uid: str, *args: Any, **kwargs: Any) -> Verdict:
-        if uid == "joon":
-            raise RuntimeError("instance died")
-        return original_reserve(uid, *args, **kwargs)
+    def fail_for_joon(reservation: Reservation, *args: Any) -> Verdict:
+        if reservation.uid == "joon":
+            raise RuntimeError("Firestore refused")
+        return original_reserve(reservation, *args)
 
-    store.reserve = crash_after_mina  # type: ignore[method-assign]
+    store.reserve = fail_for_joon  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         alert_on_reading(reading(), services, CONFIG)
     store.reserve = original_reserve  # type: ignore[method-assign]
+    # Served concurrently, Ara was not held up by Joon's failure; the marker stays claimed.
+    assert store.markers["chats/chat1/messages/m1"]["state"] is MarkerState.CLAIMED
 
     assert alert_on_reading(reading(), services, CONFIG).action is MarkerAction.SKIP  # lease still held
     clock.now += CONFIG.lease_s
     retake = alert_on_reading(reading(), services, CONFIG)
     assert retake.action is MarkerAction.RETAKE
-    assert retake.verdicts == {"mina": Verdict.DUPLICATE, "joon": Verdict.SEND, "ara": Verdict.SEND}
+    assert retake.verdicts == {"mina": Verdict.DUPLICATE, "joon": Verdict.SEND, "ara": Verdict.DUPLICATE}
     assert store.baselines["mina"].count == 1
-    assert [tokens for tokens, _ in notifier.sent].count(("mina-phone",)) == 1
+    assert sorted(tokens for tokens, _ in notifier.sent) == [
+        ("ara-phone",),
+        ("joon-phone", "joon-tablet"),
+        ("mina-phone",),
+    ]
+
+
+# ── delivery under one deadline, device cap, crashes (issue 11 item 5) ───────────────────────────
+
+
+class InstanceDied(BaseException):
+    """The function instance is gone (timeout, OOM, redeploy): nothing after it runs."""
+
+
+def test_recipients_are_served_concurrently(services: AlertServices, store: FakeStore) -> None:
+    """Three slow recipients at once: served one after another, no push would find the others."""
+    together = threading.Barrier(3, timeout=5)
+
+    class SlowNotifier(FakeNotifier):
+        def send(self, tokens: Sequence[str], push: Push, budget_s: float) -> Delivery:
+            together.wait()  # every recipient's push is in flight at the same time
+            return super().send(tokens, push, budget_s)
+
+    services.notifier = SlowNotifier()
+    outcome = alert_on_reading(reading(), services, CONFIG)
+    assert {uid: d.success for uid, d in outcome.deliveries.items()} == {"mina": 1, "joon": 2, "ara": 1}
+    assert {
+        store.notifications[uid][alerts.notification_id("chat1", "m1")]["status"]
+        for uid in outcome.deliveries
+    } == {"sent"}
+
+
+def test_pushes_go_to_at_most_the_n_most_recent_devices(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier
+) -> None:
+    store.devices["joon"] = [f"joon-{i}" for i in range(40)]  # oldest first, as registered
+    config = dataclasses.replace(CONFIG, max_devices=5)
+    outcome = alert_on_reading(reading(), services, config)
+    (joon,) = [tokens for tokens, _ in notifier.sent if tokens[0].startswith("joon-")]
+    assert joon == ("joon-39", "joon-38", "joon-37", "joon-36", "joon-35")
+    assert outcome.deliveries["joon"].tokens == 5
+
+
+def test_worst_case_delivery_fits_the_function_timeout(store: FakeStore) -> None:
+    """The production configuration, every FCM call as slow as it may be and always failing over:
+    the run ends within the function timeout, and recipients the deadline cut off are left claimed
+    for the sweeper (served one after another here: the slowest possible schedule)."""
+    from emochat import wiring
+
+    config = dataclasses.replace(wiring.alert_config(), max_parallel=1)
+    assert config.lease_s > config.timeout_s > config.delivery_window_s > config.fcm_call_s
+    clock = Clock()
+    start = clock.now
+    fcm = FakeFcm(fail_times=10**6)
+
+    def slowest_fcm(message: Any) -> Any:
+        clock.now += config.fcm_call_s
+        return fcm(message)
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    fcm_notifier = FcmNotifier(
+        slowest_fcm, max_attempts=99, call_s=config.fcm_call_s, sleep=sleep, clock=clock
+    )
+    store.members["big"] = [f"u{i}" for i in range(50)]
+    store.devices.update({f"u{i}": [f"down-{i}"] for i in range(50)})
+    services = AlertServices(store=store, notifier=fcm_notifier, clock=clock)
+    outcome = alert_on_reading(ReadyReading("big", "m1", "u0", 90.0, StressLevel.HIGH), services, config)
+    assert clock.now - start <= config.timeout_s - config.finish_margin_s
+    assert outcome.pending  # the deadline left recipients to the sweeper, none of them reserved
+    assert all(uid not in store.notifications for uid in outcome.pending)
+    assert store.markers["chats/big/messages/m1"]["state"] is MarkerState.CLAIMED
+
+
+def test_a_crash_before_a_push_is_finished_by_the_sweeper_exactly_once(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
+    real_tokens = store.device_tokens
+
+    def die_at_joon(uid: str, limit: int) -> list[str]:
+        if uid == "joon":
+            raise InstanceDied
+        return real_tokens(uid, limit)
+
+    store.device_tokens = die_at_joon  # type: ignore[method-assign]
+    with pytest.raises(InstanceDied):
+        alert_on_reading(reading(), services, CONFIG)
+    store.device_tokens = real_tokens  # type: ignore[method-assign]
+    nid = alerts.notification_id("chat1", "m1")
+    assert store.notifications["joon"][nid]["status"] == "sending"  # reserved, never pushed
+    assert not [t for t, _ in notifier.sent if "joon-phone" in t]
+
+    # No trigger is redelivered: only the sweeper can finish it, once the lease has run out.
+    assert sweep_stuck_alerts(services, CONFIG) == []
+    clock.now += CONFIG.lease_s
+    assert sweep_stuck_alerts(services, CONFIG) == ["chats/chat1/messages/m1"]
+    assert store.markers["chats/chat1/messages/m1"]["state"] is MarkerState.DONE
+    assert store.markers["chats/chat1/messages/m1"]["recipients"] == {
+        "mina": "duplicate",
+        "joon": "resume",
+        "ara": "duplicate",
+    }
+    sent = [tokens for tokens, _ in notifier.sent]
+    assert sorted(sent) == [("ara-phone",), ("joon-phone", "joon-tablet"), ("mina-phone",)]  # each once
+    assert store.notifications["joon"][nid]["status"] == "sent"
+    assert store.alert_logs["joon"].recent == (clock.now - CONFIG.lease_s,)  # counted once
+    clock.now += CONFIG.lease_s
+    assert sweep_stuck_alerts(services, CONFIG) == []
+
+
+def test_a_crash_after_a_push_resends_it_under_the_same_collapse_id(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
+    """Pushed, then the instance died before writing so: which no one can know. The retake sends it
+    again with the same collapse id, so the device shows it once."""
+    real_finish = store.finish_notification
+
+    def die_after_joons_push(uid: str, nid: str, fields: Mapping[str, Any]) -> None:
+        if uid == "joon":
+            raise InstanceDied
+        real_finish(uid, nid, fields)
+
+    store.finish_notification = die_after_joons_push  # type: ignore[method-assign]
+    with pytest.raises(InstanceDied):
+        alert_on_reading(reading(), services, CONFIG)
+    store.finish_notification = real_finish  # type: ignore[method-assign]
+    clock.now += CONFIG.lease_s
+    assert sweep_stuck_alerts(services, CONFIG) == ["chats/chat1/messages/m1"]
+    to_joon = [push for tokens, push in notifier.sent if "joon-phone" in tokens]
+    assert len(to_joon) == 2 and len({p.data["notificationId"] for p in to_joon}) == 1
+    assert len([t for t, _ in notifier.sent if t == ("ara-phone",)]) == 1
+
+
+def test_the_sweeper_leaves_live_and_finished_markers_alone(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
+    alert_on_reading(reading("done"), services, CONFIG)
+    alert_on_reading(reading("low", score=20.0, level=StressLevel.LOW), services, CONFIG)
+    sent = len(notifier.sent)
+    clock.now += 10 * CONFIG.lease_s
+    assert sweep_stuck_alerts(services, CONFIG) == [] and len(notifier.sent) == sent
 
 
 def test_sender_alone_in_a_missing_chat_still_gets_self_care(

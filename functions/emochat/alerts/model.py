@@ -227,6 +227,19 @@ def decide_marker(existing: Marker | None, now: float) -> MarkerAction:
     return MarkerAction.SKIP
 
 
+def marker_reading(chat_id: str, message_id: str, marker: Mapping[str, Any] | None) -> ReadyReading | None:
+    """The reading a claimed marker was made for (the sweeper's view), or None if it is unreadable."""
+    marker = marker or {}
+    sender, score = marker.get("senderId"), finite_number(marker.get("score"))
+    try:
+        level = StressLevel(marker.get("level"))
+    except ValueError:
+        return None
+    if not (chat_id and message_id and isinstance(sender, str) and sender) or score is None:
+        return None
+    return ReadyReading(chat_id, message_id, sender, score, level)
+
+
 # ── Who hears about it ───────────────────────────────────────────────────────────────────────────
 
 
@@ -321,15 +334,34 @@ class AlertLog:
         )
 
 
+@dataclass(frozen=True)
+class RecipientLimits:
+    """How often one person may be alerted: their prefs' defaults and the cap across all senders."""
+
+    default_prefs: AlertPrefs = field(default_factory=AlertPrefs)
+    max_per_hour: int = 6
+
+
+# A feed entry's status from its reservation until the push's outcome is written over it.
+SENDING = "sending"
+
+
 def decide_recipient(
     prefs: AlertPrefs,
     log: AlertLog,
     sender_id: str,
     now: float,
-    already_notified: bool,
+    entry_status: str | None,
     max_per_hour: int,
 ) -> Verdict:
-    if already_notified:
+    """`entry_status`: the status of the recipient's feed entry for this alert, None if it has none.
+
+    An entry still SENDING was reserved by a run that died before it finished (only a retake, past
+    the lease, sees one): serve it now, already counted against the cooldown and the cap.
+    """
+    if entry_status == SENDING:
+        return Verdict.RESUME
+    if entry_status is not None:
         return Verdict.DUPLICATE
     if not prefs.enabled:
         return Verdict.DISABLED
@@ -339,6 +371,16 @@ def decide_recipient(
     if sum(1 for t in log.recent if now - CAP_WINDOW_S < t <= now) >= max_per_hour:
         return Verdict.CAPPED
     return Verdict.SEND
+
+
+def most_recent_tokens(devices: Iterable[tuple[Any, float | None]], limit: int) -> list[str]:
+    """FCM tokens of the `limit` most recently updated devices, newest first, each once.
+
+    `devices`: (token, updatedAt epoch seconds) pairs; blank or non-string tokens are no device.
+    """
+    usable = [(t, at if at is not None else -math.inf) for t, at in devices if isinstance(t, str) and t]
+    newest_first = sorted(usable, key=lambda pair: pair[1], reverse=True)
+    return list(dict.fromkeys(t for t, _ in newest_first))[: max(0, limit)]
 
 
 def notification_id(chat_id: str, message_id: str) -> str:

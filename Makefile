@@ -34,7 +34,7 @@ LOCKED = mkdir -p .cache && exec 9>.cache/bootstrap.lock && flock 9 && [ -f $@ ]
         test-unit test-stack lint format doctor bench
 
 help:
-	@echo "make bootstrap        install everything (apt, npm ci, .venv, functions/venv, emulator jars)"
+	@echo "make bootstrap        install everything (apt, npm ci, .venv, functions/venv, emulator jars, storage rules runtime)"
 	@echo "make demo             start the stack, send two voice messages as the app (calm, then stressed: alert path), print, stop"
 	@echo "make emulators        the stack in the foreground, with seed data, for the Expo app (Ctrl-C stops)"
 	@echo "make exec CMD='...'   run CMD with the stack up and the emulator variables set"
@@ -83,7 +83,9 @@ $(FN_VENV_STAMP): functions/requirements.txt
 	  $(FN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r functions/requirements.txt \
 	  && rm -f $(FN_VENV)/.stamp-* && touch $@; }
 
-# The Firestore emulator wrapper jar / storage rules stand-in (only where firebase-tools has no cache).
+# The Firestore emulator wrapper jar and the Storage rules runtime on the Debian jar's rules engine
+# (javac; only where firebase-tools has no cache). local_stack/java.py detects the Debian package
+# google-cloud-cli-firestore-emulator (on the machine image) and says what is missing.
 jars: node venv
 	@$(PY) -m local_stack.java >/dev/null
 

@@ -265,8 +265,10 @@ class AppClient:
         content_type: str,
         custom_metadata: Mapping[str, str] | None = None,
         id_token: str | None = None,
+        admin: bool = False,
     ) -> dict[str, Any]:
-        """Firebase Storage REST single-request (multipart) upload; returns the object's metadata."""
+        """Firebase Storage REST single-request (multipart) upload; returns the object's metadata.
+        storage.rules apply unless admin (the emulator's owner credential, which bypasses them)."""
         metadata: dict[str, Any] = {"name": path, "contentType": content_type}
         if custom_metadata:
             # The JS SDK's customMetadata travels as "metadata" on the wire (and comes back so).
@@ -285,7 +287,7 @@ class AppClient:
             f"{self.storage_url}/v0/b/{self.bucket}/o",
             params={"name": path},
             headers={
-                "Authorization": f"Firebase {self._token(id_token)}",
+                "Authorization": f"Firebase {ADMIN_TOKEN if admin else self._token(id_token)}",
                 "X-Goog-Upload-Protocol": "multipart",
                 "Content-Type": f"multipart/related; boundary={boundary}",
             },
@@ -311,8 +313,10 @@ class AppClient:
         message_id: str | None = None,
         id_token: str | None = None,
         uid: str | None = None,
+        admin: bool = False,
     ) -> SentVoice:
-        """Upload audio as the signed-in user to voice/{uid}/{chatId}/{messageId}.{ext}."""
+        """Upload audio as the signed-in user to voice/{uid}/{chatId}/{messageId}.{ext} (as admin,
+        bypassing storage.rules, when `admin`: the path still names the signed-in user or `uid`)."""
         if uid is None:
             if self.session is None:
                 raise AppClientError("not signed in: call sign_in() first")
@@ -325,6 +329,7 @@ class AppClient:
             content_type=content_type,
             custom_metadata={"language": language} if language else None,
             id_token=id_token,
+            admin=admin,
         )
         return SentVoice(
             chat_id=chat_id,

@@ -186,7 +186,7 @@ def env(
     standins: StandinsOpt = True,
 ) -> None:
     """Print the client environment of a running stack as shell exports (eval "$(... env)")."""
-    enforced = javamod.cached_emulator_path("storage") is not None
+    enforced = javamod.storage_rules_runtime().enforced
     for key, value in client_env(
         storage_rules_enforced=enforced, standins=STANDIN_PORTS if standins else {}
     ).items():

@@ -283,3 +283,8 @@ class StorageRest:
 
     def delete(self, name: str) -> str:
         return outcome(self._http.delete(self._object_url(name), headers=self._headers))
+
+    def list(self, prefix: str) -> str:
+        """One level of a folder, as the SDKs' listAll pages it (prefix ends with "/")."""
+        params = {"prefix": prefix, "delimiter": "/"}
+        return outcome(self._http.get(self._base, params=params, headers=self._headers))

@@ -81,10 +81,12 @@ def test_storage_download_pins_the_generation(speech: bytes) -> None:
     with AppClient.from_env() as app:
         session = app.sign_in("mina@example.com", "mina-password")
         name = f"voice/{session.uid}/adapter-test/pinned.m4a"
-        first = app.upload(name, speech, content_type="audio/mp4")
+        # The adapter is under test, not the rules: storage.rules refuse both uploads to the app (no
+        # chat "adapter-test"; no overwrite), so they are made with the emulator's owner credential.
+        first = app.upload(name, speech, content_type="audio/mp4", admin=True)
         audio = CloudStorageAudio(storage.Client(project=app.project_id))
         assert audio.download(app.bucket, name, int(first["generation"])) == speech
-        second = app.upload(name, speech[: len(speech) // 2], content_type="audio/mp4")
+        second = app.upload(name, speech[: len(speech) // 2], content_type="audio/mp4", admin=True)
         assert audio.download(app.bucket, name, int(second["generation"])) == speech[: len(speech) // 2]
         with pytest.raises(ServiceError) as err:
             audio.download(app.bucket, f"voice/{session.uid}/adapter-test/missing.m4a", 1)

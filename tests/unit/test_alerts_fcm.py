@@ -90,7 +90,7 @@ def test_no_call_starts_that_could_not_end_within_the_budget() -> None:
     assert len(fcm.calls) == 2 and clock[0] <= 25.0  # 10 + wait 1 + 10; a third call would end at 33
     assert delivery.success == 1 and delivery.errors == {"UNAVAILABLE": 1}
     none = sender.send(["ok-c"], PUSH, budget_s=9.0)
-    assert none == Delivery(tokens=1, failure=1, errors={"DEADLINE_EXCEEDED": 1}) and len(fcm.calls) == 2
+    assert none == Delivery(tokens=1, failure=1, unsent=1) and none.never_tried and len(fcm.calls) == 2
 
 
 def test_a_failed_call_counts_for_every_token_and_is_retried() -> None:

@@ -421,6 +421,33 @@ def test_worst_case_delivery_fits_the_function_timeout(store: FakeStore) -> None
     assert store.markers["chats/big/messages/m1"]["state"] is MarkerState.CLAIMED
 
 
+def test_a_recipient_reserved_when_the_deadline_came_is_resumed_by_the_sweeper(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
+    """Reserved in time, but the Firestore steps ate the budget: no FCM call fits any more. The
+    entry stays `sending` and the marker claimed, instead of ending `failed` and never pushed."""
+
+    class LateOnce(FakeNotifier):
+        late = True
+
+        def send(self, tokens: Sequence[str], push: Push, budget_s: float = float("inf")) -> Delivery:
+            if self.late:
+                self.late = False
+                return Delivery(tokens=len(tokens), failure=len(tokens), unsent=len(tokens))
+            return super().send(tokens, push, budget_s)
+
+    services.notifier = late = LateOnce()
+    store.members["chat1"] = ["joon"]
+    outcome = alert_on_reading(reading(sender="joon"), services, CONFIG)
+    nid = alerts.notification_id("chat1", "m1")
+    assert outcome.pending == ("joon",) and store.notifications["joon"][nid]["status"] == "sending"
+    assert store.markers["chats/chat1/messages/m1"]["state"] is MarkerState.CLAIMED
+    clock.now += CONFIG.lease_s
+    assert sweep_stuck_alerts(services, CONFIG) == ["chats/chat1/messages/m1"]
+    assert store.notifications["joon"][nid]["status"] == "sent"
+    assert [tokens for tokens, _ in late.sent] == [("joon-phone", "joon-tablet")]
+
+
 def test_a_crash_before_a_push_is_finished_by_the_sweeper_exactly_once(
     services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
 ) -> None:

@@ -69,6 +69,12 @@ class Delivery:
     stale_tokens: tuple[str, ...] = ()
     retries: int = 0  # rounds of re-sending the tokens that failed transiently
     errors: dict[str, int] = field(default_factory=dict)  # FCM error code → tokens that ended with it
+    unsent: int = 0  # tokens not tried at all: the deadline left no room for a call
+
+    @property
+    def never_tried(self) -> bool:
+        """Nothing was sent: the recipient is still to be served (by the sweeper)."""
+        return self.tokens > 0 and self.unsent == self.tokens
 
     def as_fields(self, removed_tokens: int) -> dict[str, Any]:
         return {

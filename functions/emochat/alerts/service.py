@@ -193,7 +193,8 @@ def alert_on_reading(
                 push = alerts.with_suggestion(push, suggestion, language)
                 extra = {"suggestion": dict(suggestion), "body": push.body, "data": dict(push.data)}
         budget_s = deliver_by - services.clock()
-        return verdict, _deliver(recipient.uid, notification, push, services, config, budget_s, extra)
+        delivery = _deliver(recipient.uid, notification, push, services, config, budget_s, extra)
+        return None if delivery is None else (verdict, delivery)
 
     workers = max(1, min(config.max_parallel, len(recipients)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alert") as pool:
@@ -248,7 +249,9 @@ def _deliver(
     config: AlertConfig,
     budget_s: float,
     extra: Mapping[str, Any],
-) -> Delivery:
+) -> Delivery | None:
+    """Push and write the outcome into the feed entry; None, leaving the entry `sending` for the
+    sweeper to resume, when the deadline came before any call could be made."""
     store = services.store
     tokens = store.device_tokens(uid, config.max_devices)
     try:
@@ -256,6 +259,8 @@ def _deliver(
     except Exception as exc:  # one recipient's failure must not cost the others their alerts
         log.exception("push to %s failed", uid)
         delivery = Delivery(tokens=len(tokens), failure=len(tokens), errors={type(exc).__name__: len(tokens)})
+    if delivery.never_tried:
+        return None
     removed = store.remove_tokens(uid, delivery.stale_tokens) if delivery.stale_tokens else 0
     if not tokens:
         status = "no_devices"  # still in the in-app feed

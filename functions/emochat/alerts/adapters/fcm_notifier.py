@@ -173,8 +173,7 @@ class FcmNotifier:
         errors: Counter[str] = Counter()
         attempt = 0
         if self._clock() + self._call_s > deadline:  # not even one call fits: leave it to the caller
-            errors["DEADLINE_EXCEEDED"] += total
-            pending = []
+            return Delivery(tokens=total, failure=total, unsent=total)
         while pending:
             attempt += 1
             transient: list[tuple[str, str]] = []

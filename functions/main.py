@@ -104,9 +104,11 @@ def alert_on_high_stress(
     Acts only on the transition into status ready (each message once, duplicates included); every
     other write returns at once. Writes: the sender's baseline users/{uid}/stats/baseline and the
     marker chats/{chatId}/alertMarkers/{messageId}; for a high reading that is also unusual for the
-    sender (or before the sender has a baseline), an FCM push and a feed entry
-    users/{uid}/notifications/{id} for the sender (self-care) and the other members (empathy),
-    within each one's alertPrefs and cooldown; device tokens that FCM calls stale are deleted.
+    sender (or before the sender has a baseline), an FCM push (to each one's most recent devices)
+    and a feed entry users/{uid}/notifications/{id} for the sender (self-care) and the other members
+    (empathy; never invitees), within each one's alertPrefs, per-sender cooldown and hourly cap;
+    device tokens that FCM calls stale are deleted. Recipients are served concurrently under one
+    deadline; whatever a crash or the deadline leaves, sweep_stuck_alerts finishes.
     """
     from emochat.alerts import model as alerts
 
@@ -131,7 +133,28 @@ def alert_on_high_stress(
         z=outcome.decision.z if outcome.decision else None,
         recipients={uid: verdict.value for uid, verdict in outcome.verdicts.items()},
         delivered={uid: d.success for uid, d in outcome.deliveries.items()},
+        pending=list(outcome.pending),
     )
+
+
+@scheduler_fn.on_schedule(schedule="every 5 minutes", timeout_sec=config.ALERT_SWEEP_TIMEOUT_S)
+def sweep_stuck_alerts(event: scheduler_fn.ScheduledEvent) -> None:
+    """Takes: a Cloud Scheduler tick every 5 minutes.
+
+    Writes: for each alert marker chats/{chatId}/alertMarkers/{messageId} still claimed past its
+    lease (its run died, or its deadline left recipients), what alert_on_high_stress would have:
+    the feed entries and pushes of the recipients not yet served (reserved ones are skipped, ones
+    reserved but never finished are resumed), then the marker done. No trigger is ever redelivered:
+    this is what finishes every alert.
+    """
+    from emochat import wiring
+    from emochat.alerts.service import sweep_stuck_alerts as sweep
+
+    alert_config = wiring.alert_config()
+    run_s = config.ALERT_SWEEP_TIMEOUT_S - alert_config.finish_margin_s
+    finished = sweep(wiring.alert_services(), alert_config, run_s=run_s)
+    if finished:
+        logger.warn("finished stuck alerts", count=len(finished), messages=finished)
 
 
 # ── Coping suggestions, stress trends, data deletion ─────────────────────────────────────────────

@@ -76,7 +76,17 @@ FCM_MAX_ATTEMPTS = IntParam(
 ALERT_COOLDOWN_MINUTES = IntParam(
     "ALERT_COOLDOWN_MINUTES",
     default=30,
-    description="At most one alert per person per this many minutes, unless alertPrefs says otherwise",
+    description="At most one alert per (recipient, sender) per this many minutes, unless alertPrefs differs",
+)
+ALERT_MAX_PER_HOUR = IntParam(
+    "ALERT_MAX_PER_HOUR",
+    default=6,
+    description="Most alert pushes one person gets in an hour, across all senders (1..60)",
+)
+ALERT_MAX_DEVICES = IntParam(
+    "ALERT_MAX_DEVICES",
+    default=5,
+    description="Alert pushes go to at most this many of a person's most recently updated devices (1..20)",
 )
 ALERT_BASELINE_MIN_SAMPLES = IntParam(
     "ALERT_BASELINE_MIN_SAMPLES",
@@ -90,8 +100,13 @@ ALERT_Z_THRESHOLD = StringParam(
     description="A high reading alerts when it is this many standard deviations above the person's mean",
 )
 
-# The alert trigger's timeout; also how long its per-message claim holds before a redelivery retakes it.
-ALERT_TIMEOUT_S = 120
+# The alert trigger's timeout. Its per-message claim holds this plus ALERT_LEASE_MARGIN_S before the
+# sweeper (sweep_stuck_alerts, every 5 minutes, its own timeout ALERT_SWEEP_TIMEOUT_S) retakes it.
+ALERT_TIMEOUT_S = 300
+ALERT_LEASE_MARGIN_S = 60
+ALERT_SWEEP_TIMEOUT_S = 540
+# firebase_admin's HTTP timeout for FCM calls (per connect and per read, each of its retries).
+FCM_HTTP_TIMEOUT_S = 5
 
 # ── Wellbeing: coping suggestions and stress trends ──────────────────────────────────────────────
 

@@ -9,6 +9,7 @@ import os
 import firebase_admin
 import httpx
 import openai
+from firebase_admin import _http_client as firebase_http_client
 from firebase_admin import credentials as firebase_credentials
 from firebase_functions import params
 from google.cloud import firestore, storage
@@ -19,7 +20,8 @@ from emochat.accounts.adapters.firestore_store import FirestoreAccountStore
 from emochat.accounts.service import AccountServices
 from emochat.alerts.adapters.fcm_notifier import EmulatorCredential, FcmNotifier
 from emochat.alerts.adapters.firestore_store import FirestoreAlertStore
-from emochat.alerts.model import AlertPolicy, AlertPrefs, ReadyReading
+from emochat.alerts.delivery import http_call_worst_s
+from emochat.alerts.model import MAX_ALERTS_PER_HOUR_LIMIT, AlertPolicy, AlertPrefs, ReadyReading
 from emochat.alerts.service import AlertConfig, AlertServices
 from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer
 from emochat.pipeline.adapters.message_store import FirestoreMessageStore
@@ -115,7 +117,8 @@ def firebase_app() -> firebase_admin.App:
         pass
     project = params.PROJECT_ID.value or os.environ.get("GOOGLE_CLOUD_PROJECT") or None
     credential = EmulatorCredential() if _emulated() else firebase_credentials.ApplicationDefault()
-    options = {"projectId": project, "httpTimeout": 10} if project else {"httpTimeout": 10}
+    timeout = {"httpTimeout": config.FCM_HTTP_TIMEOUT_S}
+    options = {"projectId": project, **timeout} if project else timeout
     return firebase_admin.initialize_app(credential, options, name=ALERTS_APP_NAME)
 
 
@@ -124,7 +127,10 @@ def alert_services() -> AlertServices:
     return AlertServices(
         store=FirestoreAlertStore(firestore_client()),
         notifier=FcmNotifier.for_app(
-            firebase_app(), endpoint=config.FCM_ENDPOINT.value, max_attempts=config.FCM_MAX_ATTEMPTS.value
+            firebase_app(),
+            endpoint=config.FCM_ENDPOINT.value,
+            max_attempts=config.FCM_MAX_ATTEMPTS.value,
+            call_s=fcm_call_worst_s(),
         ),
         suggest=_suggestion_for_alert,
     )
@@ -147,7 +153,28 @@ def alert_config() -> AlertConfig:
     return AlertConfig(
         policy=AlertPolicy(z_threshold=z_threshold, min_samples=config.ALERT_BASELINE_MIN_SAMPLES.value),
         default_prefs=AlertPrefs(cooldown_minutes=float(config.ALERT_COOLDOWN_MINUTES.value)),
-        lease_s=config.ALERT_TIMEOUT_S,
+        max_alerts_per_hour=max(1, min(config.ALERT_MAX_PER_HOUR.value, MAX_ALERTS_PER_HOUR_LIMIT)),
+        max_devices=max(1, min(config.ALERT_MAX_DEVICES.value, MAX_DEVICES_LIMIT)),
+        timeout_s=config.ALERT_TIMEOUT_S,
+        lease_margin_s=config.ALERT_LEASE_MARGIN_S,
+        fcm_call_s=fcm_call_worst_s(),
+    )
+
+
+MAX_DEVICES_LIMIT = 20
+
+
+def fcm_call_worst_s() -> float:
+    """The longest one FCM call can take: firebase_admin's HTTP timeout through its own retries (its
+    messaging client always uses DEFAULT_RETRY_CONFIG; read here so an upgrade that changes it shows)."""
+    retry = firebase_http_client.DEFAULT_RETRY_CONFIG
+    return http_call_worst_s(
+        config.FCM_HTTP_TIMEOUT_S,
+        connect=retry.connect or 0,
+        read=retry.read or 0,
+        status=retry.status or 0,
+        backoff_factor=retry.backoff_factor,
+        backoff_max_s=retry.backoff_max,
     )
 
 

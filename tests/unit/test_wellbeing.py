@@ -527,3 +527,18 @@ def test_a_user_without_a_language_gets_english_suggestions_as_alerts_do(service
     store.docs["users/bob"]["language"] = "fr-FR"  # unsupported: English too
     recs = suggestions.recommend_coping(services.suggestions, CONFIG, "bob", {"count": 1})["recommendations"]
     assert recs[0]["language"] == "en"
+
+
+# ── Time zones (issue 11 item 7) ─────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    "zone", ["America", "x" * 300, "../../etc/passwd", "Asia/", "", 42, None, "Not/AZone", "asia/seoul"]
+)
+def test_an_odd_time_zone_falls_back_to_the_default(services, store, zone) -> None:
+    store.docs["users/alice"]["timeZone"] = zone
+    write(services, store, "c1", "m1", _msg("alice", NOW, 70.0))  # the trend trigger
+    out = trend_service.stress_trends(services.trends, TRENDS, "alice", {"days": 1})
+    assert out["timeZone"] == TRENDS.default_time_zone
+    assert out["days"] == [{"date": "2025-11-20", "count": 1, "mean": 70.0, "max": 70.0, "high": 1}]
+    assert suggestions.recommend_coping(services.suggestions, CONFIG, "alice", {"count": 1})["recommendations"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 
@@ -16,6 +17,7 @@ from google.cloud import firestore, storage
 from emochat import config
 from emochat.accounts.adapters.firebase_accounts import FirebaseAccounts
 from emochat.accounts.adapters.firestore_store import FirestoreAccountStore
+from emochat.accounts.adapters.voice_objects import CloudStorageVoiceObjects
 from emochat.accounts.service import AccountServices
 from emochat.alerts.adapters.fcm_notifier import EmulatorCredential, FcmNotifier
 from emochat.alerts.adapters.firestore_store import FirestoreAlertStore
@@ -172,12 +174,23 @@ def suggestion_config() -> SuggestionConfig:
     )
 
 
+def default_bucket() -> str:
+    """The project's default bucket, where voice messages are uploaded: the runtime's STORAGE_BUCKET,
+    else FIREBASE_CONFIG's storageBucket (the emulators set it), else <project>.appspot.com."""
+    bucket = os.environ.get("STORAGE_BUCKET") or json.loads(os.environ.get("FIREBASE_CONFIG") or "{}").get(
+        "storageBucket"
+    )
+    return bucket or f"{params.PROJECT_ID.value or os.environ.get('GOOGLE_CLOUD_PROJECT')}.appspot.com"
+
+
 @functools.cache
 def account_services() -> AccountServices:
     # Account look-ups (purge_deleted_users) go through the alerts' firebase_admin app: emulator
     # credentials locally, Application Default Credentials in production.
     return AccountServices(
-        store=FirestoreAccountStore(firestore_client()), accounts=FirebaseAccounts(firebase_app())
+        store=FirestoreAccountStore(firestore_client()),
+        accounts=FirebaseAccounts(firebase_app()),
+        voice=CloudStorageVoiceObjects(storage.Client(), default_bucket()),
     )
 
 

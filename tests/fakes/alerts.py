@@ -42,6 +42,8 @@ class FakeStore:
     notifications: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def record_ready(self, reading: ReadyReading, policy: AlertPolicy, now: float, lease_s: float) -> Claimed:
+        if reading.sender_id not in self.users:  # the adapter's accounts.model.account_open
+            return Claimed(MarkerAction.SKIP)
         stored = self.markers.get(reading.message_doc)
         marker = Marker(MarkerState(stored["state"]), stored["lease"]) if stored else None
         action = alerts.decide_marker(marker, now)
@@ -78,6 +80,8 @@ class FakeStore:
     def reserve(
         self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
     ) -> Verdict:
+        if uid not in self.users:  # the adapter's accounts.model.account_open: no tree for it
+            return Verdict.NO_ACCOUNT
         feed = self.notifications.setdefault(uid, {})
         prefs = alerts.alert_prefs(self.users.get(uid, {}).get("alertPrefs"), default_prefs)
         verdict = alerts.decide_recipient(prefs, self.last_alert.get(uid), now, notification_id in feed)

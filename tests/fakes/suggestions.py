@@ -51,7 +51,9 @@ class InMemorySuggestionStore:
     def model(self, uid: str) -> UserModel:
         return UserModel.from_doc(self._db.docs.get(f"users/{uid}/wellbeing/model"))
 
-    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str]:
+    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str] | None:
+        if not self._db.account_open(uid, needs_profile=False):
+            return None
         ids = []
         for record in records:
             rec_id = f"rec{next(self._ids)}"
@@ -64,6 +66,8 @@ class InMemorySuggestionStore:
     ) -> RatingOutcome:
         with self._db.lock:
             record = self._db.docs.get(f"users/{uid}/recommendations/{recommendation_id}")
+            if not self._db.account_open(uid, needs_profile=False):
+                record = None  # the account is being deleted: its recommendations are as good as gone
             verdict = recommend.judge_rating(record, helpful, suggestion_id)
             if verdict is not Verdict.RECORD:
                 return RatingOutcome(verdict, record.get("suggestionId") if record else None)

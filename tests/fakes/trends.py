@@ -25,6 +25,8 @@ class InMemoryTrendStore:
 
     def apply_reading(self, change: TrendChange, time_zone: str) -> bool:
         with self._db.lock:
+            if not self._db.account_open(change.user_id, needs_profile=True):
+                return False
             path = f"users/{change.user_id}/stressDaily/{change.day}"
             update = trends.with_reading(
                 self._db.docs.get(path), change.day, time_zone, change.key, change.reading
@@ -41,15 +43,8 @@ class InMemoryTrendStore:
         return {day: copy.deepcopy(self._db.docs[p]) for day, p in paths.items() if p in self._db.docs}
 
     def sent_messages(self, uid: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        for path, doc in list(self._db.docs.items()):
-            parts = path.split("/")
-            if (
-                len(parts) == 4
-                and parts[0] == "chats"
-                and parts[2] == "messages"
-                and doc.get("senderId") == uid
-            ):
-                yield f"{parts[1]}/{parts[3]}", copy.deepcopy(doc)
+        for path, chat_id, message_id in self._db.sent_messages(uid):
+            yield f"{chat_id}/{message_id}", copy.deepcopy(self._db.docs[path])
 
     def replace_days(self, uid: str, docs: Mapping[str, dict[str, Any] | None]) -> None:
         for path in self._db.under(f"users/{uid}/stressDaily"):

@@ -68,3 +68,18 @@ def test_sweeper_query_and_transaction(db, unique) -> None:
     doc = db.document(stuck.message_doc).get().to_dict()
     assert doc["status"] == "failed" and doc["error"]["code"] == "processing_timeout"
     assert db.document(alive.message_doc).get().get("status") == "processing"
+
+
+def test_a_deleted_senders_message_is_never_created_nor_finished(db, unique) -> None:
+    """Issue 10 item 4: the pipeline still in flight when its sender's account is deleted."""
+    store = FirestoreMessageStore(db)
+    sender = f"gone-{unique}"
+    early = VoicePath(sender, unique, "m1", "m4a")
+    assert store.claim(early, 1, {**fields(), "senderId": sender}) is Claim.START
+    db.document(f"deletedUsers/{sender}").set({"deletedAt": datetime.now(UTC)})  # deletion starts
+    # Claimed before the deletion, finished after it: the message goes instead of turning ready.
+    assert store.finish(early, 1, {"status": "ready", "text": "late words"}) is False
+    assert not db.document(early.message_doc).get().exists
+    late = VoicePath(sender, unique, "m2", "m4a")
+    assert store.claim(late, 1, {**fields(), "senderId": sender}) is Claim.SKIP_DELETED
+    assert not db.document(late.message_doc).get().exists

@@ -90,9 +90,10 @@ def test_rating_is_transactional_and_once(store, db, unique) -> None:
     assert [r[0] for r in store.recommendations(uid, 10)] in ([rec_id, other_id], [other_id, rec_id])
 
 
-def test_concurrent_readings_of_one_day_all_count(trend_store, unique) -> None:
+def test_concurrent_readings_of_one_day_all_count(trend_store, db, unique) -> None:
     store = trend_store
     uid = f"trend-{unique}"
+    db.document(f"users/{uid}").set({"timeZone": "UTC"})  # trends are kept for accounts only
     day = NOW.date().isoformat()
     readings = {f"c/m{i}": Reading(float(15 * i), "high" if i >= 4 else "low", NOW) for i in range(6)}
     changes = [TrendChange(uid, day, key, r) for key, r in readings.items()]
@@ -113,6 +114,7 @@ def test_concurrent_readings_of_one_day_all_count(trend_store, unique) -> None:
 
 def test_message_changes_match_recomputation(services, store, db, unique) -> None:
     uid, chat = f"sender-{unique}", f"chat-{unique}"
+    db.document(f"users/{uid}").set({"timeZone": "Asia/Seoul"})  # trends are kept for accounts only
     rng, written = random.Random(6), {}
     for i in range(12):
         ref = db.document(f"chats/{chat}/messages/m{i}")

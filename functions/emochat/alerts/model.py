@@ -276,6 +276,7 @@ class Verdict(StrEnum):
     DUPLICATE = "duplicate"  # already notified about this message (a redelivery)
     DISABLED = "disabled"  # alertPrefs.enabled is false
     COOLDOWN = "cooldown"  # alerted less than cooldownMinutes ago
+    NO_ACCOUNT = "no_account"  # no users/{uid} profile, or deleted: nothing is written for it
 
 
 def decide_recipient(

@@ -37,6 +37,7 @@ class AlertStore(Protocol):
         the score to the sender's baseline and store alerts.decide_alert's decision on the marker.
 
         A decision not to alert finishes the marker at once; RETAKE returns the stored decision.
+        SKIP, writing nothing, for a sender without a profile or with a deleted account.
         """
         ...
 
@@ -52,7 +53,8 @@ class AlertStore(Protocol):
         self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
     ) -> Verdict:
         """In one transaction: decide (alerts.decide_recipient, from the user's alertPrefs, cooldown
-        marker and feed) and, on SEND, create the feed entry from `record` and restart the cooldown."""
+        marker and feed) and, on SEND, create the feed entry from `record` and restart the cooldown.
+        NO_ACCOUNT, writing nothing, for a uid without a profile or with a deleted account."""
         ...
 
     def device_tokens(self, uid: str) -> list[str]: ...

@@ -184,6 +184,7 @@ class Claim(StrEnum):
     REPLACE = "replace"  # a newer upload of the same path: process it, keep showing the old result
     SKIP_DUPLICATE = "skip_duplicate"  # this generation is done or in flight already
     SKIP_STALE = "skip_stale"  # an older generation than the message already reflects
+    SKIP_DELETED = "skip_deleted"  # the sender's account was deleted (accounts.model.account_open)
 
 
 @dataclass(frozen=True)

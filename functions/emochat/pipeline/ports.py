@@ -61,11 +61,13 @@ class MessageStore(Protocol):
 
         START/RETAKE write `fields` (status processing); REPLACE records the pending generation
         but leaves a finished message's visible fields alone until the new result is written.
+        SKIP_DELETED, writing nothing, when the sender's account was deleted (accounts.model).
         """
         ...
 
     def finish(self, path: VoicePath, generation: int, fields: dict[str, Any]) -> bool:
-        """Atomically write a final result unless a newer generation has taken the message."""
+        """Atomically write a final result unless a newer generation has taken the message; when the
+        sender's account was deleted meanwhile, delete the message instead (returns False)."""
         ...
 
     def abandoned(self, now: float, limit: int) -> list[str]:

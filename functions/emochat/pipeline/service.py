@@ -121,7 +121,7 @@ def process_upload(upload: Upload, services: Services, config: PipelineConfig) -
         return Outcome(claim=None, status=None, stage="route")
 
     claim = services.messages.claim(path, upload.generation, _initial_fields(path, upload, config.lease_s))
-    if claim in (Claim.SKIP_DUPLICATE, Claim.SKIP_STALE):
+    if claim in (Claim.SKIP_DUPLICATE, Claim.SKIP_STALE, Claim.SKIP_DELETED):
         return Outcome(claim=claim, status=None, stage="claim", path=path)
 
     def finish(

@@ -35,14 +35,16 @@ class SuggestionStore(Protocol):
 
     def model(self, uid: str) -> UserModel: ...
 
-    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str]:
-        """Store each shown suggestion; returns the new recommendation ids, in order."""
+    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str] | None:
+        """Store each shown suggestion; returns the new recommendation ids, in order, or None (and
+        stores nothing) when the account was deleted (accounts.model.account_open)."""
         ...
 
     def rate(
         self, uid: str, recommendation_id: str, helpful: bool, suggestion_id: str | None, now: datetime
     ) -> RatingOutcome:
-        """Atomically: judge (recommend.judge_rating), then mark the recommendation rated, update the
+        """Atomically: judge (recommend.judge_rating; a deleted account's recommendation counts as
+        not shown), then mark the recommendation rated, update the
         user's model (recommend.feedback_update) and the population counts."""
         ...
 

@@ -161,6 +161,8 @@ def _show(
         for pick in picks
     ]
     ids = services.store.save_recommendations(uid, records) if records else []
+    if ids is None:
+        raise RequestError("permission-denied", "This account was deleted.")
     return context, [Shown(i, p, lang) for i, p in zip(ids, picks, strict=True)], catalog
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from google.cloud import firestore
 
 from emochat.domain import MessageStatus
-from emochat.firestore_tx import read_chat_members, run_transaction
+from emochat.firestore_tx import account_open, read_chat_members, run_transaction
 from emochat.pipeline.model import Claim, MessageState, VoicePath, decide_claim, is_abandoned, may_finish
 
 
@@ -41,6 +41,8 @@ class FirestoreMessageStore:
 
         @firestore.transactional
         def claim_in(transaction: firestore.Transaction) -> Claim:
+            if not account_open(self._db, transaction, path.uid, needs_profile=False):
+                return Claim.SKIP_DELETED
             decision = decide_claim(_message_state(ref.get(transaction=transaction)), generation, time.time())
             if decision in (Claim.START, Claim.RETAKE):
                 transaction.set(ref, {**fields, "generation": generation})
@@ -58,6 +60,10 @@ class FirestoreMessageStore:
 
         @firestore.transactional
         def finish_in(transaction: firestore.Transaction) -> bool:
+            if not account_open(self._db, transaction, path.uid, needs_profile=False):
+                # Claimed before its sender's account was deleted, and maybe missed by the deletion.
+                transaction.delete(ref)
+                return False
             if not may_finish(_message_state(ref.get(transaction=transaction)), generation):
                 return False
             transaction.update(ref, fields)

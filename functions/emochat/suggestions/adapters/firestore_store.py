@@ -16,7 +16,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from emochat.firestore_tx import BATCH_WRITES, read_profile, run_transaction
+from emochat.firestore_tx import BATCH_WRITES, account_open, read_profile, run_transaction
 from emochat.suggestions import bandit as recommend
 from emochat.suggestions.bandit import Counts, UserModel, Verdict
 from emochat.suggestions.catalog import Catalog, catalog_from_docs
@@ -94,16 +94,19 @@ class FirestoreSuggestionStore:
         snap = self._user(uid).collection("wellbeing").document("model").get()
         return UserModel.from_doc(snap.to_dict() if snap.exists else None)
 
-    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str]:
+    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str] | None:
         collection = self._user(uid).collection("recommendations")
-        batch = self._db.batch()
-        ids = []
-        for record in records:
-            ref = collection.document()
-            batch.set(ref, record)
-            ids.append(ref.id)
-        batch.commit()
-        return ids
+        refs = [collection.document() for _ in records]
+
+        @firestore.transactional
+        def save_in(transaction: firestore.Transaction) -> list[str] | None:
+            if not account_open(self._db, transaction, uid, needs_profile=False):
+                return None
+            for ref, record in zip(refs, records, strict=True):
+                transaction.set(ref, record)
+            return [ref.id for ref in refs]
+
+        return run_transaction(self._db, save_in)
 
     def rate(
         self, uid: str, recommendation_id: str, helpful: bool, suggestion_id: str | None, now: datetime
@@ -115,6 +118,8 @@ class FirestoreSuggestionStore:
         def rate_in(transaction: firestore.Transaction) -> RatingOutcome:
             snap = rec_ref.get(transaction=transaction)
             record = snap.to_dict() if snap.exists else None
+            if not account_open(self._db, transaction, uid, needs_profile=False):
+                record = None  # the account is being deleted: its recommendations are as good as gone
             verdict = recommend.judge_rating(record, helpful, suggestion_id)
             shown = record.get("suggestionId") if record else None
             if verdict is not Verdict.RECORD:

@@ -9,7 +9,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from emochat.firestore_tx import BATCH_WRITES, read_profile, run_transaction
+from emochat.firestore_tx import BATCH_WRITES, account_open, read_profile, run_transaction
 from emochat.trends import model as trends
 from emochat.trends.model import TrendChange
 
@@ -33,6 +33,8 @@ class FirestoreTrendStore:
 
         @firestore.transactional
         def apply_in(transaction: firestore.Transaction) -> bool:
+            if not account_open(self._db, transaction, change.user_id, needs_profile=True):
+                return False
             snap = ref.get(transaction=transaction)
             update = trends.with_reading(
                 snap.to_dict() if snap.exists else None, change.day, time_zone, change.key, change.reading

@@ -618,3 +618,36 @@ def test_a_trigger_in_flight_after_deletion_recreates_nothing(services, store) -
     with pytest.raises(RequestError):
         suggestions.recommend_coping(services.suggestions, CONFIG, "alice", {"count": 1})
     assert not [p for p in store.docs if p.startswith("users/alice")]
+
+
+# ── One account cannot poison the population prior (issue 10 item 6) ────────────────────────────
+
+
+def test_one_user_rating_many_times_cannot_move_the_prior_beyond_the_cap(services, store) -> None:
+    cap = CONFIG.params.max_population_ratings_per_user
+    for _ in range(40):
+        shown = suggestions.recommend_coping(services.suggestions, CONFIG, "alice", {"count": 5})
+        for rec in shown["recommendations"]:
+            suggestions.rate_suggestion(
+                services.suggestions,
+                CONFIG,
+                "alice",
+                {"recommendationId": rec["recommendationId"], "helpful": True},
+            )
+    stats = {p.rsplit("/", 1)[1]: Counts.from_field(d) for p, d in store.under("suggestionStats").items()}
+    rated = InMemorySuggestionStore(store).model("alice").arms
+    assert max(arm.overall.total for arm in rated.values()) > cap  # she did rate some many times
+    assert stats and all(counts.total <= cap + 1e-9 for counts in stats.values()), stats
+    # Bob's ratings still count in full up to the cap, and a mixed record keeps its helpful share.
+    for helpful in (False, True, False, False):
+        rec = suggestions.recommend_coping(services.suggestions, CONFIG, "bob", {"count": 1})[
+            "recommendations"
+        ][0]
+        suggestions.rate_suggestion(
+            services.suggestions,
+            CONFIG,
+            "bob",
+            {"recommendationId": rec["recommendationId"], "helpful": helpful},
+        )
+    after = {p.rsplit("/", 1)[1]: Counts.from_field(d) for p, d in store.under("suggestionStats").items()}
+    assert sum(c.total for c in after.values()) == pytest.approx(sum(c.total for c in stats.values()) + 4)

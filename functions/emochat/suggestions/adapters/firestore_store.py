@@ -18,7 +18,7 @@ from google.cloud import firestore
 
 from emochat.firestore_tx import BATCH_WRITES, account_open, read_profile, run_transaction
 from emochat.suggestions import bandit as recommend
-from emochat.suggestions.bandit import Counts, UserModel, Verdict
+from emochat.suggestions.bandit import Counts, PolicyParams, UserModel, Verdict
 from emochat.suggestions.catalog import Catalog, catalog_from_docs
 from emochat.suggestions.ports import RatingOutcome
 
@@ -109,7 +109,13 @@ class FirestoreSuggestionStore:
         return run_transaction(self._db, save_in)
 
     def rate(
-        self, uid: str, recommendation_id: str, helpful: bool, suggestion_id: str | None, now: datetime
+        self,
+        uid: str,
+        recommendation_id: str,
+        helpful: bool,
+        suggestion_id: str | None,
+        now: datetime,
+        params: PolicyParams,
     ) -> RatingOutcome:
         rec_ref = self._user(uid).collection("recommendations").document(recommendation_id)
         model_ref = self._user(uid).collection("wellbeing").document("model")
@@ -127,13 +133,14 @@ class FirestoreSuggestionStore:
             model_snap = model_ref.get(transaction=transaction)
             model = UserModel.from_doc(model_snap.to_dict() if model_snap.exists else None)
             updated, rated_id, _ = recommend.feedback_update(record, model, helpful)
+            delta = recommend.population_delta(model, updated, rated_id, params)
             transaction.set(model_ref, {**updated.to_doc(), "updatedAt": now})
             transaction.update(rec_ref, {"feedback": {"helpful": helpful, "ratedAt": now}})
             transaction.set(
                 self._db.collection("suggestionStats").document(rated_id),
                 {
-                    "helpful": firestore.Increment(1 if helpful else 0),
-                    "notHelpful": firestore.Increment(0 if helpful else 1),
+                    "helpful": firestore.Increment(delta.helpful),
+                    "notHelpful": firestore.Increment(delta.not_helpful),
                     "updatedAt": now,
                 },
                 merge=True,

@@ -140,16 +140,27 @@ _ensure_default_app()
 def _caller(req: https_fn.CallableRequest) -> str:
     if req.auth is None or not req.auth.uid:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAUTHENTICATED, "Sign in first.")
+    if config.ENFORCE_APP_CHECK.value and req.app is None:
+        raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAUTHENTICATED, "App Check token required.")
     return req.auth.uid
 
 
-def _answer(req: https_fn.CallableRequest, handler: Callable[..., dict], *deps: object) -> dict:
-    """Run a service function as `handler(*deps, uid, data)` for the signed-in caller; RequestError
-    becomes the error the app sees."""
+def _answer(
+    req: https_fn.CallableRequest,
+    name: str,
+    handler: Callable[..., dict],
+    *deps: object,
+    deleted_ok: bool = False,
+) -> dict:
+    """Run a service function as `handler(*deps, uid, data)` for the signed-in caller, within the
+    caller's rate limit for callable `name`; RequestError becomes the error the app sees."""
     uid = _caller(req)
+    from emochat import wiring
     from emochat.domain import RequestError
+    from emochat.ratelimit.service import admit
 
     try:
+        admit(wiring.rate_limit_services(), uid, name, wiring.callable_limit(), deleted_ok=deleted_ok)
         return handler(*deps, uid, req.data)
     except RequestError as exc:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode(exc.code), exc.message) from exc
@@ -168,7 +179,13 @@ def recommend_coping(req: https_fn.CallableRequest) -> dict:
     from emochat import wiring
     from emochat.suggestions import service
 
-    return _answer(req, service.recommend_coping, wiring.suggestion_services(), wiring.suggestion_config())
+    return _answer(
+        req,
+        "recommend_coping",
+        service.recommend_coping,
+        wiring.suggestion_services(),
+        wiring.suggestion_config(),
+    )
 
 
 @https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
@@ -184,7 +201,13 @@ def rate_suggestion(req: https_fn.CallableRequest) -> dict:
     from emochat import wiring
     from emochat.suggestions import service
 
-    return _answer(req, service.rate_suggestion, wiring.suggestion_services(), wiring.suggestion_config())
+    return _answer(
+        req,
+        "rate_suggestion",
+        service.rate_suggestion,
+        wiring.suggestion_services(),
+        wiring.suggestion_config(),
+    )
 
 
 @https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
@@ -197,7 +220,9 @@ def stress_trends(req: https_fn.CallableRequest) -> dict:
     from emochat import wiring
     from emochat.trends import service
 
-    return _answer(req, service.stress_trends, wiring.trend_services(), wiring.trend_config())
+    return _answer(
+        req, "stress_trends", service.stress_trends, wiring.trend_services(), wiring.trend_config()
+    )
 
 
 @https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
@@ -211,7 +236,9 @@ def delete_my_data(req: https_fn.CallableRequest) -> dict:
     from emochat import wiring
     from emochat.accounts import service
 
-    result = _answer(req, service.delete_my_data, wiring.account_services())
+    result = _answer(
+        req, "delete_my_data", service.delete_my_data, wiring.account_services(), deleted_ok=True
+    )
     logger.info("user data deleted on request", uid=_caller(req), documents=result["deleted"])
     return result
 

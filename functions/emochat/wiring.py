@@ -29,6 +29,9 @@ from emochat.pipeline.adapters.openai_stt import OpenAITranscriber
 from emochat.pipeline.adapters.storage_audio import CloudStorageAudio
 from emochat.pipeline.model import AudioLimits, StressThresholds
 from emochat.pipeline.service import PipelineConfig, Services
+from emochat.ratelimit.adapters.firestore_store import FirestoreCallCounter
+from emochat.ratelimit.model import Limit
+from emochat.ratelimit.service import RateLimitServices
 from emochat.suggestions.adapters.firestore_store import FirestoreSuggestionStore
 from emochat.suggestions.bandit import PolicyParams
 from emochat.suggestions.service import (
@@ -192,6 +195,15 @@ def account_services() -> AccountServices:
         accounts=FirebaseAccounts(firebase_app()),
         voice=CloudStorageVoiceObjects(storage.Client(), default_bucket()),
     )
+
+
+@functools.cache
+def rate_limit_services() -> RateLimitServices:
+    return RateLimitServices(counter=FirestoreCallCounter(firestore_client()))
+
+
+def callable_limit() -> Limit:
+    return Limit(calls=max(config.CALLABLE_CALLS_PER_MINUTE.value, 1), window_s=60)
 
 
 def suggest_for_alert(user_id: str, context: AlertContext) -> AlertSuggestion | None:

@@ -223,7 +223,14 @@ def test_delete_my_data_leaves_nothing_behind(http, store, db, person) -> None:
         reading = Reading(70.0, "high", datetime.now(UTC))
         FirestoreTrendStore(db).apply_reading(TrendChange(who.uid, "2025-11-20", "c/m", reading), "UTC")
     mina_collections = {c.id for c in db.document(f"users/{mina.uid}").collections()}
-    assert mina_collections == {"devices", "notifications", "recommendations", "wellbeing", "stressDaily"}
+    assert mina_collections == {
+        "devices",
+        "notifications",
+        "recommendations",
+        "wellbeing",
+        "stressDaily",
+        "rateLimits",
+    }
 
     refused(call(http, "delete_my_data", {}, mina), "INVALID_ARGUMENT")
     out = ok(call(http, "delete_my_data", {"confirm": True}, mina))

@@ -229,6 +229,7 @@ def test_delete_my_data_leaves_nothing_behind(http, store, db, person) -> None:
         "recommendations",
         "wellbeing",
         "stressDaily",
+        "stressIndex",
         "rateLimits",
     }
 

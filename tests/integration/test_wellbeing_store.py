@@ -158,10 +158,10 @@ def test_delete_user_removes_the_whole_tree(store, trend_store, db, unique) -> N
         trend_store.apply_reading(TrendChange(who, "2025-11-20", "c/m", Reading(70.0, "high", NOW)), "UTC")
         rec_id = store.recommendations(who, 1)[0][0]
         store.rate(who, rec_id, True, None, NOW, PARAMS)
-    assert accounts.delete_user(uid) == 7
+    assert accounts.delete_user(uid) == 8
     assert not db.document(f"users/{uid}").get().exists
     assert list(db.document(f"users/{uid}").collections()) == []
-    assert len(list(db.document(f"users/{bystander}").collections())) == 6
+    assert len(list(db.document(f"users/{bystander}").collections())) == 7
     # A user whose profile is gone but whose subcollections are not is still found.
     db.document(f"users/orphan-{unique}/devices/d1").set({"token": "t"})
     assert f"orphan-{unique}" in set(accounts.user_ids())

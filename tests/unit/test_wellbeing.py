@@ -427,7 +427,7 @@ def test_deletion_leaves_nothing_behind(services, store) -> None:
     for uid in ("alice", "bob"):
         _populate(services, store, uid)
     kinds = {p.split("/")[2] for p in store.docs if p.startswith("users/alice/")}
-    assert kinds == {"devices", "notifications", "recommendations", "wellbeing", "stressDaily"}
+    assert kinds == {"devices", "notifications", "recommendations", "wellbeing", "stressDaily", "stressIndex"}
     bob_before = {p: d for p, d in store.docs.items() if p.startswith("users/bob")}
     with pytest.raises(RequestError):
         account_service.delete_my_data(services.accounts, "alice", {})
@@ -651,3 +651,17 @@ def test_one_user_rating_many_times_cannot_move_the_prior_beyond_the_cap(service
         )
     after = {p.rsplit("/", 1)[1]: Counts.from_field(d) for p, d in store.under("suggestionStats").items()}
     assert sum(c.total for c in after.values()) == pytest.approx(sum(c.total for c in stats.values()) + 4)
+
+
+def test_a_reading_is_taken_out_of_the_day_it_was_stored_on_after_a_time_zone_change(services, store) -> None:
+    """Issue 11 item 7: 23:30 in Seoul is the 20th; in New York the 20th's morning, but 01:30 Seoul
+    on the 21st is the 20th in New York. Moving to New York must not strand the stored reading."""
+    at = datetime(2025, 11, 20, 16, 30, tzinfo=UTC)  # 01:30 on the 21st in Seoul, 11:30 the 20th in NY
+    ready = _msg("alice", at, 70.0)
+    write(services, store, "c1", "m1", ready)
+    assert "users/alice/stressDaily/2025-11-21" in store.docs
+    store.docs["users/alice"]["timeZone"] = "America/New_York"
+    write(services, store, "c1", "m1", {**ready, "status": "failed"})  # no longer ready: out it goes
+    assert not store.under("users/alice/stressDaily")
+    write(services, store, "c1", "m1", ready)  # ready again: now on the New York day
+    assert list(store.under("users/alice/stressDaily")) == ["users/alice/stressDaily/2025-11-20"]

@@ -229,9 +229,11 @@ def stress_trends(req: https_fn.CallableRequest) -> dict:
 def delete_my_data(req: https_fn.CallableRequest) -> dict:
     """Takes: a signed-in user's call {confirm: true}. The app calls it, then deletes the Auth account.
 
-    Returns: {deleted: <documents>}. Deletes users/{uid} and everything under it: profile, devices,
-    notifications, recommendations, feedback model, stress aggregates. (The Python SDK has no Auth
-    user-deleted trigger; purge_deleted_users catches accounts deleted any other way.)
+    Returns: {deleted: <documents>}. Writes the tombstone deletedUsers/{uid}, takes the uid out of
+    every chat's members and invited, deletes its messages in every chat with their alert markers,
+    other users' feed entries about it, its voice objects voice/{uid}/**, and users/{uid} with
+    everything under it (README "Deleting an account"). (The Python SDK has no Auth user-deleted
+    trigger; purge_deleted_users catches accounts deleted any other way.)
     """
     from emochat import wiring
     from emochat.accounts import service
@@ -282,8 +284,8 @@ def update_stress_trends(
 def purge_deleted_users(event: scheduler_fn.ScheduledEvent) -> None:
     """Takes: a Cloud Scheduler tick once a day.
 
-    Writes: deletes users/{uid} and everything under it for each uid that has no Firebase Auth
-    account any more (at most 1000 a run): the Python SDK has no user-deleted trigger.
+    Writes: for each uid under users/ that has no Firebase Auth account any more (at most 1000 a
+    run), the same deletion as delete_my_data: the Python SDK has no user-deleted trigger.
     """
     from emochat import wiring
     from emochat.accounts.service import purge_deleted_users

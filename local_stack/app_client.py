@@ -393,6 +393,101 @@ class AppClient:
             body = _json(response)
             raise AppClientError(f"writing {path} failed: {_error_message(body)}", response.status_code, body)
 
+    # ------------------------------------------------------------------------------------ chats
+    # Membership needs consent (firestore.rules): a chat starts with its creator as the only member
+    # and lists the others in `invited`; each invitee moves only its own uid into `members`
+    # (accept) or out of `invited` (decline); a member removes only its own uid (leave). The
+    # moves are array transforms, as the JS SDK's arrayUnion/arrayRemove send them, so concurrent
+    # answers never overwrite each other.
+
+    def _signed_in(self) -> Session:
+        if self.session is None:
+            raise AppClientError("not signed in: call sign_in() first")
+        return self.session
+
+    def _commit(self, write: dict[str, Any], what: str) -> None:
+        response = self.http.post(
+            f"{self.firestore_url}/v1/projects/{self.project_id}/databases/(default)/documents:commit",
+            headers={"Authorization": f"Bearer {self._signed_in().id_token}"},
+            json={"writes": [write]},
+        )
+        if response.status_code != 200:
+            body = _json(response)
+            raise AppClientError(f"{what} failed: {_error_message(body)}", response.status_code, body)
+
+    def _doc_name(self, path: str) -> str:
+        return f"projects/{self.project_id}/databases/(default)/documents/{path}"
+
+    def create_chat(self, invited: list[str] | tuple[str, ...] = (), *, title: str | None = None) -> str:
+        """A new chat with the signed-in user as its only member and `invited` waiting to accept."""
+        chat_id = auto_id()
+        fields: dict[str, Any] = {"members": [self._signed_in().uid], "invited": list(invited)}
+        if title is not None:
+            fields["title"] = title
+        self._commit(
+            {
+                "update": {
+                    "name": self._doc_name(f"chats/{chat_id}"),
+                    "fields": {k: encode_value(v) for k, v in fields.items()},
+                },
+                "updateTransforms": [{"fieldPath": "createdAt", "setToServerValue": "REQUEST_TIME"}],
+                "currentDocument": {"exists": False},
+            },
+            f"creating chat {chat_id}",
+        )
+        return chat_id
+
+    def _move_own_uid(self, chat_id: str, into_members: bool, out_of: str, what: str) -> None:
+        uid = encode_value([self._signed_in().uid])["arrayValue"]
+        transforms = [{"fieldPath": out_of, "removeAllFromArray": uid}]
+        if into_members:
+            transforms.append({"fieldPath": "members", "appendMissingElements": uid})
+        self._commit(
+            {
+                "transform": {"document": self._doc_name(f"chats/{chat_id}"), "fieldTransforms": transforms},
+                "currentDocument": {"exists": True},
+            },
+            f"{what} chat {chat_id}",
+        )
+
+    def accept_invitation(self, chat_id: str) -> None:
+        self._move_own_uid(chat_id, into_members=True, out_of="invited", what="accepting the invitation to")
+
+    def decline_invitation(self, chat_id: str) -> None:
+        self._move_own_uid(chat_id, into_members=False, out_of="invited", what="declining the invitation to")
+
+    def leave_chat(self, chat_id: str) -> None:
+        self._move_own_uid(chat_id, into_members=False, out_of="members", what="leaving")
+
+    def invitations(self) -> dict[str, dict[str, Any]]:
+        """The chats the signed-in user is invited to (id → fields): `where invited array-contains me`."""
+        session = self._signed_in()
+        query = {
+            "from": [{"collectionId": "chats"}],
+            "where": {
+                "fieldFilter": {
+                    "field": {"fieldPath": "invited"},
+                    "op": "ARRAY_CONTAINS",
+                    "value": encode_value(session.uid),
+                }
+            },
+        }
+        response = self.http.post(
+            f"{self.firestore_url}/v1/{self._doc_name('').rstrip('/')}:runQuery",
+            headers={"Authorization": f"Bearer {session.id_token}"},
+            json={"structuredQuery": query},
+        )
+        body = _json(response)
+        if response.status_code != 200 or not isinstance(body, list) or any("error" in r for r in body):
+            raise AppClientError(
+                f"listing invitations failed: {_error_message(body)}", response.status_code, body
+            )
+        return {
+            r["document"]["name"].rsplit("/", 1)[-1]: decode_fields(r["document"].get("fields", {}))
+            for r in body
+            if "document" in r
+        }
+
     def message_path(self, chat_id: str, message_id: str) -> str:
         return f"chats/{chat_id}/messages/{message_id}"
 

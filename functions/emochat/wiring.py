@@ -75,6 +75,7 @@ def voice_services() -> Services:
             token=config.HF_TOKEN.value or None,
             model_name=config.STRESS_MODEL_NAME.value,
             deadline_s=config.STRESS_DEADLINE_S.value,
+            scale_up_timeout_s=config.STRESS_SCALE_UP_TIMEOUT_S.value,
         ),
         audio_store=CloudStorageAudio(storage.Client()),
         messages=message_store(),

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from e2e_helpers import JOON, SEED_CHAT, deliver_finalize_event, espeak_m4a, past_the_rules, storage_object
 from google.cloud.firestore_v1.base_query import FieldFilter
+from hostile_audio import HOSTILE
 
 from local_stack.app_client import FINAL_STATUSES, AppClient, auto_id, voice_path
 
@@ -112,7 +113,9 @@ REJECTED = {
     "empty_file": Bad("empty_file", media="empty", **REFUSED),
     "truncated_m4a": Bad("undecodable_audio", media="truncated"),
     "text_named_m4a": Bad("undecodable_audio", media="text"),
-    "png_as_audio_mp4": Bad("undecodable_audio", media="png"),
+    # FFmpeg recognises a PNG, as a format outside the allow-list (was undecodable_audio before the
+    # allow-list: the decoder opened it with the image demuxer and found no audio track).
+    "png_as_audio_mp4": Bad("unsupported_container", media="png"),
     "png_as_image_png": Bad("unsupported_content_type", media="png", content_type="image/png", **REFUSED),
     "audio_named_png": Bad("unsupported_extension", ext="png", **REFUSED),
     "audio_named_txt": Bad("unsupported_extension", ext="txt", content_type="audio/mpeg", **REFUSED),
@@ -150,6 +153,29 @@ def test_bad_input_is_rejected_with_its_code(
     if case.code in {"audio_too_long", "audio_too_short", "silent_audio"}:
         assert audio["durationMs"] > 0  # it was decoded: the duration is known and kept
     assert doc["timings"]["totalMs"] >= 0 and "sttMs" not in doc["timings"]  # no paid call was made
+
+
+# ── Hostile audio: refused by the decoder with its code, while a normal message beside it is ready ──
+
+
+def test_hostile_audio_is_rejected_while_a_normal_message_beside_it_is_ready(
+    app: AppClient, media: dict[str, bytes]
+) -> None:
+    """The whole hostile corpus (tests/hostile_audio.py) and one normal message, all in flight at
+    once: each hostile upload ends rejected with its code, the normal one ends ready."""
+    sent = {
+        name: app.send_voice_message(SEED_CHAT, case.make(), ext="webm", content_type="audio/webm")
+        for name, case in HOSTILE.items()
+    }
+    normal = app.send_voice_message(SEED_CHAT, media["speech"], language="en")
+    for name, message in sent.items():
+        doc = app.wait_for_message(SEED_CHAT, message.message_id, timeout_s=WAIT_S).doc
+        assert doc["status"] == "rejected", (name, doc)
+        assert doc["error"]["code"] == HOSTILE[name].code and doc["error"]["message"], (name, doc["error"])
+        assert doc["text"] is None and doc["stress"] is None and "sttMs" not in doc["timings"]
+    doc = app.wait_for_message(SEED_CHAT, normal.message_id, timeout_s=WAIT_S).doc
+    assert doc["status"] == "ready", doc.get("error")
+    assert "weather" in doc["text"].lower() and doc["stress"] is not None
 
 
 # ── Not voice messages: ignored, no message document ──────────────────────────────────────────────

@@ -128,7 +128,8 @@ def test_overwrite_is_refused_to_the_app_and_an_admin_overwrite_is_reflected(
 
 @pytest.mark.parametrize(("sample", "high"), [("voice-en.m4a", False), ("voice-stressed.m4a", True)])
 def test_demo_samples_read_as_the_demo_shows_them(app: AppClient, sample: str, high: bool) -> None:
-    """`make demo` relies on these: the calm sample stays below high, the stressed one reads high."""
+    """`make demo` relies on these: the calm sample stays below high; the alert sample, picked as the
+    espeak-ng rendering the served model scores highest (Makefile `samples`), reads high."""
     audio = (Path(__file__).resolve().parents[2] / "samples" / sample).read_bytes()
     sent = app.send_voice_message(SEED_CHAT, audio, content_type="audio/mp4", language="en")
     doc = app.wait_for_message(SEED_CHAT, sent.message_id, timeout_s=WAIT_S).doc

@@ -133,9 +133,11 @@ def compile_rules(http: httpx.Client, file_name: str, source: str) -> list[Issue
     ]
 
 
-# The identities of the access matrices: nobody signed in, the owner, a fellow chat member, a stranger.
+# The identities of the access matrices: nobody signed in, the owner, a fellow chat member, a stranger;
+# the Firestore matrix adds someone invited to the chat who has not accepted.
 ANON, OWNER, MEMBER, OUTSIDER = "anonymous", "owner", "member", "non_member"
 IDENTITIES = (ANON, OWNER, MEMBER, OUTSIDER)
+INVITEE = "invitee"
 
 
 # ── Firestore REST ───────────────────────────────────────────────────────────────────────────────

@@ -28,7 +28,10 @@ def fields(lease_s: float = 300) -> dict:
 
 
 def test_chat_members(db, unique) -> None:
-    db.document(f"chats/{unique}").set({"members": ["a", "b"], "createdAt": datetime.now(UTC)})
+    # Invitees (not accepted yet) cannot post: only `members` counts for the upload's membership check.
+    db.document(f"chats/{unique}").set(
+        {"members": ["a", "b"], "invited": ["c"], "createdAt": datetime.now(UTC)}
+    )
     store = FirestoreMessageStore(db)
     assert store.chat_members(unique) == ["a", "b"]
     assert store.chat_members(f"missing-{unique}") is None

@@ -27,12 +27,26 @@ class VoiceClip:
     data: bytes
     filename: str
     content_type: str
+    duration_s: float | None = None  # as decoded by the pipeline: what a per-minute price is paid on
+
+
+@dataclass(frozen=True)
+class TranscriptionUsage:
+    """What one transcription was billed on: backend bookkeeping, never a field the app shows."""
+
+    model: str
+    audio_seconds: float | None  # the length of the audio sent
+    api_usage: dict[str, Any] | None  # the API's own `usage` (tokens or duration), as it answered
+
+    def as_field(self) -> dict[str, Any]:
+        return {"model": self.model, "audioSeconds": self.audio_seconds, "usage": self.api_usage}
 
 
 @dataclass(frozen=True)
 class Transcript:
     text: str
-    language: str | None
+    language: str | None  # ISO-639-1: the one the API detected, else the hint
+    usage: TranscriptionUsage | None = None
 
 
 class Transcriber(Protocol):

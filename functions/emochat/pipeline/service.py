@@ -6,6 +6,7 @@ exists (status processing) before anything can go wrong, so nothing is ever sile
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emochat.domain import MessageStatus, Problem
+from emochat.language import language_code
 from emochat.pipeline import model
 from emochat.pipeline.audio import UndecodableAudio, decode_audio
 from emochat.pipeline.model import AudioLimits, Claim, StageResult, StressThresholds, VoicePath
@@ -26,8 +28,13 @@ from emochat.pipeline.ports import (
     VoiceClip,
 )
 
+log = logging.getLogger(__name__)
+
 # Formats OpenAI's transcription API takes as they are; others (caf, 3gp, aac, opus) go as WAV.
 STT_NATIVE_EXTENSIONS = frozenset({"m4a", "mp4", "mp3", "wav", "webm", "ogg"})
+# OpenAI's documented upload limit is 25 MB, decimal; uploads are accepted up to 25 MiB. A file in
+# between goes as the canonical WAV (16 kHz mono: 120 s is 3.8 MB) instead of being refused there.
+STT_MAX_UPLOAD_BYTES = 25_000_000
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ def _initial_fields(path: VoicePath, upload: Upload, lease_s: float) -> dict[str
         "status": MessageStatus.PROCESSING.value,
         "audio": _audio_field(upload, None),
         "text": None,
-        "language": upload.metadata.get("language"),
+        "language": language_code(upload.metadata.get("language")),
         "stress": None,
         "error": None,
         "timings": None,
@@ -159,16 +166,20 @@ def process_upload(upload: Upload, services: Services, config: PipelineConfig) -
     except ServiceError as exc:
         return finish(MessageStatus.FAILED, Problem(exc.code, exc.message), "download")
     except UndecodableAudio as exc:
-        return reject(Problem("undecodable_audio", str(exc)), "decode")
+        # Refused before or while decoding, each reason with its code (emochat.pipeline.audio); a length
+        # refused from what the file declares keeps that declared length.
+        return reject(Problem(exc.code, str(exc)), "decode", audio=_audio_field(upload, exc.duration_ms))
     audio = _audio_field(upload, decoded.duration_ms)
     problem = model.check_audio(decoded.duration_ms, decoded.peak_dbfs, config.limits)
     if problem:
         return reject(problem, "decode", audio=audio)
 
-    wav = VoiceClip(decoded.to_wav(), f"{path.message_id}.wav", "audio/wav")
-    original = VoiceClip(data, f"{path.message_id}.{path.ext}", upload.content_type or "audio/mp4")
-    stt_clip = original if path.ext in STT_NATIVE_EXTENSIONS else wav
-    language_hint = upload.metadata.get("language") or None
+    seconds = decoded.duration_ms / 1000
+    wav = VoiceClip(decoded.to_wav(), f"{path.message_id}.wav", "audio/wav", seconds)
+    original = VoiceClip(data, f"{path.message_id}.{path.ext}", upload.content_type or "audio/mp4", seconds)
+    native = path.ext in STT_NATIVE_EXTENSIONS and len(data) <= STT_MAX_UPLOAD_BYTES
+    stt_clip = original if native else wav
+    language_hint = _language_hint(upload)
 
     # Both services are network-bound: two threads overlap them at no CPU cost.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="voice") as pool:
@@ -196,6 +207,15 @@ def process_upload(upload: Upload, services: Services, config: PipelineConfig) -
         stress=stress_field,
         timings={"sttMs": stt.elapsed_ms, "stressMs": stress.elapsed_ms},
     )
+
+
+def _language_hint(upload: Upload) -> str | None:
+    """The sender's language hint as an ISO-639-1 code; one the API would refuse becomes no hint."""
+    raw = upload.metadata.get("language")
+    hint = language_code(raw)
+    if raw and hint is None:
+        log.info("language hint %r of %s is not a language code: transcribing without", raw[:40], upload.name)
+    return hint
 
 
 def sweep_abandoned(messages: MessageStore, now: float | None = None, limit: int = 200) -> list[str]:

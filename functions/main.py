@@ -177,16 +177,27 @@ _ensure_default_app()
 def _caller(req: https_fn.CallableRequest) -> str:
     if req.auth is None or not req.auth.uid:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAUTHENTICATED, "Sign in first.")
+    if config.ENFORCE_APP_CHECK.value and req.app is None:
+        raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAUTHENTICATED, "App Check token required.")
     return req.auth.uid
 
 
-def _answer(req: https_fn.CallableRequest, handler: Callable[..., dict], *deps: object) -> dict:
-    """Run a service function as `handler(*deps, uid, data)` for the signed-in caller; RequestError
-    becomes the error the app sees."""
+def _answer(
+    req: https_fn.CallableRequest,
+    name: str,
+    handler: Callable[..., dict],
+    *deps: object,
+    deleted_ok: bool = False,
+) -> dict:
+    """Run a service function as `handler(*deps, uid, data)` for the signed-in caller, within the
+    caller's rate limit for callable `name`; RequestError becomes the error the app sees."""
     uid = _caller(req)
+    from emochat import wiring
     from emochat.domain import RequestError
+    from emochat.ratelimit.service import admit
 
     try:
+        admit(wiring.rate_limit_services(), uid, name, wiring.callable_limit(), deleted_ok=deleted_ok)
         return handler(*deps, uid, req.data)
     except RequestError as exc:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode(exc.code), exc.message) from exc
@@ -205,7 +216,13 @@ def recommend_coping(req: https_fn.CallableRequest) -> dict:
     from emochat import wiring
     from emochat.suggestions import service
 
-    return _answer(req, service.recommend_coping, wiring.suggestion_services(), wiring.suggestion_config())
+    return _answer(
+        req,
+        "recommend_coping",
+        service.recommend_coping,
+        wiring.suggestion_services(),
+        wiring.suggestion_config(),
+    )
 
 
 @https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
@@ -221,7 +238,13 @@ def rate_suggestion(req: https_fn.CallableRequest) -> dict:
     from emochat import wiring
     from emochat.suggestions import service
 
-    return _answer(req, service.rate_suggestion, wiring.suggestion_services(), wiring.suggestion_config())
+    return _answer(
+        req,
+        "rate_suggestion",
+        service.rate_suggestion,
+        wiring.suggestion_services(),
+        wiring.suggestion_config(),
+    )
 
 
 @https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
@@ -234,21 +257,27 @@ def stress_trends(req: https_fn.CallableRequest) -> dict:
     from emochat import wiring
     from emochat.trends import service
 
-    return _answer(req, service.stress_trends, wiring.trend_services(), wiring.trend_config())
+    return _answer(
+        req, "stress_trends", service.stress_trends, wiring.trend_services(), wiring.trend_config()
+    )
 
 
 @https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
 def delete_my_data(req: https_fn.CallableRequest) -> dict:
     """Takes: a signed-in user's call {confirm: true}. The app calls it, then deletes the Auth account.
 
-    Returns: {deleted: <documents>}. Deletes users/{uid} and everything under it: profile, devices,
-    notifications, recommendations, feedback model, stress aggregates. (The Python SDK has no Auth
-    user-deleted trigger; purge_deleted_users catches accounts deleted any other way.)
+    Returns: {deleted: <documents>}. Writes the tombstone deletedUsers/{uid}, takes the uid out of
+    every chat's members and invited, deletes its messages in every chat with their alert markers,
+    other users' feed entries about it, its voice objects voice/{uid}/**, and users/{uid} with
+    everything under it (README "Deleting an account"). (The Python SDK has no Auth user-deleted
+    trigger; purge_deleted_users catches accounts deleted any other way.)
     """
     from emochat import wiring
     from emochat.accounts import service
 
-    result = _answer(req, service.delete_my_data, wiring.account_services())
+    result = _answer(
+        req, "delete_my_data", service.delete_my_data, wiring.account_services(), deleted_ok=True
+    )
     logger.info("user data deleted on request", uid=_caller(req), documents=result["deleted"])
     return result
 
@@ -292,8 +321,8 @@ def update_stress_trends(
 def purge_deleted_users(event: scheduler_fn.ScheduledEvent) -> None:
     """Takes: a Cloud Scheduler tick once a day.
 
-    Writes: deletes users/{uid} and everything under it for each uid that has no Firebase Auth
-    account any more (at most 1000 a run): the Python SDK has no user-deleted trigger.
+    Writes: for each uid under users/ that has no Firebase Auth account any more (at most 1000 a
+    run), the same deletion as delete_my_data: the Python SDK has no user-deleted trigger.
     """
     from emochat import wiring
     from emochat.accounts.service import purge_deleted_users

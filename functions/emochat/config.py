@@ -7,7 +7,7 @@ services at the stand-in servers of the local stack.
 
 from __future__ import annotations
 
-from firebase_functions.params import IntParam, SecretParam, StringParam
+from firebase_functions.params import BoolParam, IntParam, SecretParam, StringParam
 
 OPENAI_API_KEY = SecretParam("OPENAI_API_KEY", description="OpenAI API key for speech-to-text")
 HF_TOKEN = SecretParam("HF_TOKEN", description="Hugging Face token for the stress endpoint")
@@ -127,3 +127,19 @@ RECOMMEND_EXPLORE_PERCENT = IntParam(
 )
 # Callables and the trend trigger: a few Firestore round trips each.
 WELLBEING_TIMEOUT_S = 60
+
+# ── Callables: per-user rate limit and App Check ─────────────────────────────────────────────────
+
+CALLABLE_CALLS_PER_MINUTE = IntParam(
+    "CALLABLE_CALLS_PER_MINUTE",
+    default=30,
+    description="Calls one user may make to each callable per minute; more are refused resource-exhausted",
+)
+# firebase-functions 0.6.0 reads on_call(enforce_app_check=...) as a plain bool when the module is
+# imported, so a param cannot go there: the callables check the request's App Check token themselves
+# when this is true (the SDK verifies the token and sets req.app; a missing or invalid one leaves None).
+ENFORCE_APP_CHECK = BoolParam(
+    "ENFORCE_APP_CHECK",
+    default=False,
+    description="Refuse callable requests without a valid App Check token (on once the app sends them)",
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 
@@ -17,6 +18,7 @@ from google.cloud import firestore, storage
 from emochat import config
 from emochat.accounts.adapters.firebase_accounts import FirebaseAccounts
 from emochat.accounts.adapters.firestore_store import FirestoreAccountStore
+from emochat.accounts.adapters.voice_objects import CloudStorageVoiceObjects
 from emochat.accounts.service import AccountServices
 from emochat.alerts.adapters.fcm_notifier import EmulatorCredential, FcmNotifier
 from emochat.alerts.adapters.firestore_store import FirestoreAlertStore
@@ -29,6 +31,9 @@ from emochat.pipeline.adapters.openai_stt import OpenAITranscriber
 from emochat.pipeline.adapters.storage_audio import CloudStorageAudio
 from emochat.pipeline.model import AudioLimits, DailyBudget, StressThresholds
 from emochat.pipeline.service import PipelineConfig, Services
+from emochat.ratelimit.adapters.firestore_store import FirestoreCallCounter
+from emochat.ratelimit.model import Limit
+from emochat.ratelimit.service import RateLimitServices
 from emochat.suggestions.adapters.firestore_store import FirestoreSuggestionStore
 from emochat.suggestions.bandit import PolicyParams
 from emochat.suggestions.service import (
@@ -206,13 +211,33 @@ def suggestion_config() -> SuggestionConfig:
     )
 
 
+def default_bucket() -> str:
+    """The project's default bucket, where voice messages are uploaded: the runtime's STORAGE_BUCKET,
+    else FIREBASE_CONFIG's storageBucket (the emulators set it), else <project>.appspot.com."""
+    bucket = os.environ.get("STORAGE_BUCKET") or json.loads(os.environ.get("FIREBASE_CONFIG") or "{}").get(
+        "storageBucket"
+    )
+    return bucket or f"{params.PROJECT_ID.value or os.environ.get('GOOGLE_CLOUD_PROJECT')}.appspot.com"
+
+
 @functools.cache
 def account_services() -> AccountServices:
     # Account look-ups (purge_deleted_users) go through the alerts' firebase_admin app: emulator
     # credentials locally, Application Default Credentials in production.
     return AccountServices(
-        store=FirestoreAccountStore(firestore_client()), accounts=FirebaseAccounts(firebase_app())
+        store=FirestoreAccountStore(firestore_client()),
+        accounts=FirebaseAccounts(firebase_app()),
+        voice=CloudStorageVoiceObjects(storage.Client(), default_bucket()),
     )
+
+
+@functools.cache
+def rate_limit_services() -> RateLimitServices:
+    return RateLimitServices(counter=FirestoreCallCounter(firestore_client()))
+
+
+def callable_limit() -> Limit:
+    return Limit(calls=max(config.CALLABLE_CALLS_PER_MINUTE.value, 1), window_s=60)
 
 
 def suggest_for_alert(user_id: str, context: AlertContext) -> AlertSuggestion | None:

@@ -44,6 +44,8 @@ class FakeStore:
     notifications: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def record_ready(self, reading: ReadyReading, policy: AlertPolicy, now: float, lease_s: float) -> Claimed:
+        if reading.sender_id not in self.users:  # the adapter's accounts.model.account_open
+            return Claimed(MarkerAction.SKIP)
         stored = self.markers.get(reading.message_doc)
         marker = Marker(MarkerState(stored["state"]), stored["lease"]) if stored else None
         action = alerts.decide_marker(marker, now)
@@ -84,6 +86,8 @@ class FakeStore:
 
     def reserve(self, reservation: Reservation, limits: RecipientLimits) -> Verdict:
         uid, sender_id, now = reservation.uid, reservation.sender_id, reservation.now
+        if uid not in self.users:  # the adapter's accounts.model.account_open: no tree for it
+            return Verdict.NO_ACCOUNT
         feed = self.notifications.setdefault(uid, {})
         prefs = alerts.alert_prefs(self.users.get(uid, {}).get("alertPrefs"), limits.default_prefs)
         log = self.alert_logs.get(uid, AlertLog())

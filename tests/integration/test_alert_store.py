@@ -52,8 +52,27 @@ def reserve(
     return store.reserve(Reservation(uid, sender, nid, record, now), RecipientLimits(PREFS, max_per_hour))
 
 
+def account(db, uid: str) -> str:
+    """A real account: the backend writes only for uids with a profile (accounts.model.account_open)."""
+    db.document(f"users/{uid}").set({"displayName": uid})
+    return uid
+
+
+def test_made_up_and_deleted_uids_get_no_user_tree(db, store, unique) -> None:
+    """Issue 10 item 6: members that are not accounts create nothing, so they cannot pass for
+    orphans at the purge's safety valve; a deleted account (tombstone) gets nothing either."""
+    made_up, deleted = f"nobody-{unique}", account(db, f"deleted-{unique}")
+    db.document(f"deletedUsers/{deleted}").set({"deletedAt": datetime.now(UTC)})
+    db.document(f"users/{deleted}").delete()
+    for uid in (made_up, deleted):
+        assert reserve(store, uid, "someone", "n1", {"x": 1}, NOW) is Verdict.NO_ACCOUNT
+        assert store.record_ready(reading(unique, uid, uid), POLICY, NOW, 120).action is MarkerAction.SKIP
+        assert list(db.document(f"users/{uid}").collections()) == []
+        assert not db.document(f"chats/{unique}/alertMarkers/{uid}").get().exists
+
+
 def test_record_ready_updates_baseline_and_claims_once(db, store, unique) -> None:
-    sender = f"u-{unique}"
+    sender = account(db, f"u-{unique}")
     first = store.record_ready(reading(unique, sender=sender), POLICY, NOW, 120)
     assert first.action is MarkerAction.START
     assert first.decision == AlertDecision(True, AlertReason.FIXED_THRESHOLD)
@@ -76,7 +95,7 @@ def test_record_ready_updates_baseline_and_claims_once(db, store, unique) -> Non
 
 
 def test_low_reading_is_counted_and_done_at_once(db, store, unique) -> None:
-    sender = f"u-{unique}"
+    sender = account(db, f"u-{unique}")
     low = reading(unique, sender=sender, score=12.0, level=StressLevel.LOW)
     claimed = store.record_ready(low, POLICY, NOW, 120)
     assert claimed.decision == AlertDecision(False, AlertReason.NOT_HIGH)
@@ -89,7 +108,7 @@ def test_low_reading_is_counted_and_done_at_once(db, store, unique) -> None:
 
 # The emulator settles each lock conflict with a ~2 s timeout: three threads prove the point.
 def test_concurrent_duplicates_count_once(db, store, unique) -> None:
-    sender = f"u-{unique}"
+    sender = account(db, f"u-{unique}")
     with ThreadPoolExecutor(max_workers=3) as pool:
         claims = list(
             pool.map(lambda _: store.record_ready(reading(unique, sender=sender), POLICY, NOW, 120), range(3))
@@ -100,7 +119,7 @@ def test_concurrent_duplicates_count_once(db, store, unique) -> None:
 
 
 def test_concurrent_messages_all_reach_the_baseline(db, store, unique) -> None:
-    sender = f"u-{unique}"
+    sender = account(db, f"u-{unique}")
     # Each collision costs the emulator a ~2 s lock timeout before one side retries: keep it small.
     scores = [12.0, 61.5, 44.0]
 
@@ -117,7 +136,7 @@ def test_concurrent_messages_all_reach_the_baseline(db, store, unique) -> None:
 
 
 def test_expired_claim_is_retaken_with_its_stored_decision(db, store, unique) -> None:
-    sender = f"u-{unique}"
+    sender = account(db, f"u-{unique}")
     for i, score in enumerate([20.0, 25.0, 30.0, 22.0, 28.0]):
         store.record_ready(reading(unique, f"old{i}", sender, score, StressLevel.LOW), POLICY, NOW, 120)
     first = store.record_ready(reading(unique, "spike", sender, 80.0), POLICY, NOW, 120)
@@ -141,7 +160,7 @@ def test_expired_claim_is_retaken_with_its_stored_decision(db, store, unique) ->
 
 
 def test_reserve_creates_feed_entry_and_logs_the_push(db, store, unique) -> None:
-    uid = f"u-{unique}"
+    uid = account(db, f"u-{unique}")
     record = {"type": "stress_alert", "title": "Take a moment", "status": "sending"}
     assert reserve(store, uid, "mina", "n1", record, NOW, 6) is Verdict.SEND
     assert db.document(f"users/{uid}/notifications/n1").get().to_dict() == record
@@ -184,7 +203,7 @@ def test_user_language(db, store, unique) -> None:
 
 
 def test_concurrent_alerts_for_one_recipient_respect_the_cooldown(db, store, unique) -> None:
-    uid = f"u-{unique}"
+    uid = account(db, f"u-{unique}")
     with ThreadPoolExecutor(max_workers=3) as pool:
         verdicts = list(pool.map(lambda i: reserve(store, uid, "mina", f"n{i}", {"i": i}, NOW, 6), range(3)))
     assert verdicts.count(Verdict.SEND) == 1 and verdicts.count(Verdict.COOLDOWN) == 2
@@ -199,7 +218,7 @@ def test_chat_members_are_members_only_never_invitees(db, store, unique) -> None
 
 
 def test_device_tokens_and_removal(db, store, unique) -> None:
-    uid = f"u-{unique}"
+    uid = account(db, f"u-{unique}")
     devices = db.collection(f"users/{uid}/devices")
     now = datetime.now(UTC)
     devices.document("phone").set({"token": "good-1", "platform": "ios", "updatedAt": now})
@@ -214,7 +233,7 @@ def test_device_tokens_and_removal(db, store, unique) -> None:
 
 
 def test_removal_spares_a_device_rewritten_meanwhile(db, store, unique, monkeypatch) -> None:
-    uid = f"u-{unique}"
+    uid = account(db, f"u-{unique}")
     device = db.document(f"users/{uid}/devices/phone")
     device.set({"token": "unregistered-1", "platform": "ios", "updatedAt": datetime.now(UTC)})
     real_devices = store._devices

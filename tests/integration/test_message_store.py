@@ -97,3 +97,20 @@ def test_a_run_past_its_lease_writes_nothing(db, unique) -> None:
     assert not store.finish(path, Holder(obj, "zombie"), {"status": "ready", "text": "late"})
     assert store.finish(path, Holder(obj, "new-owner"), {"status": "ready", "text": "mine"})
     assert db.document(path.message_doc).get().get("text") == "mine"
+
+
+def test_a_deleted_senders_message_is_never_created_nor_finished(db, unique) -> None:
+    """Issue 10 item 4: the pipeline still in flight when its sender's account is deleted."""
+    store = FirestoreMessageStore(db)
+    sender = f"gone-{unique}"
+    early = VoicePath(sender, unique, "m1", "m4a")
+    early_obj = UploadedObject(f"voice/{sender}/{unique}/m1.m4a", 1)
+    assert store.claim(early, early_obj, {**fields(early_obj), "senderId": sender}) is Claim.START
+    db.document(f"deletedUsers/{sender}").set({"deletedAt": datetime.now(UTC)})  # deletion starts
+    # Claimed before the deletion, finished after it: the message goes instead of turning ready.
+    assert store.finish(early, Holder(early_obj, "run-1"), {"status": "ready", "text": "late words"}) is False
+    assert not db.document(early.message_doc).get().exists
+    late = VoicePath(sender, unique, "m2", "m4a")
+    late_obj = UploadedObject(f"voice/{sender}/{unique}/m2.m4a", 1)
+    assert store.claim(late, late_obj, {**fields(late_obj), "senderId": sender}) is Claim.SKIP_DELETED
+    assert not db.document(late.message_doc).get().exists

@@ -215,6 +215,7 @@ def test_a_per_recipient_cap_bounds_pushes_across_senders(
     verdicts = []
     for i in range(8):  # eight senders, each in a chat with Joon, within the hour
         store.members[f"c{i}"] = [f"s{i}", "joon"]
+        store.users[f"s{i}"] = {}  # real accounts: the backend writes nothing for made-up uids
         verdicts.append(
             alert_on_reading(
                 ReadyReading(f"c{i}", "m", f"s{i}", 90.0, StressLevel.HIGH), services, config
@@ -413,6 +414,7 @@ def test_worst_case_delivery_fits_the_function_timeout(store: FakeStore) -> None
     )
     store.members["big"] = [f"u{i}" for i in range(50)]
     store.devices.update({f"u{i}": [f"down-{i}"] for i in range(50)})
+    store.users.update({f"u{i}": {} for i in range(50)})  # real accounts (accounts.model.account_open)
     services = AlertServices(store=store, notifier=fcm_notifier, clock=clock)
     outcome = alert_on_reading(ReadyReading("big", "m1", "u0", 90.0, StressLevel.HIGH), services, config)
     assert clock.now - start <= config.timeout_s - config.finish_margin_s

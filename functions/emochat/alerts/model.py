@@ -291,6 +291,7 @@ class Verdict(StrEnum):
     DUPLICATE = "duplicate"  # already notified about this message (a redelivery)
     DISABLED = "disabled"  # alertPrefs.enabled is false
     COOLDOWN = "cooldown"  # alerted about this sender less than cooldownMinutes ago
+    NO_ACCOUNT = "no_account"  # no users/{uid} profile, or deleted: nothing is written for it
     CAPPED = "capped"  # already pushed the per-recipient cap within the last hour, across all senders
 
 

@@ -48,6 +48,7 @@ class AlertStore(Protocol):
         the score to the sender's baseline and store alerts.decide_alert's decision on the marker.
 
         A decision not to alert finishes the marker at once; RETAKE returns the stored decision.
+        SKIP, writing nothing, for a sender without a profile or with a deleted account.
         """
         ...
 
@@ -62,7 +63,8 @@ class AlertStore(Protocol):
     def reserve(self, reservation: Reservation, limits: RecipientLimits) -> Verdict:
         """In one transaction: decide (alerts.decide_recipient, from the user's alertPrefs, alert log
         and feed entry) and, on SEND, create the feed entry from the reservation's record and log
-        the push (AlertLog.sent); RESUME and the rest write nothing."""
+        the push (AlertLog.sent); RESUME and the rest write nothing;
+        NO_ACCOUNT, writing nothing, for a uid without a profile or with a deleted account."""
         ...
 
     def device_tokens(self, uid: str, limit: int) -> list[str]:

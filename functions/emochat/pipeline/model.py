@@ -192,6 +192,7 @@ class Claim(StrEnum):
     SKIP_DUPLICATE = "skip_duplicate"  # this object is done or in flight already (a redelivery)
     SKIP_NOT_SENDER = "skip_not_sender"  # the path's uid is not the message's sender
     SKIP_TAKEN = "skip_taken"  # the message stands for another object of its sender
+    SKIP_DELETED = "skip_deleted"  # the sender's account was deleted (accounts.model.account_open)
 
     @property
     def proceeds(self) -> bool:

@@ -86,13 +86,15 @@ class MessageStore(Protocol):
     def claim(self, path: VoicePath, obj: UploadedObject, fields: dict[str, Any]) -> Claim:
         """Atomically decide (domain.decide_claim) and, for START/RETAKE, write `fields` (processing).
 
-        Every skip leaves the message untouched.
+        Every skip leaves the message untouched; SKIP_DELETED, writing nothing, when the sender's
+        account was deleted (accounts.model).
         """
         ...
 
     def finish(self, path: VoicePath, holder: Holder, fields: dict[str, Any]) -> bool:
         """Atomically write a result (partial or final), only while `holder` holds the message
-        (domain.may_write): same object and claim token, still processing, lease not run out."""
+        (domain.may_write): same object and claim token, still processing, lease not run out. When the
+        sender's account was deleted meanwhile, delete the message instead (returns False)."""
         ...
 
     def charge_usage(self, uid: str, day: str, audio_seconds: float, budget: DailyBudget) -> bool:

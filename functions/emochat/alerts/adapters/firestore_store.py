@@ -38,7 +38,7 @@ from emochat.alerts.model import (
     most_recent_tokens,
 )
 from emochat.alerts.ports import Claimed, Reservation
-from emochat.firestore_tx import read_chat_members, run_transaction
+from emochat.firestore_tx import account_open, read_chat_members, run_transaction
 
 
 # Several messages of one sender can become ready at once, and each transaction writes the sender's
@@ -84,6 +84,8 @@ class FirestoreAlertStore:
         @firestore.transactional
         def record_in(transaction: firestore.Transaction) -> Claimed:
             # All reads before any write, as Firestore transactions require.
+            if not account_open(self._db, transaction, reading.sender_id, needs_profile=True):
+                return Claimed(MarkerAction.SKIP)  # a deleted or made-up sender: no marker, no baseline
             marker_snapshot = marker_ref.get(transaction=transaction)
             action = decide_marker(_marker(marker_snapshot), now)
             if action is MarkerAction.SKIP:
@@ -188,6 +190,8 @@ class FirestoreAlertStore:
 
         @firestore.transactional
         def reserve_in(transaction: firestore.Transaction) -> Verdict:
+            if not account_open(self._db, transaction, uid, needs_profile=True):
+                return Verdict.NO_ACCOUNT  # no feed entry, no cooldown: no user tree for it
             user = user_ref.get(transaction=transaction)
             stored_log = log_ref.get(transaction=transaction)
             entry = notification_ref.get(transaction=transaction)

@@ -12,7 +12,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
 from emochat.domain import MessageStatus
-from emochat.firestore_tx import read_chat_members, run_transaction
+from emochat.firestore_tx import account_open, read_chat_members, run_transaction
 from emochat.pipeline.model import (
     Claim,
     DailyBudget,
@@ -79,6 +79,8 @@ class FirestoreMessageStore:
 
         @firestore.transactional
         def claim_in(transaction: firestore.Transaction) -> Claim:
+            if not account_open(self._db, transaction, path.uid, needs_profile=False):
+                return Claim.SKIP_DELETED
             existing = _message_state(ref.get(transaction=transaction))
             decision = decide_claim(existing, path, obj, time.time())
             if decision.proceeds:
@@ -93,6 +95,10 @@ class FirestoreMessageStore:
 
         @firestore.transactional
         def finish_in(transaction: firestore.Transaction) -> bool:
+            if not account_open(self._db, transaction, path.uid, needs_profile=False):
+                # Claimed before its sender's account was deleted, and maybe missed by the deletion.
+                transaction.delete(ref)
+                return False
             if not may_write(_message_state(ref.get(transaction=transaction)), holder, time.time()):
                 return False
             transaction.update(ref, fields)
@@ -106,6 +112,8 @@ class FirestoreMessageStore:
 
         @firestore.transactional
         def charge_in(transaction: firestore.Transaction) -> bool:
+            if not account_open(self._db, transaction, uid, needs_profile=False):
+                return False  # a deleted account: no usage tree for it (finish then deletes the message)
             snapshot = ref.get(transaction=transaction)
             data = (snapshot.to_dict() or {}) if snapshot.exists else {}
             used = Usage(int(data.get("messages") or 0), float(data.get("audioSeconds") or 0.0))
@@ -136,8 +144,14 @@ class FirestoreMessageStore:
             "messageId": path.message_id,
             "at": firestore.SERVER_TIMESTAMP,
         }
+
+        @firestore.transactional
+        def record_in(transaction: firestore.Transaction) -> None:
+            if account_open(self._db, transaction, path.uid, needs_profile=False):
+                transaction.set(ref, fields)
+
         with _unavailable_as_port_error():
-            ref.set(fields)
+            run_transaction(self._db, record_in)
 
     def abandoned(self, now: float, limit: int) -> list[str]:
         # A collection-group query over every chat's messages (index in firestore.indexes.json).

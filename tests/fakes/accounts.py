@@ -50,7 +50,12 @@ class InMemoryAccountStore:
             for path, doc in self._db.docs.items()
             if path.split("/")[-2:-1] in (["alertMarkers"], ["notifications"]) and doc.get("senderId") == uid
         ]
-        return sum(self._delete_tree(path) for path in traced)
+        forgotten = 0
+        for path, doc in self._db.docs.items():  # the per-sender cooldowns of other people's alert logs
+            if path.endswith("/stats/alerts") and uid in doc.get("lastBySender", {}):
+                del doc["lastBySender"][uid]
+                forgotten += 1
+        return sum(self._delete_tree(path) for path in traced) + forgotten
 
     def delete_user(self, uid: str) -> int:
         gone = [p for p in self._db.docs if p == f"users/{uid}" or p.startswith(f"users/{uid}/")]

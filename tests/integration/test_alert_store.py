@@ -267,7 +267,7 @@ def test_device_tokens_are_the_most_recently_updated(db, store, unique) -> None:
 
 
 def test_a_reservation_left_sending_is_resumed_once(db, store, unique) -> None:
-    uid = f"u-{unique}"
+    uid = account(db, f"u-{unique}")
     record = {"type": "stress_alert", "status": "sending"}
     assert reserve(store, uid, "mina", "n1", record, NOW) is Verdict.SEND
     assert reserve(store, uid, "mina", "n1", record, NOW + 400) is Verdict.RESUME  # died before finishing
@@ -277,7 +277,7 @@ def test_a_reservation_left_sending_is_resumed_once(db, store, unique) -> None:
 
 
 def test_stuck_alerts_are_the_claimed_markers_past_their_lease(db, store, unique) -> None:
-    sender = f"u-{unique}"
+    sender = account(db, f"u-{unique}")
     stuck = reading(unique, "stuck", sender, 91.0)
     live = reading(unique, "live", sender, 92.0)
     store.record_ready(stuck, POLICY, NOW - 1000, 360)

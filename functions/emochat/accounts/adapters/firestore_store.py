@@ -68,7 +68,20 @@ class FirestoreAccountStore:
         return self._delete(refs)
 
     def delete_traces(self, uid: str) -> int:
-        return self._delete(self._sent_by("alertMarkers", uid) + self._sent_by("notifications", uid))
+        deleted = self._delete(self._sent_by("alertMarkers", uid) + self._sent_by("notifications", uid))
+        return deleted + self._forget_in_alert_logs(uid)
+
+    def _forget_in_alert_logs(self, uid: str) -> int:
+        """Other people's alert logs (users/{uid}/stats/alerts) key their per-sender cooldown by the
+        sender's uid: drop the deleted sender's key. A collection-group query on the map's subfield
+        (fieldOverrides on `lastBySender` in firestore.indexes.json) finds them, also for people who
+        have left the chats they shared."""
+        field = firestore.FieldPath("lastBySender", uid).to_api_repr()
+        query = self._db.collection_group("stats").where(filter=firestore.FieldFilter(field, ">", 0))
+        logs = [snap.reference for snap in query.stream()]
+        for ref in logs:
+            ref.update({field: firestore.DELETE_FIELD})
+        return len(logs)
 
     def delete_user(self, uid: str) -> int:
         return self._db.recursive_delete(self._db.collection("users").document(uid))

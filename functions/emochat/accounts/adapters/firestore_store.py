@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from emochat.accounts import model as accounts
 from emochat.firestore_tx import BATCH_WRITES, run_transaction
@@ -76,7 +77,7 @@ class FirestoreAccountStore:
         sender's uid: drop the deleted sender's key. A collection-group query on the map's subfield
         (fieldOverrides on `lastBySender` in firestore.indexes.json) finds them, also for people who
         have left the chats they shared."""
-        field = firestore.FieldPath("lastBySender", uid).to_api_repr()
+        field = FieldPath("lastBySender", uid).to_api_repr()
         query = self._db.collection_group("stats").where(filter=firestore.FieldFilter(field, ">", 0))
         logs = [snap.reference for snap in query.stream()]
         for ref in logs:

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from document_size import document_size
 
 from emochat.accounts.adapters.firebase_accounts import FirebaseAccounts
 from emochat.accounts.adapters.firestore_store import FirestoreAccountStore
@@ -111,6 +112,26 @@ def test_concurrent_readings_of_one_day_all_count(trend_store, db, unique) -> No
     for change in changes:
         store.apply_reading(TrendChange(uid, day, change.key, None), "UTC")
     assert store.day_docs(uid, [day]) == {}  # the last reading out deletes the day
+
+
+def test_a_day_document_does_not_grow_with_its_readings(trend_store, db, unique) -> None:
+    """Issue 11 item 7: a day document kept every reading (≈ 68 bytes each here, by the estimate of
+    Firestore's storage size): ≈ 15,000 readings on one day passed the 1 MiB document limit. Scores
+    from a small set, so only the number of readings grows between the two sizes."""
+    uid = f"bounded-{unique}"
+    db.document(f"users/{uid}").set({"timeZone": "UTC"})
+    day = NOW.date().isoformat()
+    path = f"users/{uid}/stressDaily/{day}"
+    sizes = {}
+    for i in range(150):
+        score = float(10 * (i % 10))
+        reading = Reading(score, trends_level(score), NOW - timedelta(seconds=i))
+        trend_store.apply_reading(TrendChange(uid, day, f"chat-{unique}/message-{i:04d}", reading), "UTC")
+        if i + 1 in (30, 150):
+            sizes[i + 1] = document_size(path, db.document(path).get().to_dict())
+    assert sizes[150] - sizes[30] <= 64, sizes  # the latest reading's key may be a digit longer
+    doc = db.document(path).get().to_dict()
+    assert doc["count"] == 150 and doc["max"] == 90.0 and doc["min"] == 0.0 and doc["high"] == 60
 
 
 def test_message_changes_match_recomputation(services, store, db, unique) -> None:

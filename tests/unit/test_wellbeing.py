@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from document_size import document_size
 from fakes.accounts import FakeAccounts, InMemoryAccountStore, InMemoryVoiceObjects
 from fakes.documents import Documents, mentions
 from fakes.suggestions import InMemorySuggestionStore
@@ -665,3 +666,30 @@ def test_a_reading_is_taken_out_of_the_day_it_was_stored_on_after_a_time_zone_ch
     assert not store.under("users/alice/stressDaily")
     write(services, store, "c1", "m1", ready)  # ready again: now on the New York day
     assert list(store.under("users/alice/stressDaily")) == ["users/alice/stressDaily/2025-11-20"]
+
+
+DAY_DOC_BOUND = 32 * 1024  # every one of the 1,001 possible scores (0.0–100.0) counted: ≈ 14 KB
+
+
+def test_a_day_document_stays_bounded_however_many_readings_it_counts(services, store) -> None:
+    """Issue 11 item 7: a day document must not grow with the number of readings that day (it kept
+    every reading in a map, ≈ 60 bytes each: ≈ 17,000 of them pass Firestore's 1 MiB limit)."""
+    rng = random.Random(11)
+    path = "users/alice/stressDaily/2025-11-20"
+    sizes = {}
+    for i in range(5000):
+        at = NOW - timedelta(seconds=i)  # 12:36–14:00 in Seoul: all on the 20th
+        write(
+            services,
+            store,
+            f"chat-{i % 7}",
+            f"message-{i:05d}",
+            _msg("alice", at, round(rng.uniform(0, 100), 1)),
+        )
+        if i + 1 in (500, 5000):
+            sizes[i + 1] = document_size(path, store.docs[path])
+    assert store.docs[path]["count"] == 5000
+    assert sizes[5000] <= DAY_DOC_BOUND, sizes
+    stored, truth = trend_service.recompute_trends(services.trends, TRENDS, "alice")
+    for k in ("count", "mean", "max", "min", "high", "levels"):
+        assert stored["2025-11-20"][k] == truth["2025-11-20"][k], k

@@ -102,9 +102,12 @@ def test_deleting_an_account_leaves_nothing_of_it_in_firestore_or_storage(db) ->
         done = app.wait_for_message(shared, sent.message_id, timeout_s=180, admin=True)
         assert done.doc["status"] == "ready" and done.doc["stress"]["level"] == "high", done.doc
         # What the reproduction found left behind: the other member's feed entry about it, the
-        # transcript and reading in the shared chat, the voice file, the trend day.
+        # transcript and reading in the shared chat, the voice file, the trend day (and, since day
+        # documents keep only aggregates, the reading's own index document).
         _wait(lambda: list(db.collection(f"users/{stays.uid}/notifications").stream()), "the alert")
         _wait(lambda: list(db.collection(f"users/{gone.uid}/stressDaily").stream()), "the trend day")
+        reading = db.document(f"users/{gone.uid}/stressIndex/{shared}|{sent.message_id}").get()
+        assert reading.get("score") == done.doc["stress"]["score"]  # the reading's own document
         _call("recommend_coping", {"count": 1}, gone)
         event_object = storage_object(sent.path)
         app.session = stays

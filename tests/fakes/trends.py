@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from emochat.trends import model as trends
-from emochat.trends.model import TrendChange
+from emochat.trends.model import Reading, TrendChange
 from fakes.documents import Documents
 
 
@@ -28,21 +28,40 @@ class InMemoryTrendStore:
             if not self._db.account_open(change.user_id, needs_profile=True):
                 return False
             index_path = f"users/{change.user_id}/stressIndex/{trends.index_id(change.key)}"
-            stored_day = self._db.docs.get(index_path, {}).get("day")
-            changed = False
-            for day, reading in trends.day_writes(stored_day, change):
-                path = f"users/{change.user_id}/stressDaily/{day}"
-                update = trends.with_reading(self._db.docs.get(path), day, time_zone, change.key, reading)
-                changed = changed or update.changed
-                if update.changed and update.doc is None:
-                    self._db.docs.pop(path, None)
-                elif update.changed:
-                    self._db.docs[path] = update.doc
-            if change.reading is None:
-                self._db.docs.pop(index_path, None)
-            else:
-                self._db.docs[index_path] = {"day": change.day}
-            return changed
+            stored = trends.Stored.parse(self._db.docs.get(index_path))
+            days = {change.day, *([stored.day] if stored else [])}
+            current = {day: self._db.docs.get(f"users/{change.user_id}/stressDaily/{day}") for day in days}
+            writes = trends.day_writes(stored, change, current)
+            for write in writes:
+                latest = (
+                    self._latest_other(change.user_id, write.day, change.key)
+                    if trends.needs_latest_other(current[write.day], change.key, write)
+                    else None
+                )
+                update = trends.with_reading(current[write.day], time_zone, change.key, write, latest)
+                self._put(f"users/{change.user_id}/stressDaily/{write.day}", update.doc)
+            index_update = trends.index_update(stored, change)
+            if index_update.changed:
+                self._put(index_path, index_update.doc)
+            return bool(writes)
+
+    def _put(self, path: str, doc: dict[str, Any] | None) -> None:
+        if doc is None:
+            self._db.docs.pop(path, None)
+        else:
+            self._db.docs[path] = doc
+
+    def _latest_other(self, uid: str, day: str, key: str) -> trends.Latest | None:
+        """The adapter's query (day ==, at desc, document id desc) over the index documents."""
+        own = trends.index_id(key)
+        found = [
+            trends.Latest(reading.at, path.rsplit("/", 1)[1], reading)
+            for path, doc in self._db.under(f"users/{uid}/stressIndex").items()
+            if doc.get("day") == day
+            and path.rsplit("/", 1)[1] != own
+            and (reading := trends.Reading.parse(doc)) is not None
+        ]
+        return max(found) if found else None
 
     def day_docs(self, uid: str, days: Iterable[str]) -> dict[str, dict[str, Any]]:
         paths = {day: f"users/{uid}/stressDaily/{day}" for day in days}
@@ -52,14 +71,15 @@ class InMemoryTrendStore:
         for path, chat_id, message_id in self._db.sent_messages(uid):
             yield f"{chat_id}/{message_id}", copy.deepcopy(self._db.docs[path])
 
-    def replace_days(self, uid: str, docs: Mapping[str, dict[str, Any] | None]) -> None:
+    def replace_days(
+        self, uid: str, docs: Mapping[str, dict[str, Any]], placed: Mapping[str, tuple[str, Reading]]
+    ) -> None:
         for path in {
             **self._db.under(f"users/{uid}/stressDaily"),
             **self._db.under(f"users/{uid}/stressIndex"),
         }:
             del self._db.docs[path]
         for day, doc in docs.items():
-            if doc is not None:
-                self._db.docs[f"users/{uid}/stressDaily/{day}"] = doc
-                for key in doc.get("readings", {}):
-                    self._db.docs[f"users/{uid}/stressIndex/{trends.index_id(key)}"] = {"day": day}
+            self._db.docs[f"users/{uid}/stressDaily/{day}"] = doc
+        for key, (day, reading) in placed.items():
+            self._db.docs[f"users/{uid}/stressIndex/{trends.index_id(key)}"] = trends.index_doc(day, reading)

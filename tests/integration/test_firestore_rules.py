@@ -190,6 +190,10 @@ def world(http, db) -> World:
     w.seed(f"{w.chat}/alertMarkers/{w.message_id}", {"alertedAt": datetime.now(UTC)})
     w.seed(f"catalog/{run}/suggestions/breathing", {"title": {"en": "Breathe"}})
     w.seed(f"{w.user_doc}/wellbeing/model", {"feedbackCount": 1})
+    day = datetime.now(UTC).date().isoformat()
+    w.seed(f"{w.user_doc}/stressDaily/{day}", {"date": day, "count": 1, "scores": {"725": 1}})
+    reading = {"day": day, "score": 72.5, "level": "high", "at": datetime.now(UTC)}
+    w.seed(f"{w.user_doc}/stressIndex/{w.chat_id}|{w.message_id}", reading)
     return w
 
 
@@ -705,6 +709,36 @@ cell("usage", "create", D, D, D, D, D)(
 )
 cell("usage", "update_reset_count", D, D, D, D, D)(lambda w, me: w.as_(me).update(_usage(w), {"messages": 0}))
 cell("usage", "delete", D, D, D, D, D)(lambda w, me: w.as_(me).delete(_usage(w)))
+
+# users/{uid}/stressDaily/{date} and stressIndex/{chatId|messageId}: the trend aggregates and each
+# reading's own document, backend only; the app reads its trend through the stress_trends callable
+
+
+def _trend_day(w: World) -> str:
+    return f"{w.user_doc}/stressDaily/{datetime.now(UTC).date().isoformat()}"
+
+
+def _trend_reading(w: World) -> str:
+    return f"{w.user_doc}/stressIndex/{w.chat_id}|{w.message_id}"
+
+
+cell("trends", "get_day", D, D, D, D, D)(lambda w, me: w.as_(me).get(_trend_day(w)))
+cell("trends", "list_days", D, D, D, D, D)(lambda w, me: w.as_(me).list(f"{w.user_doc}/stressDaily"))
+cell("trends", "update_day", D, D, D, D, D)(lambda w, me: w.as_(me).update(_trend_day(w), {"count": 0}))
+cell("trends", "create_day", D, D, D, D, D)(
+    lambda w, me: w.as_(me).create(f"{w.user_doc}/stressDaily/2099-01-01", {"count": 1})
+)
+cell("trends", "get_reading", D, D, D, D, D)(lambda w, me: w.as_(me).batch_get(_trend_reading(w)))
+cell("trends", "list_readings", D, D, D, D, D)(lambda w, me: w.as_(me).list(f"{w.user_doc}/stressIndex"))
+cell("trends", "create_reading", D, D, D, D, D)(
+    lambda w, me: w.as_(me).create(
+        f"{w.user_doc}/stressIndex/{unique_id()}|m", {"day": "2099-01-01", "score": 0.0, "level": "low"}
+    )
+)
+cell("trends", "delete_reading", D, D, D, D, D)(lambda w, me: w.as_(me).delete(_trend_reading(w)))
+cell("trends", "query_collection_group_readings", D, D, D, D, D)(
+    lambda w, me: w.as_(me).query("", "stressIndex", all_descendants=True)
+)
 
 # everything else
 

@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from fakes.documents import Documents
+from fakes.trends import InMemoryTrendStore
 
 from emochat.trends import model as trends
 from emochat.trends.model import Reading
@@ -73,21 +75,47 @@ def test_relevance_ignores_writes_that_change_no_reading() -> None:
     assert trends.is_relevant(message(40), None)
 
 
-def test_with_reading_is_idempotent_and_replaces() -> None:
+def test_with_reading_takes_the_stored_reading_out_and_puts_the_new_one_in() -> None:
+    day = "2025-11-20"
+
+    def put(doc, key, old, new, latest=None):
+        return trends.with_reading(doc, "UTC", key, trends.DayWrite(day, old, new), latest)
+
     r1 = Reading(40.0, "moderate", T0)
-    first = trends.with_reading(None, "2025-11-20", "UTC", "c/m1", r1)
+    first = put(None, "c/m1", None, r1)
     assert first.changed and first.doc["count"] == 1 and first.doc["mean"] == 40.0
-    again = trends.with_reading(first.doc, "2025-11-20", "UTC", "c/m1", r1)
-    assert not again.changed and again.doc == first.doc
-    second = trends.with_reading(first.doc, "2025-11-20", "UTC", "c/m2", Reading(80.0, "high", T0))
+    assert not put(first.doc, "c/m1", r1, r1).changed
+    r2 = Reading(80.0, "high", T0 + timedelta(minutes=1))
+    second = put(first.doc, "c/m2", None, r2)
     assert second.doc["count"] == 2 and second.doc["max"] == 80.0 and second.doc["high"] == 1
-    rescored = trends.with_reading(second.doc, "2025-11-20", "UTC", "c/m1", Reading(70.0, "high", T0))
+    assert second.doc["last"]["id"] == "c|m2"
+    rescored = put(second.doc, "c/m1", r1, Reading(70.0, "high", T0))
     assert rescored.doc["count"] == 2 and rescored.doc["mean"] == 75.0 and rescored.doc["high"] == 2
-    removed = trends.with_reading(rescored.doc, "2025-11-20", "UTC", "c/m2", None)
-    assert removed.doc["count"] == 1 and removed.doc["max"] == 70.0
-    assert not trends.with_reading(removed.doc, "2025-11-20", "UTC", "c/nope", None).changed
-    gone = trends.with_reading(removed.doc, "2025-11-20", "UTC", "c/m1", None)
+    assert rescored.doc["scores"] == {"700": 1, "800": 1} and rescored.doc["sum"] == 150.0
+    # Taking out the latest reading needs the latest of the others (the index documents know it).
+    assert trends.needs_latest_other(rescored.doc, "c/m2", trends.DayWrite(day, r2, None))
+    assert not trends.needs_latest_other(rescored.doc, "c/m1", trends.DayWrite(day, r1, None))
+    m1 = trends.Latest.of("c/m1", Reading(70.0, "high", T0))
+    removed = put(rescored.doc, "c/m2", r2, None, m1)
+    assert removed.doc["count"] == 1 and removed.doc["max"] == 70.0 and removed.doc["last"]["id"] == "c|m1"
+    gone = put(removed.doc, "c/m1", Reading(70.0, "high", T0), None)
     assert gone.changed and gone.doc is None
+
+
+def test_day_writes_take_the_stored_reading_out_of_its_stored_day() -> None:
+    r_old, r_new = Reading(40.0, "moderate", T0), Reading(90.0, "high", T0)
+    change = trends.TrendChange("u1", "2025-11-21", "c/m", r_new)
+    stored = trends.Stored("2025-11-20", r_old)
+    assert trends.day_writes(stored, change, {}) == [
+        trends.DayWrite("2025-11-20", r_old, None),
+        trends.DayWrite("2025-11-21", None, r_new),
+    ]
+    same_day = trends.Stored("2025-11-21", r_old)
+    assert trends.day_writes(same_day, change, {}) == [trends.DayWrite("2025-11-21", r_old, r_new)]
+    assert trends.day_writes(trends.Stored("2025-11-21", r_new), change, {}) == []  # redelivered
+    assert trends.day_writes(None, trends.TrendChange("u1", "2025-11-21", "c/m", None), {}) == []
+    assert trends.index_update(None, change).doc == {"day": "2025-11-21", **r_new.as_field()}
+    assert not trends.index_update(trends.Stored("2025-11-21", r_new), change).changed
 
 
 def test_summary_fields() -> None:
@@ -113,28 +141,41 @@ def test_plan_changes() -> None:
 
 
 def test_incremental_days_match_recomputation() -> None:
-    """A random history of writes, redeliveries and deletions, applied one message at a time."""
+    """A random history of writes, redeliveries, re-scores, deletions and readings at the same
+    instant, applied one message at a time through the deciders (the fake store calls the same ones
+    as the Firestore adapter): every day's aggregates, the latest reading included, are what a
+    recomputation from the messages gives, and the index documents hold exactly their readings."""
     rng = random.Random(4)
+    db = Documents()
+    db.docs["users/u1"] = {"timeZone": "Asia/Seoul"}
+    store = InMemoryTrendStore(db)
     messages: dict[str, dict | None] = {}
-    days: dict[str, dict] = {}
+
+    def placed(msg: dict | None) -> tuple[str, str, Reading] | None:
+        reading = trends.reading_of(msg)
+        return None if reading is None else ("u1", trends.day_of(reading.at, SEOUL), reading)
 
     def apply(key: str, msg: dict | None) -> None:
-        old = trends.reading_of(messages.get(key))
-        messages[key] = msg
-        for reading, value in ((old, None), (trends.reading_of(msg), trends.reading_of(msg))):
-            if reading is None:
-                continue
-            day = trends.day_of(reading.at, SEOUL)
-            update = trends.with_reading(days.get(day), day, "Asia/Seoul", key, value)
-            if update.changed:
-                if update.doc is None:
-                    days.pop(day)
-                else:
-                    days[day] = update.doc
+        was, messages[key] = placed(messages.get(key)), msg
+        for change in trends.plan_changes(key, was[:2] if was else None, placed(msg)):
+            store.apply_reading(change, "Asia/Seoul")
 
-    for _ in range(400):
+    def check() -> None:
+        truth = trends.readings_by_day(((k, m) for k, m in messages.items() if m), SEOUL)
+        days = {p.rsplit("/", 1)[1]: d for p, d in db.under("users/u1/stressDaily").items()}
+        assert set(days) == set(truth)
+        for day, doc in days.items():
+            expected = trends.summarize(truth[day])
+            assert {k: doc[k] for k in expected} == expected, day
+        index = {
+            trends.key_of_index(p.rsplit("/", 1)[1]): trends.Stored.parse(d)
+            for p, d in db.under("users/u1/stressIndex").items()
+        }
+        assert index == {k: trends.Stored(day, r) for day, rs in truth.items() for k, r in rs.items()}
+
+    for _ in range(600):
         key = f"chat{rng.randrange(3)}/m{rng.randrange(60)}"
-        at = T0 + timedelta(minutes=rng.randrange(60 * 24 * 6))
+        at = T0 + timedelta(hours=rng.randrange(24 * 6))  # whole hours: many readings at one instant
         roll = rng.random()
         if roll < 0.15:
             apply(key, None)
@@ -147,12 +188,42 @@ def test_incremental_days_match_recomputation() -> None:
             apply(key, msg)
             if rng.random() < 0.3:
                 apply(key, msg)  # redelivery
+        check()
+    assert db.under("users/u1/stressDaily")
+    # Then every message goes, in random order: each time the latest goes, the next takes its place.
+    for key in rng.sample(sorted(messages), len(messages)):
+        apply(key, None)
+        check()
+    assert not db.under("users/u1/stressDaily") and not db.under("users/u1/stressIndex")
 
-    truth = trends.recompute(((k, m) for k, m in messages.items() if m), SEOUL)
-    assert set(days) == set(truth) and truth
-    for day, doc in days.items():
-        stored = {k: doc[k] for k in ("count", "mean", "max", "min", "high", "levels")}
-        assert stored == {k: truth[day][k] for k in stored}, day
+
+def test_a_day_document_of_old_is_converted_as_its_readings_change() -> None:
+    """Day documents written before the bound kept every reading in `readings` (their index documents
+    only the day, or nothing): they keep counting exactly, and their map only shrinks."""
+    db = Documents()
+    db.docs["users/u1"] = {}
+    store = InMemoryTrendStore(db)
+    old = {f"c/m{i}": Reading(float(10 * i), level(10 * i), T0 + timedelta(minutes=i)) for i in range(5)}
+    doc = {
+        "date": "2025-11-20",
+        "timeZone": "UTC",
+        "count": 5,
+        "readings": {k: r.as_field() for k, r in old.items()},
+    }
+    db.docs["users/u1/stressDaily/2025-11-20"] = doc
+    db.docs["users/u1/stressIndex/c|m1"] = {"day": "2025-11-20"}  # index documents held only the day
+    day = "2025-11-20"
+    store.apply_reading(trends.TrendChange("u1", day, "c/m9", Reading(55.0, "moderate", T0)), "UTC")
+    store.apply_reading(trends.TrendChange("u1", day, "c/m1", Reading(95.0, "high", old["c/m1"].at)), "UTC")
+    store.apply_reading(trends.TrendChange("u1", day, "c/m4", None), "UTC")  # the latest, of old
+    store.apply_reading(trends.TrendChange("u1", day, "c/m0", None), "UTC")  # no index document
+    now = {"c/m1": Reading(95.0, "high", old["c/m1"].at), "c/m2": old["c/m2"], "c/m3": old["c/m3"]}
+    now["c/m9"] = Reading(55.0, "moderate", T0)
+    stored = db.docs["users/u1/stressDaily/2025-11-20"]
+    expected = trends.summarize(now)
+    assert {k: stored[k] for k in expected} == expected
+    assert set(stored["readings"]) == {"c/m2", "c/m3"}  # only ever shrinking
+    assert stored["last"]["id"] == "c|m3"
 
 
 def test_series_fills_missing_days_oldest_first() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
-from emochat.trends.model import TrendChange
+from emochat.trends.model import Reading, TrendChange
 
 
 class TrendStore(Protocol):
@@ -17,8 +17,10 @@ class TrendStore(Protocol):
     def message(self, chat_id: str, message_id: str) -> dict[str, Any] | None: ...
 
     def apply_reading(self, change: TrendChange, time_zone: str) -> bool:
-        """Atomically put or take out one message's reading in a day document (trends.with_reading);
-        nothing for a uid the backend may not write for (accounts.model.account_open, with profile)."""
+        """Atomically put or take out one message's reading: its index document and the aggregates
+        of the day(s) it moves between (trends.day_writes, with_reading, index_update); nothing for
+        a uid the backend may not write for (accounts.model.account_open, with profile). Whether
+        any day changed."""
         ...
 
     def day_docs(self, uid: str, days: Iterable[str]) -> dict[str, dict[str, Any]]: ...
@@ -27,4 +29,9 @@ class TrendStore(Protocol):
         """(reading key, message) for every message the user sent."""
         ...
 
-    def replace_days(self, uid: str, docs: Mapping[str, dict[str, Any] | None]) -> None: ...
+    def replace_days(
+        self, uid: str, docs: Mapping[str, dict[str, Any]], placed: Mapping[str, tuple[str, Reading]]
+    ) -> None:
+        """Make the user's day documents exactly `docs` (day → document) and index documents
+        exactly `placed` (reading key → day, reading)."""
+        ...

@@ -90,13 +90,13 @@ def recompute_trends(
 
 
 def rebuild_trends(services: TrendServices, config: TrendConfig, uid: str) -> int:
-    """Rewrite a user's day documents from their messages (repair); returns the days written."""
+    """Rewrite a user's day and index documents from their messages (repair, and the conversion of
+    day documents that kept every reading); returns the days written."""
     zone_name, zone = _zone(services, config, uid)
-    by_day: dict[str, dict[str, Reading]] = {}
-    for key, message in services.store.sent_messages(uid):
-        reading = trends.reading_of(message)
-        if reading is not None:
-            by_day.setdefault(trends.day_of(reading.at, zone), {})[key] = reading
-    docs = {day: trends.day_doc(day, zone_name, readings) for day, readings in by_day.items()}
-    services.store.replace_days(uid, docs)
+    by_day = trends.readings_by_day(services.store.sent_messages(uid), zone)
+    docs = {
+        day: trends.DayTotals.of_readings(readings).as_doc(day, zone_name) for day, readings in by_day.items()
+    }
+    placed = {key: (day, reading) for day, readings in by_day.items() for key, reading in readings.items()}
+    services.store.replace_days(uid, docs, placed)
     return len(docs)

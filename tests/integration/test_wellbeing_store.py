@@ -11,6 +11,7 @@ import json
 import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from document_size import document_size
@@ -135,32 +136,47 @@ def test_a_day_document_does_not_grow_with_its_readings(trend_store, db, unique)
 
 
 def test_message_changes_match_recomputation(services, store, db, unique) -> None:
+    """Readings, a re-score, deletions (the day's latest among them, with two other readings at the
+    same instant) through the real transactions: every aggregate, the latest reading included, is
+    what a recomputation from the messages gives, and each index document holds its reading."""
     uid, chat = f"sender-{unique}", f"chat-{unique}"
     db.document(f"users/{uid}").set({"timeZone": "Asia/Seoul"})  # trends are kept for accounts only
     rng, written = random.Random(6), {}
-    for i in range(12):
-        ref = db.document(f"chats/{chat}/messages/m{i}")
-        at = NOW - timedelta(hours=7 * i)
-        processing = {
+
+    def send(mid: str, at: datetime, score: float) -> None:
+        before = written.get(mid) or {
             "kind": "voice",
             "senderId": uid,
             "status": "processing",
             "createdAt": at,
             "stress": None,
         }
-        score = round(rng.uniform(0, 100), 1)
-        ready = {**processing, "status": "ready", "stress": {"score": score, "level": trends_level(score)}}
-        ref.set(ready)
-        written[f"m{i}"] = ready
-        trend_service.record_message_change(services, TRENDS, chat, f"m{i}", processing, ready)
-    db.document(f"chats/{chat}/messages/m0").delete()
-    trend_service.record_message_change(services, TRENDS, chat, "m0", written["m0"], None)
+        ready = {**before, "status": "ready", "stress": {"score": score, "level": trends_level(score)}}
+        db.document(f"chats/{chat}/messages/{mid}").set(ready)
+        written[mid] = ready
+        trend_service.record_message_change(services, TRENDS, chat, mid, before, ready)
+
+    def delete(mid: str) -> None:
+        db.document(f"chats/{chat}/messages/{mid}").delete()
+        trend_service.record_message_change(services, TRENDS, chat, mid, written.pop(mid), None)
+
+    for i in range(12):
+        send(f"m{i}", NOW - timedelta(hours=7 * i), round(rng.uniform(0, 100), 1))
+    send("m12", NOW, 12.0)  # three readings at one instant: the latest is the largest id, m13
+    send("m13", NOW, 13.0)
+    send("m3", written["m3"]["createdAt"], 99.9)  # re-scored
+    delete("m13")  # the day's latest: m12 takes its place (same instant, next id)
+    delete("m5")
     stored, truth = trend_service.recompute_trends(services, TRENDS, uid)
     assert truth and set(stored) == set(truth)
     for day in truth:
-        assert {k: stored[day][k] for k in ("count", "mean", "max", "high")} == {
-            k: truth[day][k] for k in ("count", "mean", "max", "high")
-        }
+        assert {k: stored[day][k] for k in truth[day]} == truth[day], day
+    day_now = trends.day_of(NOW, ZoneInfo("Asia/Seoul"))
+    assert stored[day_now]["last"]["id"] == f"{chat}|m12"
+    index = {snap.id: snap.to_dict() for snap in db.collection(f"users/{uid}/stressIndex").stream()}
+    assert {i: (d["score"], d["at"]) for i, d in index.items()} == {
+        f"{chat}|{mid}": (m["stress"]["score"], m["createdAt"]) for mid, m in written.items()
+    }
 
 
 def trends_level(score: float) -> str:

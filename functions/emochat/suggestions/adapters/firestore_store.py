@@ -23,9 +23,8 @@ from emochat.suggestions.catalog import Catalog, catalog_from_docs
 from emochat.suggestions.ports import RatingOutcome
 
 
-# Several messages of one sender can become ready at once and share a day document; a user may tap
-# "helpful" twice. The client retries an aborted transaction at once, so contenders can keep
-# colliding: rounds of client attempts are separated by jittered, growing pauses (~6 s at most).
+# A user may tap "helpful" twice, and ratings of one user race for its model: rate() is one
+# transaction, carried through the contention by firestore_tx.run_transaction.
 class FirestoreSuggestionStore:
     def __init__(self, db: firestore.Client) -> None:
         self._db = db

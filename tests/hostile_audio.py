@@ -3,8 +3,9 @@ headers), and a way to decode one in a child process whose memory can be measure
 
 Each file is small (under 2.1 MiB) but claims something a phone never records: a 1 Hz or 384 kHz
 sample rate, 64 channels, one packet of megabytes, hours of audio, another file to read, a codec
-nobody needs. Both decoders (functions/emochat/pipeline/audio.py, stress_model/stress_model/audio.py) must
-reject each one with its code, quickly and within a fixed memory bound.
+nobody needs. Both decoders (functions/emochat/pipeline/audio.py, stress_model/stress_model/audio.py,
+each over the same guarded_decode.py) must reject each one with its code, quickly and within a
+fixed memory bound.
 
 Used by tests/unit, tests/model, tests/e2e and bench/: it imports neither decoder, only PyAV.
 """

@@ -9,15 +9,20 @@ import wave
 import numpy as np
 
 
+def _wav(frames: bytes, rate: int, channels: int, sample_bytes: int) -> bytes:
+    """A PCM WAV in memory around interleaved little-endian samples of `sample_bytes` each."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(sample_bytes)
+        wav.setframerate(rate)
+        wav.writeframes(frames)
+    return buffer.getvalue()
+
+
 def wav_bytes(x: np.ndarray, sr: int, channels: int = 1) -> bytes:
     """16-bit PCM WAV in memory (x in [-1, 1]: (n,) or (n, channels))."""
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes())
-    return buf.getvalue()
+    return _wav((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes(), sr, channels, 2)
 
 
 def make_wav(
@@ -37,10 +42,4 @@ def make_wav(
     samples = (amplitude * np.sin(2 * math.pi * freq * t) * full_scale).astype("<i4")
     # Little-endian: a sample's low `sample_bytes` bytes are the PCM sample of that width.
     frames = np.repeat(samples, channels).view(np.uint8).reshape(-1, 4)[:, :sample_bytes]
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(channels)
-        wav.setsampwidth(sample_bytes)
-        wav.setframerate(rate)
-        wav.writeframes(frames.tobytes())
-    return buffer.getvalue()
+    return _wav(frames.tobytes(), rate, channels, sample_bytes)

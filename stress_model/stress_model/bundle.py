@@ -17,7 +17,16 @@ from pathlib import Path
 from stress_model.config import Config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-VENDORED = ("__init__.py", "config.py", "audio.py", "features.py", "model.py", "handler.py")
+# guarded_decode.py is a symlink to the backend's file: copied, as the rest, by content.
+VENDORED = (
+    "__init__.py",
+    "config.py",
+    "guarded_decode.py",
+    "audio.py",
+    "features.py",
+    "model.py",
+    "handler.py",
+)
 
 ROOT_HANDLER = '''"""Hugging Face custom handler entry point (written by `python -m stress_model bundle`)."""
 

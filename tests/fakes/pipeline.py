@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 
-from emochat.domain import MessageStatus
 from emochat.pipeline.budget import SYSTEM_CLOCK, Clock, Deadline
 from emochat.pipeline.model import (
     Claim,
@@ -24,6 +23,7 @@ from emochat.pipeline.model import (
     decide_claim,
     is_abandoned,
     may_write,
+    message_state,
 )
 from emochat.pipeline.ports import ServiceError, Transcript, TranscriptionUsage, VoiceClip
 
@@ -74,18 +74,7 @@ class InMemoryMessages:
         return self.chats.get(chat_id)
 
     def _state(self, key: str) -> MessageState | None:
-        doc = self.docs.get(key)
-        if doc is None:
-            return None
-        lease = doc.get("leaseExpiresAt")
-        audio = doc.get("audio") or {}
-        return MessageState(
-            MessageStatus(doc["status"]),
-            doc.get("senderId"),
-            UploadedObject(audio["path"], audio["generation"]) if "path" in audio else None,
-            lease.timestamp() if lease else None,
-            doc.get("claimToken"),
-        )
+        return message_state(self.docs.get(key))
 
     def claim(self, path: VoicePath, obj: UploadedObject, fields: dict[str, Any]) -> Claim:
         with self._lock:

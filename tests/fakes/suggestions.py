@@ -77,15 +77,15 @@ class InMemorySuggestionStore:
             verdict = recommend.judge_rating(record, helpful, suggestion_id)
             if verdict is not Verdict.RECORD:
                 return RatingOutcome(verdict, record.get("suggestionId") if record else None)
-            before = self.model(uid)
-            model, sid, _ = recommend.feedback_update(record, before, helpful)
-            delta = recommend.population_delta(before, model, sid, params)
-            self._db.docs[f"users/{uid}/wellbeing/model"] = model.to_doc()
+            update = recommend.rating_update(record, self.model(uid), helpful, params)
+            self._db.docs[f"users/{uid}/wellbeing/model"] = update.model.to_doc()
             record["feedback"] = {"helpful": helpful, "ratedAt": now}
-            stats = self._db.docs.setdefault(f"suggestionStats/{sid}", {"helpful": 0, "notHelpful": 0})
-            stats["helpful"] += delta.helpful
-            stats["notHelpful"] += delta.not_helpful
-            return RatingOutcome(verdict, sid)
+            stats = self._db.docs.setdefault(
+                f"suggestionStats/{update.suggestion_id}", {"helpful": 0, "notHelpful": 0}
+            )
+            stats["helpful"] += update.population.helpful
+            stats["notHelpful"] += update.population.not_helpful
+            return RatingOutcome(verdict, update.suggestion_id)
 
     def recommendations(self, uid: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
         recs = [(p.rsplit("/", 1)[1], d) for p, d in self._db.under(f"users/{uid}/recommendations").items()]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from model_helpers import needs_espeak
+from model_helpers import REPO, needs_espeak
 from typer.testing import CliRunner
 
 from stress_model.cli import app
@@ -83,6 +83,10 @@ def test_predict_and_bundle_standalone(ckpt: Path, speech: dict[str, Path], tmp_
         "README.md",
     }
     assert "torch==2.13.0" in (out / "requirements.txt").read_text()
+    # The backend's guarded decode ships as a file (the repo's symlink would dangle on the endpoint).
+    shipped = out / "stress_model" / "guarded_decode.py"
+    assert not shipped.is_symlink()
+    assert shipped.read_bytes() == (REPO / "functions/emochat/pipeline/guarded_decode.py").read_bytes()
     # a fresh interpreter inside the bundle, as HF runs it: the root handler.py + the vendored package
     code = (
         "import handler, stress_model, pathlib, sys\n"

@@ -73,6 +73,17 @@ def records(store: Documents, uid: str) -> dict[str, dict[str, Any]]:
     return {p.rsplit("/", 1)[1]: d for p, d in store.under(f"users/{uid}/recommendations").items()}
 
 
+def population(store: Documents) -> dict[str, Counts]:
+    return {p.rsplit("/", 1)[1]: Counts.from_field(d) for p, d in store.under("suggestionStats").items()}
+
+
+def rate(services: OpsServices, uid: str, recommendation_id: str, helpful: bool, **data: Any) -> dict:
+    """rate_suggestion as the app calls it: {recommendationId, helpful} (+ `data`)."""
+    return suggestions.rate_suggestion(
+        services.suggestions, CONFIG, uid, {"recommendationId": recommendation_id, "helpful": helpful, **data}
+    )
+
+
 # ── Catalog ──────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -191,9 +202,7 @@ def test_alert_suggestion_is_recorded_with_its_context(services, store) -> None:
     assert doc["source"] == "alert" and doc["messagePath"] == "chats/c1/messages/m9"
     assert doc["context"] == {"stressLevel": "high", "timeOfDay": "evening"}
     # The app rates it like any other suggestion.
-    out = suggestions.rate_suggestion(
-        services.suggestions, CONFIG, "alice", {"recommendationId": pick.recommendation_id, "helpful": True}
-    )
+    out = rate(services, "alice", pick.recommendation_id, True)
     assert out["recorded"] is True
 
 
@@ -205,43 +214,30 @@ def test_feedback_updates_the_model_once_per_showing(services, store) -> None:
         services.suggestions, CONFIG, "alice", {"count": 1, "stressLevel": "high"}
     )
     rec_id, sid = rec["recommendations"][0]["recommendationId"], rec["recommendations"][0]["suggestionId"]
-    out = suggestions.rate_suggestion(
-        services.suggestions, CONFIG, "alice", {"recommendationId": rec_id, "helpful": True}
-    )
+    out = rate(services, "alice", rec_id, True)
     assert out == {"recommendationId": rec_id, "suggestionId": sid, "helpful": True, "recorded": True}
     model = services.suggestions.store.model("alice")
     assert model.feedback_count == 1 and model.arms[sid].by_context["high|afternoon"] == Counts(1, 0)
     assert services.suggestions.store.population()[sid] == Counts(1, 0)
     assert records(store, "alice")[rec_id]["feedback"] == {"helpful": True, "ratedAt": NOW}
     # A retried call changes nothing; rating the other way is refused.
-    again = suggestions.rate_suggestion(
-        services.suggestions, CONFIG, "alice", {"recommendationId": rec_id, "helpful": True}
-    )
+    again = rate(services, "alice", rec_id, True)
     assert again["recorded"] is False and services.suggestions.store.model("alice").feedback_count == 1
     with pytest.raises(RequestError) as err:
-        suggestions.rate_suggestion(
-            services.suggestions, CONFIG, "alice", {"recommendationId": rec_id, "helpful": False}
-        )
+        rate(services, "alice", rec_id, False)
     assert err.value.code == "already-exists" and services.suggestions.store.population()[sid] == Counts(1, 0)
 
 
 def test_feedback_for_an_unshown_suggestion_is_refused(services, store) -> None:
     with pytest.raises(RequestError) as err:
-        suggestions.rate_suggestion(
-            services.suggestions, CONFIG, "alice", {"recommendationId": "made-up", "helpful": True}
-        )
+        rate(services, "alice", "made-up", True)
     assert err.value.code == "not-found"
     # Bob's recommendation id is not Alice's to rate.
     bobs = suggestions.recommend_coping(services.suggestions, CONFIG, "bob", {"count": 1})["recommendations"][
         0
     ]
     with pytest.raises(RequestError) as err:
-        suggestions.rate_suggestion(
-            services.suggestions,
-            CONFIG,
-            "alice",
-            {"recommendationId": bobs["recommendationId"], "helpful": True},
-        )
+        rate(services, "alice", bobs["recommendationId"], True)
     assert err.value.code == "not-found"
     # A shown recommendation cannot be used to rate a different suggestion.
     mine = suggestions.recommend_coping(services.suggestions, CONFIG, "alice", {"count": 1})[
@@ -253,12 +249,7 @@ def test_feedback_for_an_unshown_suggestion_is_refused(services, store) -> None:
         if s.id != mine["suggestionId"]
     )
     with pytest.raises(RequestError) as err:
-        suggestions.rate_suggestion(
-            services.suggestions,
-            CONFIG,
-            "alice",
-            {"recommendationId": mine["recommendationId"], "suggestionId": other, "helpful": True},
-        )
+        rate(services, "alice", mine["recommendationId"], True, suggestionId=other)
     assert err.value.code == "invalid-argument"
     assert (
         services.suggestions.store.model("alice").feedback_count == 0
@@ -301,12 +292,7 @@ def test_service_learns_a_users_preference_through_feedback(services, store) -> 
         first = rec["recommendations"][0]
         tops.append(first["suggestionId"])
         helpful = user.random() < rates[first["suggestionId"]]
-        suggestions.rate_suggestion(
-            services.suggestions,
-            CONFIG,
-            "alice",
-            {"recommendationId": first["recommendationId"], "helpful": helpful},
-        )
+        rate(services, "alice", first["recommendationId"], helpful)
     assert tops[:30].count("calm-music") < tops[-30:].count("calm-music")
     assert tops[-30:].count("calm-music") >= 20
 
@@ -418,9 +404,7 @@ def _populate(services, store, uid: str) -> None:
     store.docs[f"users/{uid}/devices/d1"] = {"token": "t", "platform": "ios"}
     store.docs[f"users/{uid}/notifications/n1"] = {"kind": "high_stress"}
     rec = suggestions.recommend_coping(services.suggestions, CONFIG, uid, {"count": 2})["recommendations"][0]
-    suggestions.rate_suggestion(
-        services.suggestions, CONFIG, uid, {"recommendationId": rec["recommendationId"], "helpful": True}
-    )
+    rate(services, uid, rec["recommendationId"], True)
     write(services, store, f"chat-{uid}", "m1", _msg(uid, NOW, 75.0))
 
 
@@ -629,13 +613,8 @@ def test_one_user_rating_many_times_cannot_move_the_prior_beyond_the_cap(service
     for _ in range(40):
         shown = suggestions.recommend_coping(services.suggestions, CONFIG, "alice", {"count": 5})
         for rec in shown["recommendations"]:
-            suggestions.rate_suggestion(
-                services.suggestions,
-                CONFIG,
-                "alice",
-                {"recommendationId": rec["recommendationId"], "helpful": True},
-            )
-    stats = {p.rsplit("/", 1)[1]: Counts.from_field(d) for p, d in store.under("suggestionStats").items()}
+            rate(services, "alice", rec["recommendationId"], True)
+    stats = population(store)
     rated = InMemorySuggestionStore(store).model("alice").arms
     assert max(arm.overall.total for arm in rated.values()) > cap  # she did rate some many times
     assert stats and all(counts.total <= cap + 1e-9 for counts in stats.values()), stats
@@ -644,13 +623,8 @@ def test_one_user_rating_many_times_cannot_move_the_prior_beyond_the_cap(service
         rec = suggestions.recommend_coping(services.suggestions, CONFIG, "bob", {"count": 1})[
             "recommendations"
         ][0]
-        suggestions.rate_suggestion(
-            services.suggestions,
-            CONFIG,
-            "bob",
-            {"recommendationId": rec["recommendationId"], "helpful": helpful},
-        )
-    after = {p.rsplit("/", 1)[1]: Counts.from_field(d) for p, d in store.under("suggestionStats").items()}
+        rate(services, "bob", rec["recommendationId"], helpful)
+    after = population(store)
     assert sum(c.total for c in after.values()) == pytest.approx(sum(c.total for c in stats.values()) + 4)
 
 

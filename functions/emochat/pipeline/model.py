@@ -8,9 +8,11 @@ the triggers stay thin. The field names and codes are the data contract the mobi
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from emochat.domain import MessageStatus, Problem, StressLevel
 
@@ -216,6 +218,33 @@ class MessageState:
     object: UploadedObject | None  # audio.path and audio.generation of the object it stands for
     lease_expires_at: float | None = None  # epoch seconds; only while processing
     claim_token: str | None = None  # which run holds it (a new one per START and RETAKE)
+
+
+def message_state(fields: Mapping[str, Any] | None) -> MessageState | None:
+    """What a stored message document (None: there is none) says about who holds it.
+
+    One reading for the Firestore adapter and the tests' fake. Values of the wrong type count as
+    absent, and an unknown status as processing, so an odd document is never taken over early.
+    """
+    if fields is None:
+        return None
+    lease = fields.get("leaseExpiresAt")
+    try:
+        status = MessageStatus(fields.get("status"))
+    except ValueError:
+        status = MessageStatus.PROCESSING
+    audio = fields.get("audio") if isinstance(fields.get("audio"), dict) else {}
+    name, generation = audio.get("path"), audio.get("generation")
+    sender, token = fields.get("senderId"), fields.get("claimToken")
+    return MessageState(
+        status=status,
+        sender_id=sender if isinstance(sender, str) else None,
+        object=UploadedObject(name, int(generation))
+        if isinstance(name, str) and isinstance(generation, int)
+        else None,
+        lease_expires_at=lease.timestamp() if lease is not None else None,
+        claim_token=token if isinstance(token, str) else None,
+    )
 
 
 @dataclass(frozen=True)

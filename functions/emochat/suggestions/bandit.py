@@ -363,6 +363,23 @@ def population_delta(before: UserModel, after: UserModel, suggestion_id: str, pa
     return Counts(new.helpful - old.helpful, new.not_helpful - old.not_helpful)
 
 
+@dataclass(frozen=True)
+class RatingUpdate:
+    """What one recorded rating writes: the user's new model and suggestionStats/{suggestion_id}'s change."""
+
+    suggestion_id: str
+    model: UserModel
+    population: Counts
+
+
+def rating_update(
+    record: Mapping[str, Any], model: UserModel, helpful: bool, params: PolicyParams
+) -> RatingUpdate:
+    """A rating judge_rating said to RECORD, applied to the user's model and the population counts."""
+    updated, suggestion_id, _ = feedback_update(record, model, helpful)
+    return RatingUpdate(suggestion_id, updated, population_delta(model, updated, suggestion_id, params))
+
+
 def expected_regret(true_rates: Mapping[str, float], chosen: str) -> float:
     """For simulations: how much worse the chosen suggestion is than the best, in helpful rate."""
     return max(true_rates.values()) - true_rates[chosen]

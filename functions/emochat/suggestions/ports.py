@@ -50,9 +50,8 @@ class SuggestionStore(Protocol):
         params: PolicyParams,
     ) -> RatingOutcome:
         """Atomically: judge (recommend.judge_rating; a deleted account's recommendation counts as
-        not shown), then mark the recommendation rated, update the
-        user's model (recommend.feedback_update) and the population counts by the user's capped
-        share (recommend.population_delta)."""
+        not shown), then mark the recommendation rated, and write recommend.rating_update: the user's
+        model and the population counts by the user's capped share."""
         ...
 
     def recommendations(self, uid: str, limit: int) -> list[tuple[str, dict[str, Any]]]:

@@ -41,11 +41,6 @@ from emochat.alerts.ports import Claimed, Reservation
 from emochat.firestore_tx import account_open, read_chat_members, run_transaction
 
 
-# Several messages of one sender can become ready at once, and each transaction writes the sender's
-# baseline (and two alerts can race for one recipient's cooldown). The client retries an aborted
-# transaction at once, keeping its place in line; rounds of such attempts are separated here by
-# short jittered pauses, for contention that outlasts one round (the emulator settles each lock
-# conflict only after a ~2 s timeout). The same scheme as firestore_tx.run_transaction.
 def _timestamp(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 
@@ -65,6 +60,9 @@ def _marker(snapshot: firestore.DocumentSnapshot) -> Marker | None:
     return Marker(state=state, lease_expires_at=_epoch(data.get("leaseExpiresAt")))
 
 
+# Several messages of one sender can become ready at once, and each transaction writes the sender's
+# baseline (and two alerts can race for one recipient's cooldown): firestore_tx.run_transaction
+# carries them through the contention.
 class FirestoreAlertStore:
     def __init__(self, db: firestore.Client) -> None:
         self._db = db

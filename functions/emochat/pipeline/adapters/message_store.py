@@ -25,31 +25,13 @@ from emochat.pipeline.model import (
     decide_claim,
     is_abandoned,
     may_write,
+    message_state,
 )
 from emochat.pipeline.ports import StoreUnavailable, TranscriptionUsage
 
 
 def _message_state(snapshot: firestore.DocumentSnapshot) -> MessageState | None:
-    if not snapshot.exists:
-        return None
-    data = snapshot.to_dict() or {}
-    lease = data.get("leaseExpiresAt")
-    try:
-        status = MessageStatus(data.get("status"))
-    except ValueError:
-        status = MessageStatus.PROCESSING
-    audio = data.get("audio") if isinstance(data.get("audio"), dict) else {}
-    name, generation = audio.get("path"), audio.get("generation")
-    sender, token = data.get("senderId"), data.get("claimToken")
-    return MessageState(
-        status=status,
-        sender_id=sender if isinstance(sender, str) else None,
-        object=UploadedObject(name, int(generation))
-        if isinstance(name, str) and isinstance(generation, int)
-        else None,
-        lease_expires_at=lease.timestamp() if lease is not None else None,
-        claim_token=token if isinstance(token, str) else None,
-    )
+    return message_state(snapshot.to_dict() or {}) if snapshot.exists else None
 
 
 @contextlib.contextmanager

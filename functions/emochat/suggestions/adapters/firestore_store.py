@@ -23,9 +23,8 @@ from emochat.suggestions.catalog import Catalog, catalog_from_docs
 from emochat.suggestions.ports import RatingOutcome
 
 
-# Several messages of one sender can become ready at once and share a day document; a user may tap
-# "helpful" twice. The client retries an aborted transaction at once, so contenders can keep
-# colliding: rounds of client attempts are separated by jittered, growing pauses (~6 s at most).
+# A user may tap "helpful" twice, and ratings of one user race for its model: rate() is one
+# transaction, carried through the contention by firestore_tx.run_transaction.
 class FirestoreSuggestionStore:
     def __init__(self, db: firestore.Client) -> None:
         self._db = db
@@ -132,20 +131,19 @@ class FirestoreSuggestionStore:
                 return RatingOutcome(verdict, shown)
             model_snap = model_ref.get(transaction=transaction)
             model = UserModel.from_doc(model_snap.to_dict() if model_snap.exists else None)
-            updated, rated_id, _ = recommend.feedback_update(record, model, helpful)
-            delta = recommend.population_delta(model, updated, rated_id, params)
-            transaction.set(model_ref, {**updated.to_doc(), "updatedAt": now})
+            update = recommend.rating_update(record, model, helpful, params)
+            transaction.set(model_ref, {**update.model.to_doc(), "updatedAt": now})
             transaction.update(rec_ref, {"feedback": {"helpful": helpful, "ratedAt": now}})
             transaction.set(
-                self._db.collection("suggestionStats").document(rated_id),
+                self._db.collection("suggestionStats").document(update.suggestion_id),
                 {
-                    "helpful": firestore.Increment(delta.helpful),
-                    "notHelpful": firestore.Increment(delta.not_helpful),
+                    "helpful": firestore.Increment(update.population.helpful),
+                    "notHelpful": firestore.Increment(update.population.not_helpful),
                     "updatedAt": now,
                 },
                 merge=True,
             )
-            return RatingOutcome(verdict, rated_id)
+            return RatingOutcome(verdict, update.suggestion_id)
 
         return run_transaction(self._db, rate_in)
 

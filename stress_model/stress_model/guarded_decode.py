@@ -1,0 +1,1 @@
+../../functions/emochat/pipeline/guarded_decode.py

@@ -38,9 +38,6 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "functions")]
 
 from hostile_audio import HOSTILE, proc_status_bytes, typical_m4a, wav  # noqa: E402
 
-INSTANCE_MIB = 1024
-# Kept free of messages: the Functions framework's server, allocator fragmentation, GC slack.
-HEADROOM = 0.25
 MAX_UPLOAD_BYTES = 25 * 2**20
 console = Console(width=150)
 
@@ -176,26 +173,59 @@ def main() -> None:
     worst_name = max((n for n, (k, _, _) in rows.items() if k == "accepted"), key=per_message.__getitem__)
     typical_name = next(n for n, (k, _, _) in rows.items() if k == "typical")
     baseline = max(r["baseline"] for _, _, r in rows.values())
-    usable = INSTANCE_MIB * mib * (1 - HEADROOM) - baseline
-    worst, typical = per_message[worst_name], per_message[typical_name]
-    summary = Table(title=f"process_voice_message on a {INSTANCE_MIB} MiB instance")
-    for column in ("", "worst accepted", "typical"):
-        summary.add_column(column, justify="right")
-    summary.add_row("input", worst_name, typical_name)
-    summary.add_row("per in-flight message, MiB", f"{worst / mib:.1f}", f"{typical / mib:.1f}")
-    summary.add_row("instance baseline (imports), MiB", f"{baseline / mib:.0f}", f"{baseline / mib:.0f}")
-    summary.add_row(
-        f"usable after {HEADROOM:.0%} headroom, MiB", f"{usable / mib:.0f}", f"{usable / mib:.0f}"
+    worst, typical = per_message[worst_name] / mib, per_message[typical_name] / mib
+    print_sizing(worst_name, worst, typical, baseline / mib)
+
+
+def print_sizing(worst_name: str, worst: float, typical: float, baseline: float) -> None:
+    """One table: the memory figures measured here, the concurrency they allow, what
+    functions/emochat/config.py declares, and why."""
+    from emochat import config
+
+    instance = config.VOICE_MEMORY.value
+    usable = instance * (1 - config.INSTANCE_HEADROOM) - baseline
+    fit, fit_typical = math.floor(usable / worst), math.floor(usable / typical)
+    instances = config.MAX_VOICE_INSTANCES.default
+    table = Table(title=f"process_voice_message sizing on a {instance} MiB instance", show_lines=False)
+    for column, justify in (("", "left"), ("MiB / count", "right"), ("why", "left")):
+        table.add_column(column, justify=justify)
+    table.add_row("instance memory", f"{instance}", "config.VOICE_MEMORY")
+    table.add_row("baseline after imports", f"{baseline:.0f}", f"config says {config.INSTANCE_BASELINE_MIB}")
+    table.add_row(
+        f"headroom {config.INSTANCE_HEADROOM:.0%}",
+        f"{instance * config.INSTANCE_HEADROOM:.0f}",
+        "framework server, fragmentation, GC slack",
     )
-    summary.add_row("messages that fit", str(math.floor(usable / worst)), str(math.floor(usable / typical)))
-    console.print(summary)
-    fit = math.floor(usable / worst)
-    console.print(
-        f"Suggested concurrency: {fit} — sized on the worst accepted input, so no mix of uploads can "
-        f"exhaust the instance (the typical upload alone would allow {math.floor(usable / typical)}). "
-        "Each in-flight message also holds a thread for its two network-bound service calls; decoding "
-        "is the only CPU work (the ms column), so 1 vCPU serves this concurrency."
+    table.add_row("usable for messages", f"{usable:.0f}", "memory - headroom - baseline")
+    table.add_row(
+        "per message, worst accepted",
+        f"{worst:.1f}",
+        f"{worst_name}, + request bodies; config says {config.WORST_MESSAGE_MIB}",
     )
+    table.add_row("per message, typical", f"{typical:.1f}", "20 s AAC m4a")
+    table.add_row("messages that fit, worst / typical", f"{fit} / {fit_typical}", "usable / per message")
+    table.add_row(
+        "concurrency declared",
+        f"{config.VOICE_CONCURRENCY}",
+        "sized on the worst input: no mix of uploads can exhaust an instance",
+    )
+    table.add_row(
+        "cpu declared",
+        f"{config.VOICE_CPU}",
+        "Cloud Run needs >= 1 vCPU for concurrency > 1; decoding (ms column) is the only CPU work",
+    )
+    table.add_row(
+        "pipelines in flight (STT rate limit)",
+        f"{instances * config.VOICE_CONCURRENCY}",
+        f"MAX_VOICE_INSTANCES {instances} (default) x concurrency {config.VOICE_CONCURRENCY}",
+    )
+    console.print(table)
+    verdict = (
+        "matches this measurement"
+        if fit == config.VOICE_CONCURRENCY
+        else f"DIFFERS from this measurement ({fit}): update the figures in functions/emochat/config.py"
+    )
+    console.print(f"Declared concurrency {config.VOICE_CONCURRENCY} {verdict}.")
 
 
 if __name__ == "__main__":

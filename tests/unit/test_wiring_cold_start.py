@@ -1,0 +1,95 @@
+"""The voice path's wiring (emochat.wiring.voice_services): what a cold start builds and imports.
+
+The figures live in bench/bench_import.py; these tests hold the properties the figures rest on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from emochat.pipeline.ports import ServiceError, VoiceClip
+
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+EMULATED = {
+    "GCLOUD_PROJECT": "demo-wiring",
+    "FIREBASE_CONFIG": json.dumps({"projectId": "demo-wiring", "storageBucket": "demo-wiring.appspot.com"}),
+    "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1",
+    "STORAGE_EMULATOR_HOST": "http://127.0.0.1:1",
+    "OPENAI_API_KEY": "not-a-key",
+    "STRESS_ENDPOINT_URL": "http://127.0.0.1:1",
+    "METADATA_SERVER_DETECTION": "none",
+}
+
+
+@pytest.fixture
+def wiring(monkeypatch: pytest.MonkeyPatch):
+    from emochat import wiring
+
+    for name, value in EMULATED.items():
+        monkeypatch.setenv(name, value)
+    for cached in (wiring._voice_services, wiring.http_client, wiring.firestore_client):
+        cached.cache_clear()
+    yield wiring
+    for cached in (wiring._voice_services, wiring.http_client, wiring.firestore_client):
+        cached.cache_clear()
+
+
+def test_stt_and_stress_share_one_http_client(wiring) -> None:
+    services = wiring.voice_services()
+    transcriber = services.transcriber._built.result(timeout=60)
+    shared = wiring.http_client()
+    assert transcriber._client._client is shared  # the openai client sends through it
+    assert services.stress_scorer._client is shared
+    assert services.audio_store._built.result(timeout=60) is not None
+
+
+def test_a_failed_background_build_reaches_the_first_call(wiring) -> None:
+    def broken():
+        raise ServiceError("stt_unavailable", "no client")
+
+    pending = wiring.PendingTranscriber(wiring.build_in_background(broken))
+    with pytest.raises(ServiceError, match="no client"):
+        pending.transcribe(VoiceClip(b"", "m.wav", "audio/wav"), None)
+    failed: Future = wiring.build_in_background(broken)
+    with pytest.raises(ServiceError):
+        wiring.PendingAudioStore(failed).download("b", "voice/u/c/m.wav", 1)
+
+
+def test_the_voice_path_imports_no_other_feature_and_no_torch() -> None:
+    probe = (
+        "import sys, json, main\n"
+        "from emochat import wiring\n"
+        "services = wiring.voice_services()\n"
+        "services.transcriber._built.result(timeout=60); services.audio_store._built.result(timeout=60)\n"
+        "prefixes = ('emochat', 'firebase_admin', 'torch')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(prefixes))))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=FUNCTIONS,
+        env={**os.environ, **EMULATED},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    loaded = set(json.loads(run.stdout.strip().splitlines()[-1]))
+    assert "emochat.pipeline.adapters.openai_stt" in loaded  # the probe did build the voice path
+    others = {m for m in loaded if m.startswith(("emochat.alerts", "emochat.suggestions", "emochat.trends"))}
+    others |= {m for m in loaded if m.startswith(("emochat.accounts", "firebase_admin.messaging", "torch"))}
+    assert not others
+
+
+def test_concurrent_first_events_share_one_build(wiring) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        built = list(pool.map(lambda _: wiring.voice_services(), range(4)))
+    assert all(services is built[0] for services in built)

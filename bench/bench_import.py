@@ -12,7 +12,7 @@ interpreter, the "before" and "after" samples interleaved so both see the same m
 Each sample times, from a fresh interpreter: the firebase_functions SDK (what any main.py declaring
 these triggers pays), the rest of `import main`, `from emochat import wiring`, and
 `wiring.voice_services()` — the first voice event's critical path ends there. The lazy wiring builds
-the OpenAI and Storage clients on a background thread that overlaps the event's first Firestore round
+the HTTP, OpenAI and Storage clients on background threads that overlap the event's first Firestore round
 trips; the last column waits for them too (the whole cost, paid or hidden). Wall and CPU time (user +
 sys of the process) are both printed: on a loaded shared machine wall time swells with the load.
 
@@ -54,7 +54,7 @@ services = wiring.voice_services()
 marks.append(now())
 critical = sorted(m for m in ("openai", "google.cloud.storage", "emochat.alerts.adapters.fcm_notifier",
                               "firebase_admin.messaging") if m in sys.modules)
-for port in (services.transcriber, services.audio_store):
+for port in (services.transcriber, services.stress_scorer, services.audio_store):
     built = getattr(port, "_built", None)
     if built is not None:
         built.result()

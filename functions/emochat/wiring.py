@@ -3,10 +3,10 @@
 Cold start (bench/bench_import.py): each trigger imports only its own feature's adapters, inside the
 function that builds them, so the voice path never imports the alerts', suggestions' or accounts'
 clients. The voice path shares one httpx client between the OpenAI client and the stress endpoint
-(one TLS context and one HTTP stack instead of two), and builds the OpenAI client and the Storage
-client on a background thread while the first event's Firestore claim and membership read run: the
-`openai` import is the largest single cost of a cold start, and no upload needs it before its audio
-is downloaded and decoded.
+(one TLS context and one HTTP stack instead of two), and builds that client, the two service
+adapters on it and the Storage client on background threads while the first event's Firestore claim
+and membership read run: the `openai` import is the largest single cost of a cold start, and no
+upload needs the services before its audio is downloaded and decoded.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from firebase_functions import params
 from google.cloud import firestore
 
 from emochat import config
-from emochat.pipeline.ports import AudioStore, Transcriber, Transcript, VoiceClip
+from emochat.pipeline.ports import AudioStore, StressScorer, Transcriber, Transcript, VoiceClip
 
 if TYPE_CHECKING:
     import firebase_admin
@@ -79,7 +79,6 @@ def voice_services() -> Services:
 
 @functools.cache
 def _voice_services() -> Services:
-    from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer
     from emochat.pipeline.service import Services
 
     # Params are read here, on the event's thread, so a bad configuration fails the event as before.
@@ -108,21 +107,36 @@ def _voice_services() -> Services:
 
         return CloudStorageAudio(storage.Client())
 
-    stress_scorer = HuggingFaceStressScorer(
-        http_client(),
-        url=config.STRESS_ENDPOINT_URL.value,
-        token=config.HF_TOKEN.value or None,
-        model_name=config.STRESS_MODEL_NAME.value,
-        deadline_s=config.STRESS_DEADLINE_S.value,
-        scale_up_timeout_s=config.STRESS_SCALE_UP_TIMEOUT_S.value,
-        read_timeout_s=config.STRESS_TIMEOUT_S.value,
-    )
+    endpoint_url, hf_token = config.STRESS_ENDPOINT_URL.value, config.HF_TOKEN.value or None
+    stress_model_name = config.STRESS_MODEL_NAME.value
+    stress_deadline_s, stress_timeout_s = config.STRESS_DEADLINE_S.value, config.STRESS_TIMEOUT_S.value
+    scale_up_timeout_s = config.STRESS_SCALE_UP_TIMEOUT_S.value
+
+    def stress_scorer() -> StressScorer:
+        from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer
+
+        return HuggingFaceStressScorer(
+            http_client(),
+            url=endpoint_url,
+            token=hf_token,
+            model_name=stress_model_name,
+            deadline_s=stress_deadline_s,
+            scale_up_timeout_s=scale_up_timeout_s,
+            read_timeout_s=stress_timeout_s,
+        )
+
+    def remote_services() -> tuple[StressScorer, Transcriber]:
+        # The HTTP client (its TLS context) first, then the OpenAI client on it.
+        return stress_scorer(), transcriber()
+
     messages = message_store()
-    # Last, so that what the event needs first is not slowed by them.
+    # Last, so that what the event needs first is not slowed by them; the download comes first.
+    audio = build_in_background(audio_store)
+    remote = build_in_background(remote_services)
     return Services(
-        transcriber=PendingTranscriber(build_in_background(transcriber)),
-        stress_scorer=stress_scorer,
-        audio_store=PendingAudioStore(build_in_background(audio_store)),
+        transcriber=PendingTranscriber(_part(remote, 1)),
+        stress_scorer=PendingStressScorer(_part(remote, 0), stress_model_name),
+        audio_store=PendingAudioStore(audio),
         messages=messages,
     )
 
@@ -141,6 +155,30 @@ def build_in_background(build: Callable[[], T]) -> Future[T]:
 
     threading.Thread(target=run, name=f"build-{build.__name__}", daemon=True).start()
     return future
+
+
+def _part(built: Future[tuple], index: int) -> Future:
+    """A future of one element of what `built` makes."""
+    part: Future = Future()
+    built.add_done_callback(
+        lambda done: (
+            part.set_exception(done.exception())
+            if done.exception()
+            else part.set_result(done.result()[index])
+        )
+    )
+    return part
+
+
+class PendingStressScorer:
+    """The StressScorer port over an adapter still being built: the first scoring waits."""
+
+    def __init__(self, built: Future[StressScorer], model_name: str) -> None:
+        self._built = built
+        self.model_name = model_name
+
+    def score_stress(self, clip: VoiceClip) -> float:
+        return self._built.result().score_stress(clip)
 
 
 class PendingTranscriber:

@@ -46,7 +46,8 @@ def test_stt_and_stress_share_one_http_client(wiring) -> None:
     transcriber = services.transcriber._built.result(timeout=60)
     shared = wiring.http_client()
     assert transcriber._client._client is shared  # the openai client sends through it
-    assert services.stress_scorer._client is shared
+    assert services.stress_scorer._built.result(timeout=60)._client is shared
+    assert services.stress_scorer.model_name == "emochat-stress-demo"  # known before the build ends
     assert services.audio_store._built.result(timeout=60) is not None
 
 
@@ -67,7 +68,8 @@ def test_the_voice_path_imports_no_other_feature_and_no_torch() -> None:
         "import sys, json, main\n"
         "from emochat import wiring\n"
         "services = wiring.voice_services()\n"
-        "services.transcriber._built.result(timeout=60); services.audio_store._built.result(timeout=60)\n"
+        "for port in (services.transcriber, services.stress_scorer, services.audio_store):\n"
+        "    port._built.result(timeout=60)\n"
         "prefixes = ('emochat', 'firebase_admin', 'torch')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(prefixes))))"
     )

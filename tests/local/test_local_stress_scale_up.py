@@ -14,7 +14,7 @@ from local_stack_support import ThreadedServer, seen_requests
 from stress_handler_double import EndpointHandler
 from test_local_stress_server import wait_healthy
 
-from emochat.adapters.hf_stress import HuggingFaceStressScorer
+from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer
 from emochat.pipeline.ports import VoiceClip
 from local_stack.stress_server import StressSettings, create_app
 

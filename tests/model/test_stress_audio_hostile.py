@@ -17,7 +17,8 @@ from hostile_audio import (
     declaring,
     mkv_pcm,
 )
-from model_helpers import tone, wav_bytes
+from model_helpers import tone
+from wavs import wav_bytes
 
 from stress_model.audio import BadAudioError, decode, load
 from stress_model.config import FeatureConfig

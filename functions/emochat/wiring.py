@@ -12,6 +12,7 @@ upload needs the services before its audio is downloaded and decoded.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import threading
@@ -33,7 +34,10 @@ if TYPE_CHECKING:
     from emochat.alerts.model import ReadyReading
     from emochat.alerts.service import AlertConfig, AlertServices
     from emochat.pipeline.adapters.message_store import FirestoreMessageStore
+    from emochat.pipeline.budget import Deadline
     from emochat.pipeline.service import PipelineConfig, Services
+    from emochat.ratelimit.model import Limit
+    from emochat.ratelimit.service import RateLimitServices
     from emochat.suggestions.service import (
         AlertContext,
         AlertSuggestion,
@@ -87,6 +91,8 @@ def _voice_services() -> Services:
     stt_model = config.STT_MODEL.value
 
     def transcriber() -> Transcriber:
+        # The transcriber makes the retries itself (inside the event's deadline), as many as the
+        # client's max_retries, each request within the client's timeout.
         import openai
 
         from emochat.pipeline.adapters.openai_stt import OpenAITranscriber
@@ -177,8 +183,8 @@ class PendingStressScorer:
         self._built = built
         self.model_name = model_name
 
-    def score_stress(self, clip: VoiceClip) -> float:
-        return self._built.result().score_stress(clip)
+    def score_stress(self, clip: VoiceClip, deadline: Deadline | None = None) -> float:
+        return self._built.result().score_stress(clip, deadline)
 
 
 class PendingTranscriber:
@@ -187,8 +193,10 @@ class PendingTranscriber:
     def __init__(self, built: Future[Transcriber]) -> None:
         self._built = built
 
-    def transcribe(self, clip: VoiceClip, language: str | None) -> Transcript:
-        return self._built.result().transcribe(clip, language)
+    def transcribe(
+        self, clip: VoiceClip, language: str | None, deadline: Deadline | None = None
+    ) -> Transcript:
+        return self._built.result().transcribe(clip, language, deadline)
 
 
 class PendingAudioStore:
@@ -197,12 +205,12 @@ class PendingAudioStore:
     def __init__(self, built: Future[AudioStore]) -> None:
         self._built = built
 
-    def download(self, bucket: str, name: str, generation: int) -> bytes:
-        return self._built.result().download(bucket, name, generation)
+    def download(self, bucket: str, name: str, generation: int, timeout_s: float) -> bytes:
+        return self._built.result().download(bucket, name, generation, timeout_s)
 
 
 def pipeline_config() -> PipelineConfig:
-    from emochat.pipeline.model import AudioLimits, StressThresholds
+    from emochat.pipeline.model import AudioLimits, DailyBudget, StressThresholds
     from emochat.pipeline.service import PipelineConfig
 
     return PipelineConfig(
@@ -210,7 +218,11 @@ def pipeline_config() -> PipelineConfig:
             moderate=float(config.STRESS_MODERATE_AT.value), high=float(config.STRESS_HIGH_AT.value)
         ),
         limits=AudioLimits(max_duration_ms=config.MAX_AUDIO_SECONDS.value * 1000),
-        lease_s=config.PROCESS_TIMEOUT_S,
+        budget=DailyBudget(
+            messages=config.VOICE_DAILY_MESSAGES.value,
+            audio_seconds=config.VOICE_DAILY_AUDIO_MINUTES.value * 60.0,
+        ),
+        timeout_s=config.PROCESS_TIMEOUT_S,
     )
 
 
@@ -241,7 +253,8 @@ def firebase_app() -> firebase_admin.App:
         pass
     project = params.PROJECT_ID.value or os.environ.get("GOOGLE_CLOUD_PROJECT") or None
     credential = EmulatorCredential() if _emulated() else firebase_credentials.ApplicationDefault()
-    options = {"projectId": project, "httpTimeout": 10} if project else {"httpTimeout": 10}
+    timeout = {"httpTimeout": config.FCM_HTTP_TIMEOUT_S}
+    options = {"projectId": project, **timeout} if project else timeout
     return firebase_admin.initialize_app(credential, options, name=ALERTS_APP_NAME)
 
 
@@ -254,7 +267,10 @@ def alert_services() -> AlertServices:
     return AlertServices(
         store=FirestoreAlertStore(firestore_client()),
         notifier=FcmNotifier.for_app(
-            firebase_app(), endpoint=config.FCM_ENDPOINT.value, max_attempts=config.FCM_MAX_ATTEMPTS.value
+            firebase_app(),
+            endpoint=config.FCM_ENDPOINT.value,
+            max_attempts=config.FCM_MAX_ATTEMPTS.value,
+            call_s=fcm_call_worst_s(),
         ),
         suggest=_suggestion_for_alert,
     )
@@ -276,13 +292,38 @@ def alert_config() -> AlertConfig:
         z_threshold = float(z_text)
     except ValueError as exc:
         raise ValueError(f"ALERT_Z_THRESHOLD must be a number, got {z_text!r}") from exc
-    from emochat.alerts.model import AlertPolicy, AlertPrefs
+    from emochat.alerts.model import MAX_ALERTS_PER_HOUR_LIMIT, AlertPolicy, AlertPrefs
     from emochat.alerts.service import AlertConfig
 
     return AlertConfig(
         policy=AlertPolicy(z_threshold=z_threshold, min_samples=config.ALERT_BASELINE_MIN_SAMPLES.value),
         default_prefs=AlertPrefs(cooldown_minutes=float(config.ALERT_COOLDOWN_MINUTES.value)),
-        lease_s=config.ALERT_TIMEOUT_S,
+        max_alerts_per_hour=max(1, min(config.ALERT_MAX_PER_HOUR.value, MAX_ALERTS_PER_HOUR_LIMIT)),
+        max_devices=max(1, min(config.ALERT_MAX_DEVICES.value, MAX_DEVICES_LIMIT)),
+        timeout_s=config.ALERT_TIMEOUT_S,
+        lease_margin_s=config.ALERT_LEASE_MARGIN_S,
+        fcm_call_s=fcm_call_worst_s(),
+    )
+
+
+MAX_DEVICES_LIMIT = 20
+
+
+def fcm_call_worst_s() -> float:
+    """The longest one FCM call can take: firebase_admin's HTTP timeout through its own retries (its
+    messaging client always uses DEFAULT_RETRY_CONFIG; read here so an upgrade that changes it shows)."""
+    from firebase_admin import _http_client as firebase_http_client
+
+    from emochat.alerts.delivery import http_call_worst_s
+
+    retry = firebase_http_client.DEFAULT_RETRY_CONFIG
+    return http_call_worst_s(
+        config.FCM_HTTP_TIMEOUT_S,
+        connect=retry.connect or 0,
+        read=retry.read or 0,
+        status=retry.status or 0,
+        backoff_factor=retry.backoff_factor,
+        backoff_max_s=retry.backoff_max,
     )
 
 
@@ -326,17 +367,45 @@ def suggestion_config() -> SuggestionConfig:
     )
 
 
+def default_bucket() -> str:
+    """The project's default bucket, where voice messages are uploaded: the runtime's STORAGE_BUCKET,
+    else FIREBASE_CONFIG's storageBucket (the emulators set it), else <project>.appspot.com."""
+    bucket = os.environ.get("STORAGE_BUCKET") or json.loads(os.environ.get("FIREBASE_CONFIG") or "{}").get(
+        "storageBucket"
+    )
+    return bucket or f"{params.PROJECT_ID.value or os.environ.get('GOOGLE_CLOUD_PROJECT')}.appspot.com"
+
+
 @functools.cache
 def account_services() -> AccountServices:
     # Account look-ups (purge_deleted_users) go through the alerts' firebase_admin app: emulator
     # credentials locally, Application Default Credentials in production.
+    from google.cloud import storage
+
     from emochat.accounts.adapters.firebase_accounts import FirebaseAccounts
     from emochat.accounts.adapters.firestore_store import FirestoreAccountStore
+    from emochat.accounts.adapters.voice_objects import CloudStorageVoiceObjects
     from emochat.accounts.service import AccountServices
 
     return AccountServices(
-        store=FirestoreAccountStore(firestore_client()), accounts=FirebaseAccounts(firebase_app())
+        store=FirestoreAccountStore(firestore_client()),
+        accounts=FirebaseAccounts(firebase_app()),
+        voice=CloudStorageVoiceObjects(storage.Client(), default_bucket()),
     )
+
+
+@functools.cache
+def rate_limit_services() -> RateLimitServices:
+    from emochat.ratelimit.adapters.firestore_store import FirestoreCallCounter
+    from emochat.ratelimit.service import RateLimitServices
+
+    return RateLimitServices(counter=FirestoreCallCounter(firestore_client()))
+
+
+def callable_limit() -> Limit:
+    from emochat.ratelimit.model import Limit
+
+    return Limit(calls=max(config.CALLABLE_CALLS_PER_MINUTE.value, 1), window_s=60)
 
 
 def suggest_for_alert(user_id: str, context: AlertContext) -> AlertSuggestion | None:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from emochat.pipeline.ports import ServiceError, VoiceClip
+from emochat.pipeline.budget import Deadline
+from emochat.pipeline.ports import ServiceError, Transcript, VoiceClip
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 EMULATED = {
@@ -60,7 +61,43 @@ def test_a_failed_background_build_reaches_the_first_call(wiring) -> None:
         pending.transcribe(VoiceClip(b"", "m.wav", "audio/wav"), None)
     failed: Future = wiring.build_in_background(broken)
     with pytest.raises(ServiceError):
-        wiring.PendingAudioStore(failed).download("b", "voice/u/c/m.wav", 1)
+        wiring.PendingAudioStore(failed).download("b", "voice/u/c/m.wav", 1, timeout_s=5.0)
+
+
+def test_the_pending_ports_forward_every_argument_the_adapters_take(wiring) -> None:
+    """The event's deadline and the download's time limit reach the real adapter unchanged: a
+    wrapper that dropped them would let a call outlive the function timeout."""
+    calls: list[tuple] = []
+
+    class Recorder:
+        model_name = "recorded"
+
+        def transcribe(self, clip, language, deadline=None):
+            calls.append(("transcribe", clip, language, deadline))
+            return Transcript("hi", language)
+
+        def score_stress(self, clip, deadline=None):
+            calls.append(("score_stress", clip, deadline))
+            return 0.25
+
+        def download(self, bucket, name, generation, timeout_s):
+            calls.append(("download", bucket, name, generation, timeout_s))
+            return b"audio"
+
+    built = wiring.build_in_background(Recorder)
+    clip, deadline = VoiceClip(b"x", "m.wav", "audio/wav"), Deadline(123.0)
+    assert wiring.PendingTranscriber(built).transcribe(clip, "ko", deadline) == Transcript("hi", "ko")
+    assert wiring.PendingStressScorer(built, "recorded").score_stress(clip, deadline) == 0.25
+    assert wiring.PendingAudioStore(built).download("b", "voice/u/c/m.wav", 7, 12.5) == b"audio"
+    wiring.PendingTranscriber(built).transcribe(clip, None)
+    wiring.PendingStressScorer(built, "recorded").score_stress(clip)
+    assert calls == [
+        ("transcribe", clip, "ko", deadline),
+        ("score_stress", clip, deadline),
+        ("download", "b", "voice/u/c/m.wav", 7, 12.5),
+        ("transcribe", clip, None, None),
+        ("score_stress", clip, None),
+    ]
 
 
 def test_the_voice_path_imports_no_other_feature_and_no_torch() -> None:
@@ -84,8 +121,12 @@ def test_the_voice_path_imports_no_other_feature_and_no_torch() -> None:
     )
     loaded = set(json.loads(run.stdout.strip().splitlines()[-1]))
     assert "emochat.pipeline.adapters.openai_stt" in loaded  # the probe did build the voice path
-    others = {m for m in loaded if m.startswith(("emochat.alerts", "emochat.suggestions", "emochat.trends"))}
-    others |= {m for m in loaded if m.startswith(("emochat.accounts", "firebase_admin.messaging", "torch"))}
+    # Other features' pure models may be shared rules (the account tombstone every writer checks,
+    # emochat.accounts.model); their services and adapters, FCM and torch stay out.
+    features = ("emochat.alerts", "emochat.suggestions", "emochat.trends", "emochat.accounts")
+    others = {m for m in loaded if m.startswith(features) and not m.endswith(".model")}
+    others -= set(features)  # the packages themselves, imported on the way to a model
+    others |= {m for m in loaded if m.startswith(("firebase_admin.messaging", "torch"))}
     assert not others
 
 

@@ -10,6 +10,7 @@ in `other`, so a new kind of call is noticed rather than silently not counted.
 
     ops = FirestoreOps.attach(db)         # once per client
     with ops.counting() as counted: ...   # counted.reads, counted.writes, counted.deletes
+    counted.paths                         # which document each one was: ("read", "chats/c1"), ...
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class Counted:
     writes: int = 0
     deletes: int = 0
     other: list[str] = field(default_factory=list)
+    # (kind, document path) of each operation, in order: where each count comes from.
+    paths: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
         return {"reads": self.reads, "writes": self.writes, "deletes": self.deletes}
@@ -58,7 +61,10 @@ class _CountingApi:
         writes = request["writes"] if isinstance(request, dict) else request.writes
         for write in writes:
             pb = getattr(write, "_pb", write)
-            self._ops.add(deletes=1) if pb.WhichOneof("operation") == "delete" else self._ops.add(writes=1)
+            if pb.WhichOneof("operation") == "delete":
+                self._ops.add(deletes=1, path=_relative(pb.delete))
+            else:
+                self._ops.add(writes=1, path=_relative(pb.update.name or pb.transform.document))
         return self._api.commit(*args, request=request, **kwargs)
 
 
@@ -86,7 +92,9 @@ class FirestoreOps:
         finally:
             self._current = None
 
-    def add(self, reads: int = 0, writes: int = 0, deletes: int = 0, other: str | None = None) -> None:
+    def add(
+        self, reads: int = 0, writes: int = 0, deletes: int = 0, other: str | None = None, path: str = ""
+    ) -> None:
         with self._lock:
             if self._current is None:
                 return
@@ -95,6 +103,9 @@ class FirestoreOps:
             self._current.deletes += deletes
             if other:
                 self._current.other.append(other)
+            kind = "read" if reads else "write" if writes else "delete" if deletes else ""
+            if kind:
+                self._current.paths.append((kind, path))
 
     def count_stream(self, responses: Any, per_item: bool) -> Iterator[Any]:
         """A get bills each document answered (found or missing); a query its documents, at least 1.
@@ -104,7 +115,19 @@ class FirestoreOps:
             pb = getattr(response, "_pb", response)
             if per_item or not hasattr(pb, "document") or pb.HasField("document"):
                 documents += 1
-                self.add(reads=1)
+                self.add(reads=1, path=_relative(_read_name(pb)))
             yield response
         if not per_item and documents == 0:
-            self.add(reads=1)
+            self.add(reads=1, path="(query with no result)")
+
+
+def _read_name(pb: Any) -> str:
+    """The document a get or query answer is about (found or missing)."""
+    if hasattr(pb, "found"):
+        return pb.found.name if pb.HasField("found") else pb.missing
+    return pb.document.name
+
+
+def _relative(name: str) -> str:
+    """projects/p/databases/d/documents/chats/c1 -> chats/c1"""
+    return name.split("/documents/", 1)[-1]

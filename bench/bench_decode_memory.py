@@ -104,6 +104,7 @@ def child(source: str) -> None:
     import main  # noqa: F401  (what the deployed function imports at cold start)
     from fakes.pipeline import FakeStressScorer, FakeTranscriber, InMemoryAudio, InMemoryMessages
 
+    import emochat.pipeline.audio  # noqa: F401  (imported in the background by the wiring)
     from emochat import wiring  # noqa: F401  (imported by the trigger on its first event)
     from emochat.pipeline.service import PipelineConfig, Services, Upload, process_upload
 

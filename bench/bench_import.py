@@ -5,15 +5,16 @@ Runs in functions/venv (what the Functions runtime has, no torch), every sample 
 interpreter, the "before" and "after" samples interleaved so both see the same machine load:
 
 - after:  this tree's functions/;
-- before: functions/ of BEFORE_REV (the last commit with the eager wiring: every feature's adapters
-  imported by emochat.wiring, the OpenAI client on its own HTTP stack), extracted with `git archive`
-  into a temporary folder and run with the same interpreter and environment.
+- before: functions/ of BEFORE_REV (main as merged into this branch, the last eager wiring: every
+  feature's adapters imported by emochat.wiring, the OpenAI client on its own HTTP stack), extracted
+  with `git archive` into a temporary folder and run with the same interpreter and environment.
 
 Each sample times, from a fresh interpreter: the firebase_functions SDK (what any main.py declaring
-these triggers pays), the rest of `import main`, `from emochat import wiring`, and
-`wiring.voice_services()` — the first voice event's critical path ends there. The lazy wiring builds
-the HTTP, OpenAI and Storage clients on background threads that overlap the event's first Firestore round
-trips; the last column waits for them too (the whole cost, paid or hidden). Wall and CPU time (user +
+these triggers pays), the rest of `import main`, what the trigger imports on its first event
+(`emochat.wiring`, `emochat.pipeline.service`), and `wiring.voice_services()` — the first voice
+event's critical path ends there. The lazy wiring builds the HTTP, OpenAI and Storage clients and
+imports the decoder (PyAV, numpy) on background threads that overlap the event's first Firestore
+round trips; the last row waits for them too (the whole cost, paid or hidden). Wall and CPU time (user +
 sys of the process) are both printed: on a loaded shared machine wall time swells with the load.
 
 Printed, not asserted.   functions/venv/bin/python bench/bench_import.py [--runs 7] [--before REV]
@@ -34,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / "functions" / "venv" / "bin" / "python"
-BEFORE_REV = "73639fc5c9596668430db990cdf66aee5d662e95"
+BEFORE_REV = "6bcee18be41f56cb167b54fecb3d7b8d790eea64"
 
 # One fresh interpreter: timestamps (wall, cpu) after each step of the first voice event's cold path.
 PROBE = """
@@ -49,28 +50,39 @@ marks.append(now())
 import main
 marks.append(now())
 from emochat import wiring
+from emochat.pipeline.service import Upload, process_upload  # what the trigger imports
 marks.append(now())
 services = wiring.voice_services()
 marks.append(now())
 critical = sorted(m for m in ("openai", "google.cloud.storage", "emochat.alerts.adapters.fcm_notifier",
-                              "firebase_admin.messaging") if m in sys.modules)
+                              "firebase_admin.messaging", "av", "numpy") if m in sys.modules)
 for port in (services.transcriber, services.stress_scorer, services.audio_store):
     built = getattr(port, "_built", None)
     if built is not None:
         built.result()
+import emochat.pipeline.audio  # the decoder, imported in the background (waits for that import)
 marks.append(now())
 print(json.dumps({"marks": marks, "loaded_on_critical_path": critical,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "torch_loaded": "torch" in sys.modules}))
 """
-STEPS = ("firebase_functions SDK", "rest of import main", "import emochat.wiring", "voice_services()")
+STEPS = (
+    "firebase_functions SDK",
+    "rest of import main",
+    "import wiring, pipeline.service",
+    "voice_services()",
+)
 
 # Components, each timed alone in a fresh interpreter after its prerequisites (this tree's venv).
 SDK = "import firebase_functions.storage_fn, firebase_functions.firestore_fn, firebase_functions.https_fn"
 COMPONENTS = {
     "firebase_functions SDK (floor)": ("", SDK),
     "rest of import main (firebase_admin default app)": (SDK, "import main"),
-    "emochat.pipeline.service (PyAV, numpy)": (f"{SDK}; import main", "import emochat.pipeline.service"),
+    "emochat.pipeline.service": (f"{SDK}; import main", "import emochat.pipeline.service"),
+    "emochat.pipeline.audio (PyAV, numpy)": (
+        f"{SDK}; import main; import emochat.pipeline.service",
+        "import emochat.pipeline.audio",
+    ),
     "import openai": (f"{SDK}; import main", "import openai"),
     "openai.OpenAI() on its own httpx2 stack": (
         f"{SDK}; import main; import openai",
@@ -86,11 +98,12 @@ COMPONENTS = {
         "from google.cloud import storage; storage.Client()",
     ),
     "firestore.Client()": (f"{SDK}; import main; from google.cloud import firestore", "firestore.Client()"),
-    "other features' adapters (alerts, suggestions, trends, accounts)": (
-        f"{SDK}; import main; import emochat.pipeline.service",
+    "other features' adapters (alerts, suggestions, trends, accounts, rate limits)": (
+        f"{SDK}; import main; import emochat.pipeline.service, emochat.pipeline.audio",
         "import emochat.alerts.adapters.fcm_notifier, emochat.alerts.adapters.firestore_store, "
         "emochat.suggestions.adapters.firestore_store, emochat.trends.adapters.firestore_store, "
-        "emochat.accounts.adapters.firebase_accounts, emochat.accounts.adapters.firestore_store",
+        "emochat.accounts.adapters.firebase_accounts, emochat.accounts.adapters.firestore_store, "
+        "emochat.accounts.adapters.voice_objects, emochat.ratelimit.adapters.firestore_store",
     ),
 }
 COMPONENT_PROBE = """

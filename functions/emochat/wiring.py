@@ -6,7 +6,8 @@ clients. The voice path shares one httpx client between the OpenAI client and th
 (one TLS context and one HTTP stack instead of two), and builds that client, the two service
 adapters on it and the Storage client on background threads while the first event's Firestore claim
 and membership read run: the `openai` import is the largest single cost of a cold start, and no
-upload needs the services before its audio is downloaded and decoded.
+upload needs the services before its audio is downloaded and decoded. The decoder's imports (PyAV,
+numpy) are made there too, for the same reason: no upload is decoded before it is downloaded.
 """
 
 from __future__ import annotations
@@ -136,8 +137,10 @@ def _voice_services() -> Services:
         return stress_scorer(), transcriber()
 
     messages = message_store()
-    # Last, so that what the event needs first is not slowed by them; the download comes first.
+    # Last, so that what the event needs first is not slowed by them: the download comes first,
+    # then decoding (PyAV and numpy, which emochat.pipeline.service imports on first use).
     audio = build_in_background(audio_store)
+    build_in_background(import_decoder)
     remote = build_in_background(remote_services)
     return Services(
         transcriber=PendingTranscriber(_part(remote, 1)),
@@ -145,6 +148,10 @@ def _voice_services() -> Services:
         audio_store=PendingAudioStore(audio),
         messages=messages,
     )
+
+
+def import_decoder() -> None:
+    import emochat.pipeline.audio  # noqa: F401  (imported for the first decode)
 
 
 def build_in_background(build: Callable[[], T]) -> Future[T]:

@@ -130,6 +130,40 @@ def test_the_voice_path_imports_no_other_feature_and_no_torch() -> None:
     assert not others
 
 
+def test_the_trigger_imports_no_decoder_and_no_service_client_before_its_first_event() -> None:
+    """What the trigger imports before wiring is PyAV-, numpy-, openai- and Storage-free: those are
+    imported on background threads by voice_services(), which then has them (decoding included)."""
+    probe = (
+        "import sys, json, main\n"
+        "from emochat import wiring\n"
+        "from emochat.pipeline.service import Upload, process_upload\n"
+        "heavy = ('av', 'numpy', 'openai', 'google.cloud.storage', 'emochat.pipeline.audio')\n"
+        "before = [m for m in heavy if m in sys.modules]\n"
+        "services = wiring.voice_services()\n"
+        "for port in (services.transcriber, services.stress_scorer, services.audio_store):\n"
+        "    port._built.result(timeout=60)\n"
+        "import time\n"
+        "deadline = time.monotonic() + 60\n"
+        "while 'emochat.pipeline.audio' not in sys.modules and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print(json.dumps({'before': before, 'after': [m for m in heavy if m in sys.modules]}))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=FUNCTIONS,
+        env={**os.environ, **EMULATED},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    loaded = json.loads(run.stdout.strip().splitlines()[-1])
+    assert loaded == {
+        "before": [],
+        "after": ["av", "numpy", "openai", "google.cloud.storage", "emochat.pipeline.audio"],
+    }
+
+
 def test_concurrent_first_events_share_one_build(wiring) -> None:
     from concurrent.futures import ThreadPoolExecutor
 

@@ -26,6 +26,9 @@ from typing import NoReturn
 import av
 import numpy as np
 
+# Defined with the pure model, so the pipeline catches it without importing PyAV (cold start).
+from emochat.pipeline.model import UndecodableAudio
+
 SAMPLE_RATE = 16_000
 DEFAULT_MAX_DURATION_S = 120.0
 
@@ -58,15 +61,6 @@ MAX_PACKET_BYTES = 2**20
 # under 2,000 (measured with ffmpeg-made files); 20,000 admits 10 ms Opus and refuses a crafted
 # file of tiny packets within about two seconds.
 MAX_PACKETS = 20_000
-
-
-class UndecodableAudio(ValueError):
-    """The bytes are not audio we accept to decode; `code` says why, for the message's error.code."""
-
-    def __init__(self, message: str, code: str = "undecodable_audio", duration_ms: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.duration_ms = duration_ms  # what the file declares, when it was refused for its length
 
 
 def _refuse(code: str, message: str, duration_ms: int | None = None) -> NoReturn:

@@ -109,6 +109,16 @@ def check_membership(path: VoicePath, members: list[str] | None) -> Problem | No
     return None
 
 
+class UndecodableAudio(ValueError):
+    """The bytes are not audio we accept to decode (emochat.pipeline.audio); `code` says why, for
+    the message's error.code."""
+
+    def __init__(self, message: str, code: str = "undecodable_audio", duration_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.duration_ms = duration_ms  # what the file declares, when it was refused for its length
+
+
 @dataclass(frozen=True)
 class AudioLimits:
     max_duration_ms: int = 120_000

@@ -3,13 +3,13 @@
 
 Run:  .venv/bin/python bench/bench_decode_memory.py      (no stack needed; printed, not asserted)
 
-Each input runs in a fresh interpreter that imports what the deployed function imports (main.py and
-the adapters' modules: the instance baseline), then holds the downloaded bytes and runs the real
-pipeline (process_upload: decode, checks, canonical WAV) with in-memory fakes for the store and the
-two services. Peak growth = VmHWM after the message - VmRSS before the download. Not in that figure:
-the HTTP clients' buffers for the two request bodies (at most the original plus the WAV), added to
-the per-message figure as an allowance, and the Functions framework's own server (counted in the
-headroom).
+Each input runs in a fresh interpreter that imports what the deployed function imports and builds
+what its first event builds (main.py, the wiring's clients, the decoder: the instance baseline),
+then holds the downloaded bytes and runs the real pipeline (process_upload: decode, checks,
+canonical WAV) with in-memory fakes for the store and the two services. Peak growth = VmHWM after
+the message - VmRSS before the download. Not in that figure: the HTTP clients' buffers for the two
+request bodies (at most the original plus the WAV), added to the per-message figure as an
+allowance, and the Functions framework's own server (counted in the headroom).
 
 The worst accepted input is the largest output the limits admit from the largest upload: 120 s of
 48 kHz stereo PCM (23 MB, under the 25 MiB cap; output capped at 121 s), and two other corners
@@ -91,6 +91,12 @@ def measure(data: bytes, workdir: Path) -> dict:
             "FIREBASE_CONFIG": json.dumps(
                 {"projectId": "demo-emochat", "storageBucket": "demo-emochat.appspot.com"}
             ),
+            # The wiring's clients, built but never called: no credentials, no network.
+            "GCLOUD_PROJECT": "demo-emochat",
+            "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1",
+            "STORAGE_EMULATOR_HOST": "http://127.0.0.1:1",
+            "OPENAI_API_KEY": "bench-not-a-key",
+            "STRESS_ENDPOINT_URL": "http://127.0.0.1:1",
         },
         capture_output=True,
         text=True,
@@ -105,9 +111,14 @@ def child(source: str) -> None:
     from fakes.pipeline import FakeStressScorer, FakeTranscriber, InMemoryAudio, InMemoryMessages
 
     import emochat.pipeline.audio  # noqa: F401  (imported in the background by the wiring)
-    from emochat import wiring  # noqa: F401  (imported by the trigger on its first event)
+    from emochat import wiring
     from emochat.pipeline.service import PipelineConfig, Services, Upload, process_upload
 
+    # A serving instance holds what its first event built: the service clients (built on background
+    # threads) and the decoder. Built here, unused (the fakes below stand in for the services).
+    built = wiring.voice_services()
+    for port in (built.transcriber, built.stress_scorer, built.audio_store):
+        port._built.result(timeout=120)
     baseline = proc_status_bytes("VmRSS")
     name = "voice/u1/c1/m1.webm"
     services = Services(

@@ -29,6 +29,21 @@ EMULATED = {
 }
 
 
+def run_probe(probe: str) -> object:
+    """Run `probe` in a fresh interpreter in functions/ (a new instance's imports) and return the
+    JSON its last line prints."""
+    run = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=FUNCTIONS,
+        env={**os.environ, **EMULATED},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture
 def wiring(monkeypatch: pytest.MonkeyPatch):
     from emochat import wiring
@@ -110,16 +125,7 @@ def test_the_voice_path_imports_no_other_feature_and_no_torch() -> None:
         "prefixes = ('emochat', 'firebase_admin', 'torch')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(prefixes))))"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=FUNCTIONS,
-        env={**os.environ, **EMULATED},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    loaded = set(json.loads(run.stdout.strip().splitlines()[-1]))
+    loaded = set(run_probe(probe))
     assert "emochat.pipeline.adapters.openai_stt" in loaded  # the probe did build the voice path
     # Other features' pure models may be shared rules (the account tombstone every writer checks,
     # emochat.accounts.model); their services and adapters, FCM and torch stay out.
@@ -148,16 +154,7 @@ def test_the_trigger_imports_no_decoder_and_no_service_client_before_its_first_e
         "    time.sleep(0.05)\n"
         "print(json.dumps({'before': before, 'after': [m for m in heavy if m in sys.modules]}))"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=FUNCTIONS,
-        env={**os.environ, **EMULATED},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    loaded = json.loads(run.stdout.strip().splitlines()[-1])
+    loaded = run_probe(probe)
     assert loaded == {
         "before": [],
         "after": ["av", "numpy", "openai", "google.cloud.storage", "emochat.pipeline.audio"],

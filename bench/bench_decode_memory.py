@@ -3,13 +3,13 @@
 
 Run:  .venv/bin/python bench/bench_decode_memory.py      (no stack needed; printed, not asserted)
 
-Each input runs in a fresh interpreter that imports what the deployed function imports (main.py and
-the adapters' modules: the instance baseline), then holds the downloaded bytes and runs the real
-pipeline (process_upload: decode, checks, canonical WAV) with in-memory fakes for the store and the
-two services. Peak growth = VmHWM after the message - VmRSS before the download. Not in that figure:
-the HTTP clients' buffers for the two request bodies (at most the original plus the WAV), added to
-the per-message figure as an allowance, and the Functions framework's own server (counted in the
-headroom).
+Each input runs in a fresh interpreter that imports what the deployed function imports and builds
+what its first event builds (main.py, the wiring's clients, the decoder: the instance baseline),
+then holds the downloaded bytes and runs the real pipeline (process_upload: decode, checks,
+canonical WAV) with in-memory fakes for the store and the two services. Peak growth = VmHWM after
+the message - VmRSS before the download. Not in that figure: the HTTP clients' buffers for the two
+request bodies (at most the original plus the WAV), added to the per-message figure as an
+allowance, and the Functions framework's own server (counted in the headroom).
 
 The worst accepted input is the largest output the limits admit from the largest upload: 120 s of
 48 kHz stereo PCM (23 MB, under the 25 MiB cap; output capped at 121 s), and two other corners
@@ -38,9 +38,6 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "functions")]
 
 from hostile_audio import HOSTILE, proc_status_bytes, typical_m4a, wav  # noqa: E402
 
-INSTANCE_MIB = 1024
-# Kept free of messages: the Functions framework's server, allocator fragmentation, GC slack.
-HEADROOM = 0.25
 MAX_UPLOAD_BYTES = 25 * 2**20
 console = Console(width=150)
 
@@ -94,6 +91,12 @@ def measure(data: bytes, workdir: Path) -> dict:
             "FIREBASE_CONFIG": json.dumps(
                 {"projectId": "demo-emochat", "storageBucket": "demo-emochat.appspot.com"}
             ),
+            # The wiring's clients, built but never called: no credentials, no network.
+            "GCLOUD_PROJECT": "demo-emochat",
+            "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1",
+            "STORAGE_EMULATOR_HOST": "http://127.0.0.1:1",
+            "OPENAI_API_KEY": "bench-not-a-key",
+            "STRESS_ENDPOINT_URL": "http://127.0.0.1:1",
         },
         capture_output=True,
         text=True,
@@ -107,9 +110,15 @@ def child(source: str) -> None:
     import main  # noqa: F401  (what the deployed function imports at cold start)
     from fakes.pipeline import FakeStressScorer, FakeTranscriber, InMemoryAudio, InMemoryMessages
 
-    from emochat import wiring  # noqa: F401  (imported by the trigger on its first event)
+    import emochat.pipeline.audio  # noqa: F401  (imported in the background by the wiring)
+    from emochat import wiring
     from emochat.pipeline.service import PipelineConfig, Services, Upload, process_upload
 
+    # A serving instance holds what its first event built: the service clients (built on background
+    # threads) and the decoder. Built here, unused (the fakes below stand in for the services).
+    built = wiring.voice_services()
+    for port in (built.transcriber, built.stress_scorer, built.audio_store):
+        port._built.result(timeout=120)
     baseline = proc_status_bytes("VmRSS")
     name = "voice/u1/c1/m1.webm"
     services = Services(
@@ -176,26 +185,59 @@ def main() -> None:
     worst_name = max((n for n, (k, _, _) in rows.items() if k == "accepted"), key=per_message.__getitem__)
     typical_name = next(n for n, (k, _, _) in rows.items() if k == "typical")
     baseline = max(r["baseline"] for _, _, r in rows.values())
-    usable = INSTANCE_MIB * mib * (1 - HEADROOM) - baseline
-    worst, typical = per_message[worst_name], per_message[typical_name]
-    summary = Table(title=f"process_voice_message on a {INSTANCE_MIB} MiB instance")
-    for column in ("", "worst accepted", "typical"):
-        summary.add_column(column, justify="right")
-    summary.add_row("input", worst_name, typical_name)
-    summary.add_row("per in-flight message, MiB", f"{worst / mib:.1f}", f"{typical / mib:.1f}")
-    summary.add_row("instance baseline (imports), MiB", f"{baseline / mib:.0f}", f"{baseline / mib:.0f}")
-    summary.add_row(
-        f"usable after {HEADROOM:.0%} headroom, MiB", f"{usable / mib:.0f}", f"{usable / mib:.0f}"
+    worst, typical = per_message[worst_name] / mib, per_message[typical_name] / mib
+    print_sizing(worst_name, worst, typical, baseline / mib)
+
+
+def print_sizing(worst_name: str, worst: float, typical: float, baseline: float) -> None:
+    """One table: the memory figures measured here, the concurrency they allow, what
+    functions/emochat/config.py declares, and why."""
+    from emochat import config
+
+    instance = config.VOICE_MEMORY.value
+    usable = instance * (1 - config.INSTANCE_HEADROOM) - baseline
+    fit, fit_typical = math.floor(usable / worst), math.floor(usable / typical)
+    instances = config.MAX_VOICE_INSTANCES.default
+    table = Table(title=f"process_voice_message sizing on a {instance} MiB instance", show_lines=False)
+    for column, justify in (("", "left"), ("MiB / count", "right"), ("why", "left")):
+        table.add_column(column, justify=justify)
+    table.add_row("instance memory", f"{instance}", "config.VOICE_MEMORY")
+    table.add_row("baseline after imports", f"{baseline:.0f}", f"config says {config.INSTANCE_BASELINE_MIB}")
+    table.add_row(
+        f"headroom {config.INSTANCE_HEADROOM:.0%}",
+        f"{instance * config.INSTANCE_HEADROOM:.0f}",
+        "framework server, fragmentation, GC slack",
     )
-    summary.add_row("messages that fit", str(math.floor(usable / worst)), str(math.floor(usable / typical)))
-    console.print(summary)
-    fit = math.floor(usable / worst)
-    console.print(
-        f"Suggested concurrency: {fit} — sized on the worst accepted input, so no mix of uploads can "
-        f"exhaust the instance (the typical upload alone would allow {math.floor(usable / typical)}). "
-        "Each in-flight message also holds a thread for its two network-bound service calls; decoding "
-        "is the only CPU work (the ms column), so 1 vCPU serves this concurrency."
+    table.add_row("usable for messages", f"{usable:.0f}", "memory - headroom - baseline")
+    table.add_row(
+        "per message, worst accepted",
+        f"{worst:.1f}",
+        f"{worst_name}, + request bodies; config says {config.WORST_MESSAGE_MIB}",
     )
+    table.add_row("per message, typical", f"{typical:.1f}", "20 s AAC m4a")
+    table.add_row("messages that fit, worst / typical", f"{fit} / {fit_typical}", "usable / per message")
+    table.add_row(
+        "concurrency declared",
+        f"{config.VOICE_CONCURRENCY}",
+        "sized on the worst input: no mix of uploads can exhaust an instance",
+    )
+    table.add_row(
+        "cpu declared",
+        f"{config.VOICE_CPU}",
+        "Cloud Run needs >= 1 vCPU for concurrency > 1; decoding (ms column) is the only CPU work",
+    )
+    table.add_row(
+        "pipelines in flight (STT rate limit)",
+        f"{instances * config.VOICE_CONCURRENCY}",
+        f"MAX_VOICE_INSTANCES {instances} (default) x concurrency {config.VOICE_CONCURRENCY}",
+    )
+    console.print(table)
+    verdict = (
+        "matches this measurement"
+        if fit == config.VOICE_CONCURRENCY
+        else f"DIFFERS from this measurement ({fit}): update the figures in functions/emochat/config.py"
+    )
+    console.print(f"Declared concurrency {config.VOICE_CONCURRENCY} {verdict}.")
 
 
 if __name__ == "__main__":

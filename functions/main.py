@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from firebase_functions import firestore_fn, https_fn, logger, scheduler_fn, storage_fn
-from firebase_functions.options import MemoryOption
 
 from emochat import config
 from emochat.domain import MessageStatus
@@ -13,7 +12,9 @@ from emochat.domain import MessageStatus
 
 @storage_fn.on_object_finalized(
     timeout_sec=config.PROCESS_TIMEOUT_S,
-    memory=MemoryOption.GB_1,
+    memory=config.VOICE_MEMORY,
+    cpu=config.VOICE_CPU,
+    concurrency=config.VOICE_CONCURRENCY,
     max_instances=config.MAX_VOICE_INSTANCES,
     secrets=[config.OPENAI_API_KEY, config.HF_TOKEN],
 )

@@ -7,6 +7,7 @@ services at the stand-in servers of the local stack.
 
 from __future__ import annotations
 
+from firebase_functions.options import MemoryOption
 from firebase_functions.params import BoolParam, IntParam, SecretParam, StringParam
 
 OPENAI_API_KEY = SecretParam("OPENAI_API_KEY", description="OpenAI API key for speech-to-text")
@@ -54,10 +55,31 @@ VOICE_DAILY_AUDIO_MINUTES = IntParam(
     description="Minutes of voice audio one user may send per UTC day",
 )
 
+# ── Instance sizing of process_voice_message (issue 11 item 6) ──────────────────────────────────
+# From bench/bench_decode_memory.py, which prints these figures and the concurrency they allow (it
+# says so when a new measurement disagrees with the numbers here): peak memory per in-flight message
+# for the worst accepted upload (120 s of 48 kHz stereo WAV, with the two request bodies the HTTP
+# client holds) and the instance's baseline once its first event built the clients and imported the
+# decoder, measured 2026-12-02 on the merged code (runs vary by about ±2 MiB).
+WORST_MESSAGE_MIB = 83.6
+INSTANCE_BASELINE_MIB = 135
+# Kept free of messages: the Functions framework's server, allocator fragmentation, GC slack.
+INSTANCE_HEADROOM = 0.25
+VOICE_MEMORY = MemoryOption.GB_1
+# As many messages as fit on the worst input, so no mix of uploads can exhaust an instance: 7.
+VOICE_USABLE_MIB = VOICE_MEMORY.value * (1 - INSTANCE_HEADROOM) - INSTANCE_BASELINE_MIB
+VOICE_CONCURRENCY = int(VOICE_USABLE_MIB // WORST_MESSAGE_MIB)
+# One vCPU: Cloud Run serves more than one request per instance only from 1 vCPU up (1 GiB alone
+# gets 0.583). Decoding is the only CPU work (≈ 0.2-0.5 s per message); the rest waits on the network.
+VOICE_CPU = 1
+
 MAX_VOICE_INSTANCES = IntParam(
     "MAX_VOICE_INSTANCES",
-    default=50,
-    description="Most process_voice_message instances at once: keep bursts within the STT rate limit",
+    default=7,
+    description=(
+        "Most process_voice_message instances at once. Each runs up to VOICE_CONCURRENCY (7) messages, "
+        "so the STT rate limit sees up to instances x 7 pipelines in flight (default 49)"
+    ),
 )
 
 # Every retry budget above must fit inside this: STT (timeout × (retries + 1)) and stress deadline.

@@ -406,3 +406,15 @@ def test_openai_failures_map_to_codes(response, code) -> None:
     assert err.value.code == code
     retried = code in {"stt_rate_limited", "stt_unavailable", "stt_timeout", "stt_bad_response"}
     assert len(seen) == (2 if retried else 1), json.dumps([str(r.url) for r in seen])
+
+
+def test_hf_on_a_shared_client_is_cut_at_its_own_read_timeout_not_the_clients() -> None:
+    # The instance's one httpx client (emochat.wiring.http_client) has a long backstop timeout; the
+    # stress model's attempts must still be cut at STRESS_TIMEOUT_S and retried.
+    transport, seen = scripted([httpx.ReadTimeout("stalled"), httpx.Response(200, json=STRESSED)])
+    shared = httpx.Client(transport=transport, timeout=300.0)
+    stress = HuggingFaceStressScorer(
+        shared, "https://endpoint.test/", read_timeout_s=5.0, sleep=lambda _: None
+    )
+    assert stress.score_stress(CLIP) == 0.83
+    assert [r.extensions["timeout"]["read"] for r in seen] == [pytest.approx(5.0)] * 2

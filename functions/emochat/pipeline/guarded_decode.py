@@ -4,7 +4,8 @@ packages that decode uploads, the backend (emochat.pipeline.audio) and the stres
 
 Neither package may import the other, and the stress endpoint ships only stress_model. So this
 file lives here, stress_model/stress_model/guarded_decode.py is a git symlink to it, and the
-endpoint's bundle (stress_model.bundle) copies its content in. It imports only PyAV and numpy.
+endpoint's bundle (stress_model.bundle) copies its content in. It imports only PyAV and numpy, and
+those on the first decode.
 
 FFmpeg is attack surface: it probes any of hundreds of formats, follows scripts that name other
 files (ffconcat, HLS), and sizes its buffers from what a header declares. So every input is opened
@@ -17,10 +18,13 @@ output domain. A refusal is an UndecodableAudio carrying its error code.
 from __future__ import annotations
 
 import io
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-import av
-import numpy as np
+if TYPE_CHECKING:
+    # Imported where a decode starts, not here: PyAV and numpy are a fifth of the backend's cold
+    # start, and its pipeline needs UndecodableAudio before its first decode (emochat.wiring).
+    import av
+    import numpy as np
 
 # Demuxers for the contract's extensions: m4a/mp4/3gp (mov), aac (adts), wav, webm/mkv (matroska),
 # ogg/opus (ogg), mp3, caf. Probing may pick no other one (concat, hls, image2, ...).
@@ -72,6 +76,8 @@ def _refuse_nested_open(url: str, flags: int, options: dict) -> NoReturn:
 
 
 def _open(data: bytes) -> av.container.InputContainer:
+    import av
+
     try:
         return av.open(
             io.BytesIO(data),
@@ -125,6 +131,8 @@ def _check_stream(container: av.container.InputContainer, max_declared_s: float 
         )
     if _declared_frame_samples(codec_context) > MAX_FRAME_SAMPLES:
         refuse("audio_frame_too_large", "The file declares audio frames larger than any recorder makes.")
+    import av
+
     declared_s = [container.duration / av.time_base if container.duration else 0.0]
     if stream.duration and stream.time_base:
         declared_s.append(float(stream.duration * stream.time_base))
@@ -168,6 +176,9 @@ def decode_capped(
     more than `max_declared_s` (None: any length) is refused before decoding. FFmpeg's own errors
     escape as they are: the callers turn them into their refusal.
     """
+    import av
+    import numpy as np
+
     chunks: list[np.ndarray] = []
     total = 0
     with _open(data) as container:

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from emochat.domain import MessageStatus, Problem
 from emochat.language import language_code
 from emochat.pipeline import model
-from emochat.pipeline.audio import UndecodableAudio, decode_audio
 from emochat.pipeline.budget import SYSTEM_CLOCK, Clock, Deadline
+from emochat.pipeline.guarded_decode import UndecodableAudio
 from emochat.pipeline.model import (
     AudioLimits,
     Claim,
@@ -42,6 +42,9 @@ from emochat.pipeline.ports import (
     VoiceClip,
 )
 
+if TYPE_CHECKING:
+    from emochat.pipeline.audio import DecodedAudio
+
 log = logging.getLogger(__name__)
 
 # Formats OpenAI's transcription API takes as they are; others (caf, 3gp, aac, opus) go as WAV.
@@ -55,6 +58,15 @@ WRITE_BACKOFF_S, WRITE_MAX_BACKOFF_S, WRITE_MIN_ATTEMPT_S = 0.5, 4.0, 1.0
 NOT_HOLDER = "the run no longer holds the message"  # swept, retaken or past its lease: not an error
 
 _T = TypeVar("_T")
+
+
+def decode_audio(data: bytes, max_duration_s: float) -> DecodedAudio:
+    """emochat.pipeline.audio.decode_audio, imported on first use: PyAV and numpy are a fifth of a
+    cold start, and the wiring imports them on a background thread while the claim, the membership
+    read and the download run (emochat.wiring)."""
+    from emochat.pipeline.audio import decode_audio as decode
+
+    return decode(data, max_duration_s=max_duration_s)
 
 
 @dataclass(frozen=True)

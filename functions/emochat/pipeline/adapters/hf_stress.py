@@ -39,6 +39,7 @@ class HuggingFaceStressScorer:
         max_attempts: int = 6,
         backoff_s: float = 1.0,
         scale_up_timeout_s: float = 120.0,
+        read_timeout_s: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
@@ -51,6 +52,8 @@ class HuggingFaceStressScorer:
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._scale_up_timeout_s = scale_up_timeout_s
+        # The model's own time per attempt; None: the client's read timeout (a client of its own).
+        self._read_timeout_s = read_timeout_s
         self._sleep = sleep
 
     def score_stress(self, clip: VoiceClip, deadline: Deadline | None = None) -> float:
@@ -62,7 +65,7 @@ class HuggingFaceStressScorer:
             remaining = deadline.remaining()
             if remaining <= 0:
                 break
-            read_s = min(remaining, self._client.timeout.read or remaining)
+            read_s = min(remaining, self._read_timeout_s or self._client.timeout.read or remaining)
             hold_s = scale_up_hold_s(self._scale_up_timeout_s, remaining, read_s) if scaling_up else 0
             headers = {**self._headers, "Content-Type": clip.content_type}
             if hold_s:

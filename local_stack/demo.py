@@ -18,7 +18,6 @@ from local_stack.stack import (
     LOG_DIR,
     SAMPLES_DIR,
     StackOptions,
-    client_env,
     console,
     load_seed,
     log_tail,
@@ -69,7 +68,7 @@ def run_demo(
         return 2
     with running_stack(options or StackOptions()) as (_stack, info):
         console.print(ready_line(info))
-        env = client_env(storage_rules_enforced=info.storage_rules_enforced, standins=info.standins)
+        env = info.env
         with AppClient.from_env(env) as app:
             session = app.sign_in(user["email"], user["password"])
             console.print(f"signed in as {session.email} (uid {session.uid}) on the Auth emulator")

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -40,7 +40,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 ADMIN_PREFIX = "/_emochat"
 _SCOPE_KEY = "emochat.fault"
-_LOG_LENGTH = 200
 CLIENT_GONE_STATUS = 499  # logged for a delayed request whose client hung up meanwhile (nginx's code)
 
 
@@ -78,28 +77,24 @@ _FAULT_LIST = TypeAdapter(list[Fault] | Fault)
 class FaultDialect:
     """How one API expresses injected faults in its own wire format."""
 
-    # status, optional message -> that API's error response for the status
-    render_error: Callable[[int, str | None], Response]
-    # valid JSON that a client of this API does not expect
-    wrong_shape: Any
-    # endpoint-handled flags this server supports, e.g. {"empty_transcript"}
-    endpoint_faults: frozenset[str] = frozenset()
+    render_error: Callable[[int, str | None], Response]  # status, message -> that API's error response
+    wrong_shape: Any  # valid JSON that a client of this API does not expect
+    endpoint_faults: frozenset[str] = frozenset()  # endpoint-handled flags it supports
 
 
-class FaultScript:
-    """Thread-safe queue of faults, consumed one per request."""
+class FaultController:
+    """One server's fault script (consumed one fault per API request) and request log; thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, dialect: FaultDialect) -> None:
+        self.dialect = dialect
         self._lock = threading.Lock()
         self._pending: deque[list[Any]] = deque()  # [fault, requests left]
+        self.count = 0
+        self._log: deque[dict[str, Any]] = deque(maxlen=200)
 
-    def extend(self, faults: list[Fault]) -> None:
+    def add(self, faults: list[Fault]) -> None:
         with self._lock:
             self._pending.extend([fault, fault.times] for fault in faults)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._pending.clear()
 
     def take(self) -> Fault | None:
         with self._lock:
@@ -111,47 +106,28 @@ class FaultScript:
                 self._pending.popleft()
             return entry[0]
 
-    def pending(self) -> list[dict[str, Any]]:
+    def pending(self) -> dict[str, Any]:
         with self._lock:
-            return [
-                {**fault.model_dump(exclude_defaults=True), "times": left} for fault, left in self._pending
-            ]
-
-
-@dataclass
-class RequestLog:
-    """Count and a short, bounded log of the API requests a server saw."""
-
-    count: int = 0
-    entries: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_LOG_LENGTH))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+            return {
+                "pending": [{**f.model_dump(exclude_defaults=True), "times": n} for f, n in self._pending]
+            }
 
     def record(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self.count += 1
-            self.entries.append({"seq": self.count, **entry})
+            self._log.append({"seq": self.count, **entry})
 
-    def clear(self) -> None:
+    def requests(self) -> dict[str, Any]:
         with self._lock:
-            self.count = 0
-            self.entries.clear()
+            return {"count": self.count, "requests": list(self._log)}
 
-    def snapshot(self) -> dict[str, Any]:
+    def clear(self, *, faults: bool = False, requests: bool = False) -> None:
         with self._lock:
-            return {"count": self.count, "requests": list(self.entries)}
-
-
-@dataclass
-class FaultController:
-    """The fault script and request log of one server (kept on ``app.state.faults``)."""
-
-    dialect: FaultDialect
-    script: FaultScript = field(default_factory=FaultScript)
-    log: RequestLog = field(default_factory=RequestLog)
-
-    def reset(self) -> None:
-        self.script.clear()
-        self.log.clear()
+            if faults:
+                self._pending.clear()
+            if requests:
+                self.count = 0
+                self._log.clear()
 
 
 def scripted_fault(request: Request) -> Fault | None:
@@ -167,7 +143,7 @@ def install_faults(
     ``is_api_path`` says which requests are API calls (they consume faults and are logged);
     admin and health routes are left alone.
     """
-    controller = FaultController(dialect=dialect)
+    controller = FaultController(dialect)
     app.state.faults = controller
     app.include_router(_admin_router(controller))
 
@@ -178,9 +154,9 @@ def install_faults(
         if not is_api_path(request.url.path):
             return await call_next(request)
         started = time.perf_counter()
-        fault = controller.script.take()
+        fault = controller.take()
         response = await _answer(fault, request, call_next, dialect)
-        controller.log.record(
+        controller.record(
             {
                 "method": request.method,
                 "path": request.url.path,
@@ -247,25 +223,25 @@ def _admin_router(controller: FaultController) -> APIRouter:
                 raise HTTPException(
                     status_code=422, detail=f"this server does not support {sorted(unsupported)}"
                 )
-        controller.script.extend(faults)
-        return {"pending": controller.script.pending()}
+        controller.add(faults)
+        return controller.pending()
 
     @router.get("/faults")
     async def list_faults() -> dict[str, Any]:
-        return {"pending": controller.script.pending()}
+        return controller.pending()
 
     @router.delete("/faults")
     async def clear_faults() -> dict[str, Any]:
-        controller.script.clear()
-        return {"pending": []}
+        controller.clear(faults=True)
+        return controller.pending()
 
     @router.get("/requests")
     async def seen_requests() -> dict[str, Any]:
-        return controller.log.snapshot()
+        return controller.requests()
 
     @router.delete("/requests")
     async def clear_requests() -> dict[str, Any]:
-        controller.log.clear()
-        return controller.log.snapshot()
+        controller.clear(requests=True)
+        return controller.requests()
 
     return router

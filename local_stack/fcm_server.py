@@ -27,14 +27,15 @@ Every request is recorded: ``GET /_emochat/sent`` lists them (token, notificatio
 ...), ``DELETE /_emochat/sent`` clears them and forgets which tokens have failed once. Any bearer
 token is accepted; a request without one gets 401 UNAUTHENTICATED unless ``allow_anonymous``.
 
-To point firebase_admin at this server, see :func:`point_messaging_at` and :func:`local_credential`.
+firebase_admin has no emulator switch for FCM: production's ``use_fcm_endpoint`` (in
+``emochat.adapters.fcm_notifier``, with its firebase_admin version guard) points an app's messaging
+service here, and its ``EmulatorCredential`` needs no network.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,26 +52,12 @@ FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 
 # HTTP status -> google.rpc.Code name, as Google APIs report it in error.status
-GOOGLE_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
+GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
+                 504: "DEADLINE_EXCEEDED"}  # fmt: skip
 # HTTP status -> the FcmError errorCode FCM sends with it (for scripted faults)
-FCM_CODE_FOR_STATUS = {
-    400: "INVALID_ARGUMENT",
-    403: "SENDER_ID_MISMATCH",
-    404: "UNREGISTERED",
-    429: "QUOTA_EXCEEDED",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
-}
+FCM_CODE_FOR_STATUS = {400: "INVALID_ARGUMENT", 403: "SENDER_ID_MISMATCH", 404: "UNREGISTERED",
+                       429: "QUOTA_EXCEEDED", 500: "INTERNAL", 503: "UNAVAILABLE"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -130,32 +117,17 @@ def render_scripted_error(status: int, message: str | None) -> JSONResponse:
 
 @dataclass
 class Outbox:
-    """Every send request the server received, and which tokens already failed once."""
+    """Every send request the server received, and which tokens already failed once. The handlers
+    are coroutines on one event loop: no lock needed."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     failed_once: set[str] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, record: dict[str, Any]) -> None:
-        with self._lock:
-            self.records.append(record)
 
     def first_failure(self, token: str) -> bool:
         """True the first time it is asked about ``token``."""
-        with self._lock:
-            if token in self.failed_once:
-                return False
-            self.failed_once.add(token)
-            return True
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self.records)
-
-    def clear(self) -> None:
-        with self._lock:
-            self.records.clear()
-            self.failed_once.clear()
+        first = token not in self.failed_once
+        self.failed_once.add(token)
+        return first
 
 
 def create_app(settings: FcmSettings | None = None) -> FastAPI:
@@ -177,16 +149,17 @@ def create_app(settings: FcmSettings | None = None) -> FastAPI:
         }
         response = await _send(project, request, settings, outbox, record)
         record["status"] = response.status_code
-        outbox.add(record)
+        outbox.records.append(record)
         return response
 
     @app.get(f"{ADMIN_PREFIX}/sent")
     async def sent() -> list[dict[str, Any]]:
-        return outbox.snapshot()
+        return list(outbox.records)
 
     @app.delete(f"{ADMIN_PREFIX}/sent")
     async def clear_sent() -> dict[str, int]:
-        outbox.clear()
+        outbox.records.clear()
+        outbox.failed_once.clear()
         return {"cleared": 1}
 
     @app.get("/health")
@@ -282,33 +255,3 @@ def _invalid_message(message: dict[str, Any]) -> JSONResponse | None:
 
 def _field_violation(field_path: str, description: str) -> dict[str, Any]:
     return {"@type": BAD_REQUEST_TYPE, "fieldViolations": [{"field": field_path, "description": description}]}
-
-
-# --- pointing firebase_admin at this server ---------------------------------------------------
-
-
-def local_credential(token: str = "local-fcm-token") -> Any:
-    """A google-auth credential with a fixed bearer token: needs no network, never refreshes.
-
-    ``firebase_admin.initialize_app`` accepts it directly (it wraps google-auth credentials).
-    """
-    from google.oauth2.credentials import Credentials
-
-    return Credentials(token=token)
-
-
-def fcm_send_url(base_url: str, project_id: str) -> str:
-    return f"{base_url.rstrip('/')}/v1/projects/{project_id}/messages:send"
-
-
-def point_messaging_at(base_url: str, app: Any = None) -> None:
-    """Make ``firebase_admin.messaging`` send for ``app`` (default app if None) to ``base_url``.
-
-    firebase-admin 7.7.0 has no emulator switch for FCM: the messaging service of an app keeps its
-    send URL in ``_fcm_url`` (used by send, send_each, send_each_for_multicast and their async
-    variants), and the service is created once per app, so overriding it sticks for the app's life.
-    """
-    from firebase_admin import messaging
-
-    service = messaging._get_messaging_service(app)
-    service._fcm_url = fcm_send_url(base_url, service._project_id)

@@ -271,6 +271,52 @@ def storage_rules_standin_jar() -> Path:
 
 
 @dataclass(frozen=True)
+class Runtime:
+    """One emulator binary: what to set (None: firebase-tools' own, cached), and where it comes from."""
+
+    binary: str | None
+    description: str
+
+
+def firestore_emulator() -> Runtime:
+    """Yours (FIRESTORE_EMULATOR_BINARY_PATH), else firebase-tools' cached jar, else the Debian jar."""
+    if os.environ.get("FIRESTORE_EMULATOR_BINARY_PATH"):
+        path = os.environ["FIRESTORE_EMULATOR_BINARY_PATH"]
+        return Runtime(path, f"{path} (FIRESTORE_EMULATOR_BINARY_PATH from your environment)")
+    cached = cached_emulator_path("firestore")
+    if cached:
+        return Runtime(None, f"{cached} (firebase-tools cache)")
+    real = debian_firestore_jar()
+    if real is None:
+        raise JavaSetupError(
+            "No Firestore emulator: firebase-tools has none cached and the Debian package "
+            f"{DEBIAN_FIRESTORE_PACKAGE} is not installed. On a machine with internet, run "
+            "`npx firebase setup:emulators:firestore` once."
+        )
+    wrapper = firestore_wrapper_jar(real)
+    return Runtime(
+        str(wrapper), f"{real} via wrapper {wrapper.relative_to(REPO)} (Debian {DEBIAN_FIRESTORE_PACKAGE})"
+    )
+
+
+def storage_rules_runtime() -> tuple[Runtime, bool]:
+    """The Storage emulator's rules runtime, and whether it enforces storage.rules.
+
+    Yours (STORAGE_EMULATOR_BINARY_PATH), else firebase-tools' cached runtime, else the permit-all
+    stand-in: storage rules are then NOT enforced (the stack says so loudly).
+    """
+    if os.environ.get("STORAGE_EMULATOR_BINARY_PATH"):
+        path = os.environ["STORAGE_EMULATOR_BINARY_PATH"]
+        return Runtime(path, f"{path} (STORAGE_EMULATOR_BINARY_PATH from your environment)"), True
+    cached = cached_emulator_path("storage")
+    if cached:
+        return Runtime(None, f"{cached} (firebase-tools cache)"), True
+    standin = storage_rules_standin_jar()
+    description = f"PERMIT-ALL STAND-IN {standin.relative_to(REPO)} (no rules runtime available offline)"
+    return Runtime(str(standin), description), False
+
+
+@dataclass(frozen=True)
 class EmulatorJava:
     java: Java
     env: dict[str, str]  # FIRESTORE_/STORAGE_EMULATOR_BINARY_PATH overrides (empty when cached)
@@ -282,50 +328,17 @@ class EmulatorJava:
 
 def prepare() -> EmulatorJava:
     """Find Java and make the emulator jars available. Idempotent and fast once built."""
-    java = find_java()
-    env: dict[str, str] = {}
-
-    user_fs = os.environ.get("FIRESTORE_EMULATOR_BINARY_PATH")
-    cached_fs = cached_emulator_path("firestore")
-    if user_fs:
-        firestore = f"{user_fs} (FIRESTORE_EMULATOR_BINARY_PATH from your environment)"
-        env["FIRESTORE_EMULATOR_BINARY_PATH"] = user_fs
-    elif cached_fs:
-        firestore = f"{cached_fs} (firebase-tools cache)"
-    else:
-        real = debian_firestore_jar()
-        if real is None:
-            raise JavaSetupError(
-                "No Firestore emulator: firebase-tools has none cached and the Debian package "
-                f"{DEBIAN_FIRESTORE_PACKAGE} is not installed. On a machine with internet, run "
-                "`npx firebase setup:emulators:firestore` once."
-            )
-        wrapper = firestore_wrapper_jar(real)
-        env["FIRESTORE_EMULATOR_BINARY_PATH"] = str(wrapper)
-        firestore = f"{real} via wrapper {wrapper.relative_to(REPO)} (Debian {DEBIAN_FIRESTORE_PACKAGE})"
-
-    user_st = os.environ.get("STORAGE_EMULATOR_BINARY_PATH")
-    cached_st = cached_emulator_path("storage")
-    if user_st:
-        storage_rules = f"{user_st} (STORAGE_EMULATOR_BINARY_PATH from your environment)"
-        env["STORAGE_EMULATOR_BINARY_PATH"] = user_st
-        enforced = True
-    elif cached_st:
-        storage_rules = f"{cached_st} (firebase-tools cache)"
-        enforced = True
-    else:
-        standin = storage_rules_standin_jar()
-        env["STORAGE_EMULATOR_BINARY_PATH"] = str(standin)
-        storage_rules = (
-            f"PERMIT-ALL STAND-IN {standin.relative_to(REPO)} (no rules runtime available offline)"
-        )
-        enforced = False
-
+    firestore = firestore_emulator()
+    storage_rules, enforced = storage_rules_runtime()
+    binaries = {
+        "FIRESTORE_EMULATOR_BINARY_PATH": firestore.binary,
+        "STORAGE_EMULATOR_BINARY_PATH": storage_rules.binary,
+    }
     return EmulatorJava(
-        java=java,
-        env=env,
-        firestore=firestore,
-        storage_rules=storage_rules,
+        java=find_java(),
+        env={name: path for name, path in binaries.items() if path},
+        firestore=firestore.description,
+        storage_rules=storage_rules.description,
         storage_rules_enforced=enforced,
         ui_cached=cached_ui_path() is not None,
     )

@@ -1,11 +1,10 @@
 """Hosts the project's Hugging Face ``EndpointHandler`` the way an Inference Endpoint does.
 
-``POST /`` (also ``/predict``) takes either raw audio (``Content-Type: audio/*``,
-``application/octet-stream`` or ``video/mp4``), handed to the handler as ``{"inputs": <bytes>}``, or
-JSON ``{"inputs": "<base64>", "parameters": {...}}``, handed over as parsed, like the Inference
-Toolkit does. The handler's list (``[{"label": "stressed", "score": p}, ...]``) is the response.
-A ``ValueError`` from the handler (``BadAudioError`` is one) is answered 400 ``{"error": "..."}``,
-HF's error shape.
+``POST /`` takes raw audio, as the production adapter sends it (``Content-Type: audio/*``, or
+``video/mp4``, which some Android recorders write, or ``application/octet-stream``), and hands it to
+the handler as ``{"inputs": <bytes>}``, as the Inference Toolkit does. The handler's list
+(``[{"label": "stressed", "score": p}, ...]``) is the response. A ``ValueError`` from the handler
+(``BadAudioError`` is one) is answered 400 ``{"error": "..."}``, HF's error shape.
 
 The handler loads in the background at startup; until it is loaded, and for ``warmup_seconds``
 after startup, requests get HF's 503 ``{"error": "... is currently loading", "estimated_time": N}``,
@@ -39,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PACKAGE_DIR = REPO_ROOT / "stress_model"  # holds the importable ``stress_model`` package
 DEFAULT_MODEL_DIR = DEFAULT_PACKAGE_DIR / "checkpoints" / "demo"
 ENDPOINT_NAME = "emochat/stress-student"
-PREDICT_PATHS = frozenset({"/", "/predict"})
+PREDICT_PATH = "/"
 # Besides audio/*: some Android recorders label audio video/mp4; generic clients send octet-stream.
 RAW_AUDIO_TYPES = frozenset({"application/octet-stream", "video/mp4"})
 LOADING_GUESS_SECONDS = 5.0  # estimated_time while the handler itself is still loading
@@ -156,7 +155,7 @@ def create_app(settings: StressSettings, loader: HandlerLoader | None = None) ->
         FaultDialect(
             render_error=render_scripted_error, wrong_shape={"label": "stressed", "probability": 0.5}
         ),
-        is_api_path=lambda path: path in PREDICT_PATHS,
+        is_api_path=lambda path: path == PREDICT_PATH,
     )
 
     async def predict(request: Request) -> Response:
@@ -179,8 +178,7 @@ def create_app(settings: StressSettings, loader: HandlerLoader | None = None) ->
             return hf_error(500, f"{type(error).__name__}: {error}")
         return Response(json.dumps(result, default=_plain_number), media_type="application/json")
 
-    for path in sorted(PREDICT_PATHS):
-        app.add_api_route(path, predict, methods=["POST"])
+    app.add_api_route(PREDICT_PATH, predict, methods=["POST"])
 
     @app.get("/health")
     async def health() -> Response:
@@ -200,20 +198,11 @@ def _authorized(request: Request, token: str) -> bool:
 
 
 async def _payload(request: Request) -> dict[str, Any] | Response:
-    """The handler's ``data``, decoded by content type as the Inference Toolkit does."""
+    """The handler's ``data`` for a raw audio body; HF's 415 for any other content type."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if content_type == "application/json":
-        try:
-            data = json.loads(body)
-        except ValueError as error:
-            return hf_error(400, f"Body is not valid JSON: {error}")
-        if not isinstance(data, dict) or "inputs" not in data:
-            return hf_error(400, 'JSON body must be an object with "inputs"')
-        return data
     if content_type.startswith("audio/") or content_type in RAW_AUDIO_TYPES:
-        return {"inputs": body}
-    return hf_error(415, f"Content type {content_type or '(none)'!r} is not supported; send audio/* or JSON")
+        return {"inputs": await request.body()}
+    return hf_error(415, f"Content type {content_type or '(none)'!r} is not supported; send audio/*")
 
 
 def _plain_number(value: Any) -> Any:

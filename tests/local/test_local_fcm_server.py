@@ -12,7 +12,8 @@ import pytest
 from firebase_admin import exceptions, messaging
 from local_stack_support import ThreadedServer, reset, script_faults, seen_requests
 
-from local_stack.fcm_server import create_app, local_credential, point_messaging_at
+from emochat.adapters.fcm_notifier import EmulatorCredential, use_fcm_endpoint
+from local_stack.fcm_server import create_app
 
 PROJECT = "demo-emochat"
 # firebase-admin 7 deprecates registration tokens for installation IDs; the app still stores tokens.
@@ -36,9 +37,9 @@ def fcm_url(fcm_server: ThreadedServer) -> str:
 def fcm_app(fcm_url: str) -> Iterator[firebase_admin.App]:
     """A firebase_admin app whose messaging sends to the local server, with an offline credential."""
     app = firebase_admin.initialize_app(
-        local_credential(), {"projectId": PROJECT}, name=f"fcm-{uuid.uuid4().hex}"
+        EmulatorCredential(), {"projectId": PROJECT}, name=f"fcm-{uuid.uuid4().hex}"
     )
-    point_messaging_at(fcm_url, app)
+    use_fcm_endpoint(app, fcm_url)
     yield app
     firebase_admin.delete_app(app)
 

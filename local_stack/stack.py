@@ -179,13 +179,14 @@ def tagged(tag: str) -> list[psutil.Process]:
 
 
 def end_processes(procs: Sequence[psutil.Process], grace_s: float = 3.0) -> list[str]:
-    """SIGINT (gunicorn's quick stop), SIGTERM, then SIGKILL after grace_s; returns what needed SIGKILL."""
+    """SIGINT (gunicorn's quick stop), then SIGTERM, each with half of grace_s to act, then SIGKILL;
+    returns what needed SIGKILL."""
+    alive = list(procs)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        for proc in procs:
+        for proc in alive:
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(sig)
-        time.sleep(0.2)
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+        _, alive = psutil.wait_procs(alive, timeout=grace_s / 2)
     killed = []
     for proc in alive:
         with contextlib.suppress(psutil.Error):

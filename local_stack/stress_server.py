@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -44,12 +44,8 @@ RAW_AUDIO_TYPES = frozenset({"application/octet-stream", "video/mp4"})
 LOADING_GUESS_SECONDS = 5.0  # estimated_time while the handler itself is still loading
 
 
-class Handler(Protocol):
-    """The Hugging Face custom handler interface: called with the decoded request payload."""
-
-    def __call__(self, data: dict[str, Any]) -> Any: ...
-
-
+# The Hugging Face custom handler interface: called with the decoded request payload.
+Handler = Callable[[dict[str, Any]], Any]
 HandlerLoader = Callable[[], Handler]
 
 
@@ -83,7 +79,6 @@ class HandlerHost:
         self._handler: Handler | None = None
         self.load_error: str | None = None
         self._call_lock = threading.Lock()
-        self._loaded = threading.Event()
 
     def start(self) -> None:
         self._started_at = time.monotonic()
@@ -97,15 +92,10 @@ class HandlerHost:
         except Exception as error:  # reported on /health and on every request instead of dying silently
             log.exception("stress handler failed to load")
             self.load_error = f"{type(error).__name__}: {error}"
-        finally:
-            self._loaded.set()
 
     @property
     def loaded(self) -> bool:
         return self._handler is not None
-
-    def wait_loaded(self, timeout: float | None = None) -> bool:
-        return self._loaded.wait(timeout)
 
     def seconds_until_ready(self) -> float:
         """0 when requests can be served; otherwise an estimate for HF's ``estimated_time``."""

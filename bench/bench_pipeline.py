@@ -32,10 +32,10 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "functions"), str(ROOT)]
 
-from emochat.adapters.hf_stress import HuggingFaceStressScorer  # noqa: E402
-from emochat.adapters.openai_stt import OpenAITranscriber  # noqa: E402
-from emochat.audio import decode_audio  # noqa: E402
-from emochat.ports import VoiceClip  # noqa: E402
+from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer  # noqa: E402
+from emochat.pipeline.adapters.openai_stt import OpenAITranscriber  # noqa: E402
+from emochat.pipeline.audio import decode_audio  # noqa: E402
+from emochat.pipeline.ports import VoiceClip  # noqa: E402
 from local_stack.app_client import AppClient  # noqa: E402
 
 CHAT = "chat-mina-joon"

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_stress_model.py [--repeats 20] [--skip-w2v]
 
 Rows:
-- EndpointHandler with the demo checkpoint (handcrafted encoder), 3 s and 10 s m4a clips: decode +
+- EndpointHandler with the demo checkpoint (its encoder, today stressid_hc), 3 s and 10 s m4a clips: decode +
   resample + trim + features + StudentNet, i.e. what one HTTP request costs the stress server.
 - The same handler with a wav2vec2-base-sized encoder (Wav2Vec2Config() defaults, ~95M params,
   randomly initialised and saved locally: no hub access here; a real checkpoint costs the same).
@@ -86,7 +86,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         clips = {s: clip(s, tmp) for s in (3.0, 10.0)}
-        handlers = [("handler, demo (handcrafted)", EndpointHandler(str(DEMO)), args.repeats)]
+        demo = EndpointHandler(str(DEMO))
+        handlers = [(f"handler, demo ({demo.cfg.features.encoder})", demo, args.repeats)]
         if not args.skip_w2v:
             t = time.perf_counter()
             h = EndpointHandler(str(w2v_base_checkpoint(tmp)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from firebase_functions import firestore_fn, https_fn, logger, scheduler_fn, storage_fn
 from firebase_functions.options import MemoryOption
 
@@ -28,7 +30,7 @@ def process_voice_message(event: storage_fn.CloudEvent[storage_fn.StorageObjectD
         return
 
     from emochat import wiring
-    from emochat.pipeline import Upload, process_upload
+    from emochat.pipeline.service import Upload, process_upload
 
     upload = Upload(
         bucket=obj.bucket,
@@ -70,7 +72,7 @@ def sweep_stuck_messages(event: scheduler_fn.ScheduledEvent) -> None:
     its lease (the function timeout), so no placeholder bubble stays forever.
     """
     from emochat import wiring
-    from emochat.pipeline import sweep_abandoned
+    from emochat.pipeline.service import sweep_abandoned
 
     swept = sweep_abandoned(wiring.message_store())
     if swept:
@@ -92,7 +94,7 @@ def alert_on_high_stress(
     users/{uid}/notifications/{id} for the sender (self-care) and the other members (empathy),
     within each one's alertPrefs and cooldown; device tokens that FCM calls stale are deleted.
     """
-    from emochat import alerts
+    from emochat.alerts import model as alerts
 
     change = event.data
     before = change.before.to_dict() if change.before is not None else None
@@ -102,7 +104,7 @@ def alert_on_high_stress(
         return
 
     from emochat import wiring
-    from emochat.alerting import alert_on_reading
+    from emochat.alerts.service import alert_on_reading
 
     outcome = alert_on_reading(reading, wiring.alert_services(), wiring.alert_config())
     logger.info(
@@ -118,7 +120,7 @@ def alert_on_high_stress(
     )
 
 
-# ── Wellbeing: coping suggestions, feedback, stress trends, data deletion ─────────────────────────
+# ── Coping suggestions, stress trends, data deletion ─────────────────────────────────────────────
 
 
 def _ensure_default_app() -> None:
@@ -141,15 +143,15 @@ def _caller(req: https_fn.CallableRequest) -> str:
     return req.auth.uid
 
 
-def _answer(service: str, req: https_fn.CallableRequest) -> dict:
-    """Run wellbeing.<service> for the signed-in caller; RequestError becomes the error the app sees."""
+def _answer(req: https_fn.CallableRequest, handler: Callable[..., dict], *deps: object) -> dict:
+    """Run a service function as `handler(*deps, uid, data)` for the signed-in caller; RequestError
+    becomes the error the app sees."""
     uid = _caller(req)
-    from emochat import wellbeing, wiring
+    from emochat.domain import RequestError
 
     try:
-        handler = getattr(wellbeing, service)
-        return handler(wiring.wellbeing_services(), wiring.wellbeing_config(), uid, req.data)
-    except wellbeing.RequestError as exc:
+        return handler(*deps, uid, req.data)
+    except RequestError as exc:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode(exc.code), exc.message) from exc
 
 
@@ -163,7 +165,10 @@ def recommend_coping(req: https_fn.CallableRequest) -> dict:
     Writes: users/{uid}/recommendations/{recommendationId} for each suggestion shown (context,
     reason explore/exploit, sampled value, posterior).
     """
-    return _answer("recommend_coping", req)
+    from emochat import wiring
+    from emochat.suggestions import service
+
+    return _answer(req, service.recommend_coping, wiring.suggestion_services(), wiring.suggestion_config())
 
 
 @https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
@@ -176,7 +181,10 @@ def rate_suggestion(req: https_fn.CallableRequest) -> dict:
     Writes, in one transaction: the recommendation's feedback, users/{uid}/wellbeing/model and
     suggestionStats/{suggestionId}.
     """
-    return _answer("rate_suggestion", req)
+    from emochat import wiring
+    from emochat.suggestions import service
+
+    return _answer(req, service.rate_suggestion, wiring.suggestion_services(), wiring.suggestion_config())
 
 
 @https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
@@ -186,7 +194,10 @@ def stress_trends(req: https_fn.CallableRequest) -> dict:
     Returns: {timeZone, from, to, days: [{date, count, mean, max, high}]}, oldest first, one entry
     per local day (count 0, mean/max null on days without readings). Writes nothing.
     """
-    return _answer("stress_trends", req)
+    from emochat import wiring
+    from emochat.trends import service
+
+    return _answer(req, service.stress_trends, wiring.trend_services(), wiring.trend_config())
 
 
 @https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
@@ -197,7 +208,10 @@ def delete_my_data(req: https_fn.CallableRequest) -> dict:
     notifications, recommendations, feedback model, stress aggregates. (The Python SDK has no Auth
     user-deleted trigger; purge_deleted_users catches accounts deleted any other way.)
     """
-    result = _answer("delete_my_data", req)
+    from emochat import wiring
+    from emochat.accounts import service
+
+    result = _answer(req, service.delete_my_data, wiring.account_services())
     logger.info("user data deleted on request", uid=_caller(req), documents=result["deleted"])
     return result
 
@@ -215,7 +229,7 @@ def update_stress_trends(
     at once. Writes: users/{senderId}/stressDaily/{YYYY-MM-DD} (the sender's local date) in a
     transaction, the reading keyed by the message, so redelivery changes nothing.
     """
-    from emochat import trends
+    from emochat.trends import model as trends
 
     change = event.data
     before = change.before.to_dict() if change.before is not None else None
@@ -223,11 +237,12 @@ def update_stress_trends(
     if not trends.is_relevant(before, after):
         return
 
-    from emochat import wellbeing, wiring
+    from emochat import wiring
+    from emochat.trends.service import record_message_change
 
     chat_id, message_id = event.params["chatId"], event.params["messageId"]
-    applied = wellbeing.record_message_change(
-        wiring.wellbeing_services(), wiring.wellbeing_config(), chat_id, message_id, before, after
+    applied = record_message_change(
+        wiring.trend_services(), wiring.trend_config(), chat_id, message_id, before, after
     )
     logger.info(
         "stress trend updated",
@@ -243,8 +258,9 @@ def purge_deleted_users(event: scheduler_fn.ScheduledEvent) -> None:
     Writes: deletes users/{uid} and everything under it for each uid that has no Firebase Auth
     account any more (at most 1000 a run): the Python SDK has no user-deleted trigger.
     """
-    from emochat import wellbeing, wiring
+    from emochat import wiring
+    from emochat.accounts.service import purge_deleted_users
 
-    purged = wellbeing.purge_deleted_users(wiring.wellbeing_services(), apply=True, limit=1000)
+    purged = purge_deleted_users(wiring.account_services(), apply=True, limit=1000)
     if purged:
         logger.warn("purged data of deleted users", count=len(purged), uids=purged)

@@ -297,9 +297,12 @@ class AppClient(EmulatorRest):
             return ADMIN_TOKEN
         if id_token:
             return id_token
+        return self._signed_in().id_token
+
+    def _signed_in(self) -> Session:
         if self.session is None:
             raise AppClientError("not signed in: call sign_in() first")
-        return self.session.id_token
+        return self.session
 
     def upload(  # type: ignore[override]
         self,
@@ -309,14 +312,16 @@ class AppClient(EmulatorRest):
         content_type: str,
         custom_metadata: Mapping[str, str] | None = None,
         id_token: str | None = None,
+        admin: bool = False,
     ) -> dict[str, Any]:
-        """Upload as the signed-in user (or `id_token`); returns the object's metadata."""
+        """Upload as the signed-in user (or `id_token`); returns the object's metadata. storage.rules
+        apply unless admin (the emulator's owner credential, which bypasses them)."""
         response = super().upload(
             path,
             data,
             content_type=content_type,
             custom_metadata=custom_metadata,
-            token=self._token(id_token),
+            token=self._token(id_token, admin),
         )
         return _checked(response, f"upload of {path}")
 
@@ -331,17 +336,22 @@ class AppClient(EmulatorRest):
         message_id: str | None = None,
         id_token: str | None = None,
         uid: str | None = None,
+        admin: bool = False,
     ) -> SentVoice:
-        """Upload audio as the signed-in user to voice/{uid}/{chatId}/{messageId}.{ext}."""
+        """Upload audio as the signed-in user to voice/{uid}/{chatId}/{messageId}.{ext} (as admin,
+        bypassing storage.rules, when `admin`: the path still names the signed-in user or `uid`)."""
         if uid is None:
-            if self.session is None:
-                raise AppClientError("not signed in: call sign_in() first")
-            uid = self.session.uid
+            uid = self._signed_in().uid
         message_id = message_id or auto_id()
         path = voice_path(uid, chat_id, message_id, ext)
         language_hint = {"language": language} if language else None
         meta = self.upload(
-            path, audio, content_type=content_type, custom_metadata=language_hint, id_token=id_token
+            path,
+            audio,
+            content_type=content_type,
+            custom_metadata=language_hint,
+            id_token=id_token,
+            admin=admin,
         )
         return SentVoice(
             chat_id, message_id, path, content_type, len(audio), meta.get("generation"), time.monotonic()
@@ -375,6 +385,86 @@ class AppClient(EmulatorRest):
             self.documents("PATCH", path, token=self._token(id_token, admin), json={"fields": fields}),
             f"writing {path}",
         )
+
+    # ------------------------------------------------------------------------------------ chats
+    # Membership needs consent (firestore.rules): a chat starts with its creator as the only member
+    # and lists the others in `invited`; each invitee moves only its own uid into `members`
+    # (accept) or out of `invited` (decline); a member removes only its own uid (leave). The
+    # moves are array transforms, as the JS SDK's arrayUnion/arrayRemove send them, so concurrent
+    # answers never overwrite each other.
+
+    def _commit(self, write: dict[str, Any], what: str) -> None:
+        token = self._signed_in().id_token
+        _checked(self.documents("POST", verb="commit", token=token, json={"writes": [write]}), what)
+
+    def _doc_name(self, path: str) -> str:
+        return f"projects/{self.project_id}/databases/(default)/documents/{path}"
+
+    def create_chat(self, invited: list[str] | tuple[str, ...] = (), *, title: str | None = None) -> str:
+        """A new chat with the signed-in user as its only member and `invited` waiting to accept."""
+        chat_id = auto_id()
+        fields: dict[str, Any] = {"members": [self._signed_in().uid], "invited": list(invited)}
+        if title is not None:
+            fields["title"] = title
+        self._commit(
+            {
+                "update": {
+                    "name": self._doc_name(f"chats/{chat_id}"),
+                    "fields": {k: encode_value(v) for k, v in fields.items()},
+                },
+                "updateTransforms": [{"fieldPath": "createdAt", "setToServerValue": "REQUEST_TIME"}],
+                "currentDocument": {"exists": False},
+            },
+            f"creating chat {chat_id}",
+        )
+        return chat_id
+
+    def _move_own_uid(self, chat_id: str, into_members: bool, out_of: str, what: str) -> None:
+        uid = encode_value([self._signed_in().uid])["arrayValue"]
+        transforms = [{"fieldPath": out_of, "removeAllFromArray": uid}]
+        if into_members:
+            transforms.append({"fieldPath": "members", "appendMissingElements": uid})
+        self._commit(
+            {
+                "transform": {"document": self._doc_name(f"chats/{chat_id}"), "fieldTransforms": transforms},
+                "currentDocument": {"exists": True},
+            },
+            f"{what} chat {chat_id}",
+        )
+
+    def accept_invitation(self, chat_id: str) -> None:
+        self._move_own_uid(chat_id, into_members=True, out_of="invited", what="accepting the invitation to")
+
+    def decline_invitation(self, chat_id: str) -> None:
+        self._move_own_uid(chat_id, into_members=False, out_of="invited", what="declining the invitation to")
+
+    def leave_chat(self, chat_id: str) -> None:
+        self._move_own_uid(chat_id, into_members=False, out_of="members", what="leaving")
+
+    def invitations(self) -> dict[str, dict[str, Any]]:
+        """The chats the signed-in user is invited to (id → fields): `where invited array-contains me`."""
+        session = self._signed_in()
+        query = {
+            "from": [{"collectionId": "chats"}],
+            "where": {
+                "fieldFilter": {
+                    "field": {"fieldPath": "invited"},
+                    "op": "ARRAY_CONTAINS",
+                    "value": encode_value(session.uid),
+                }
+            },
+        }
+        response = self.documents(
+            "POST", verb="runQuery", token=session.id_token, json={"structuredQuery": query}
+        )
+        body = _checked(response, "listing invitations")
+        if not isinstance(body, list) or any("error" in r for r in body):
+            raise AppClientError(f"listing invitations failed: {body!r}"[:500], response.status_code, body)
+        return {
+            r["document"]["name"].rsplit("/", 1)[-1]: decode_fields(r["document"].get("fields", {}))
+            for r in body
+            if "document" in r
+        }
 
     def message_path(self, chat_id: str, message_id: str) -> str:
         return f"chats/{chat_id}/messages/{message_id}"

@@ -141,7 +141,7 @@ def hold(env_file: Path) -> None:
 def demo(
     sample: Annotated[Path, typer.Option(help="Voice message to send.")] = SAMPLES_DIR / "voice-en.m4a",
     alert_sample: Annotated[
-        Path | None, typer.Option(help="A stressed-sounding message sent next, to show the alert path.")
+        Path | None, typer.Option(help="A message the model reads high, sent next, to show the alert path.")
     ] = SAMPLES_DIR / "voice-stressed.m4a",
     alert: Annotated[bool, typer.Option(help="Also show the high-stress alert path.")] = True,
     sender: Annotated[str, typer.Option(help="Seeded account that sends it.")] = "mina@example.com",

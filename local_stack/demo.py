@@ -26,7 +26,7 @@ from local_stack.stack import (
 )
 
 DEFAULT_SAMPLE = SAMPLES_DIR / "voice-en.m4a"
-# A stressed-sounding message (fast, high, loud espeak-ng prosody): shows the alert path.
+# The sample the served model reads high (how it was picked: the Makefile's samples recipe): the alert path.
 ALERT_SAMPLE = SAMPLES_DIR / "voice-stressed.m4a"
 CONTENT_TYPES = {
     "m4a": "audio/mp4", "mp4": "audio/mp4", "aac": "audio/aac", "wav": "audio/wav", "webm": "audio/webm",

@@ -28,7 +28,7 @@ Every request is recorded: ``GET /_emochat/sent`` lists them (token, notificatio
 token is accepted; a request without one gets 401 UNAUTHENTICATED unless ``allow_anonymous``.
 
 firebase_admin has no emulator switch for FCM: production's ``use_fcm_endpoint`` (in
-``emochat.adapters.fcm_notifier``, with its firebase_admin version guard) points an app's messaging
+``emochat.alerts.adapters.fcm_notifier``, with its firebase_admin version guard) points an app's messaging
 service here, and its ``EmulatorCredential`` needs no network.
 """
 

@@ -6,9 +6,12 @@ Detect, don't assume:
 - Firestore emulator: firebase-tools' own cached jar when present (a machine with internet downloads
   it on first use). Otherwise a tiny wrapper jar around the jar of the Debian package
   google-cloud-cli-firestore-emulator (which has no Main-Class), set as FIRESTORE_EMULATOR_BINARY_PATH.
-- Storage rules runtime: firebase-tools' cached jar when present. Otherwise a permit-all stand-in
-  (storage_rules_standin/PermitAllStorageRules.java, compiled here with any javac found) set as
-  STORAGE_EMULATOR_BINARY_PATH. Storage rules are then NOT enforced, and the stack says so loudly.
+- Storage rules runtime (storage_rules_runtime()): firebase-tools' cached jar when present. Otherwise
+  our runtime on the Firebase rules engine inside that same Debian jar
+  (storage_rules_runtime/*.java, compiled here with the machine's javac against it), set as
+  STORAGE_EMULATOR_BINARY_PATH: storage.rules is enforced by the real engine. Only where that engine
+  is missing, a permit-all stand-in (storage_rules_standin/PermitAllStorageRules.java): storage rules
+  are then NOT enforced, and the stack says so loudly.
 
 Everything built lands in the gitignored .cache/local_stack/, keyed on its inputs, so rebuilding is
 free when nothing changed.
@@ -40,6 +43,8 @@ DEBIAN_FIRESTORE_JAR_CANDIDATES = (
 )
 STANDIN_SOURCE = Path(__file__).resolve().parent / "storage_rules_standin" / "PermitAllStorageRules.java"
 STANDIN_CLASS = "PermitAllStorageRules"
+ENGINE_RUNTIME_DIR = Path(__file__).resolve().parent / "storage_rules_runtime"
+ENGINE_RUNTIME_CLASS = "EngineStorageRules"
 
 
 class JavaSetupError(RuntimeError):
@@ -238,33 +243,80 @@ def firestore_wrapper_jar(real_jar: Path) -> Path:
 # ------------------------------------------------------------------------------------ Storage rules
 
 
-def storage_rules_standin_jar() -> Path:
-    target = BUILD_DIR / "storage-rules-permit-all.jar"
-    source = STANDIN_SOURCE.read_bytes()
-    key = hashlib.sha256(source).hexdigest()
+def _compile_jar(target: Path, sources: list[Path], main_class: str, classpath: Path | None) -> Path:
+    """javac --release 17 `sources` (against `classpath`, which the jar's manifest then names) into
+    an executable jar; rebuilt only when the sources or the classpath jar changed."""
+    key_parts = [p.read_bytes() for p in sources]
+    if classpath is not None:
+        stat = classpath.stat()
+        key_parts.append(f"{classpath.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    key = hashlib.sha256(b"\0".join(key_parts)).hexdigest()
     if _up_to_date(target, key):
         return target
     javac = find_javac()
     if javac is None:
         raise JavaSetupError(
-            "No javac found to build the permit-all Storage rules stand-in, and firebase-tools has no "
-            "cached storage rules runtime. Install a JDK (apt-get install -y default-jdk-headless) or "
-            "run once online so firebase-tools caches its runtime."
+            f"No javac found to build {target.name}, and firebase-tools has no cached storage rules "
+            "runtime. Install a JDK (apt-get install -y default-jdk-headless) or run once online so "
+            "firebase-tools caches its runtime."
         )
+    # -proc:none: the engine jar declares annotation processors whose classes it does not ship.
+    argv = [str(javac), "--release", "17", "-proc:none", "-nowarn"]
+    if classpath is not None:
+        argv += ["-cp", str(classpath)]
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(
-            [str(javac), "--release", "17", "-d", tmp, str(STANDIN_SOURCE)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
+            [*argv, "-d", tmp, *map(str, sources)], capture_output=True, text=True, timeout=300, check=False
         )
         if proc.returncode != 0:
-            raise JavaSetupError(f"javac failed building the storage rules stand-in:\n{proc.stderr}")
+            raise JavaSetupError(f"javac failed building {target.name}:\n{proc.stderr[-4000:]}")
         classes = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in Path(tmp).rglob("*.class")}
-    _write_jar(target, _manifest(STANDIN_CLASS), classes)
+    class_path = classpath.resolve().as_uri() if classpath is not None else None
+    _write_jar(target, _manifest(main_class, class_path), classes)
     _stamp(target, key)
     return target
+
+
+def storage_rules_standin_jar() -> Path:
+    return _compile_jar(BUILD_DIR / "storage-rules-permit-all.jar", [STANDIN_SOURCE], STANDIN_CLASS, None)
+
+
+def storage_rules_engine_jar(engine: Path) -> Path:
+    """Our Storage rules runtime (firebase-tools' protocol) on the rules engine inside `engine`."""
+    sources = sorted(ENGINE_RUNTIME_DIR.glob("*.java"))
+    return _compile_jar(BUILD_DIR / "storage-rules-engine.jar", sources, ENGINE_RUNTIME_CLASS, engine)
+
+
+@dataclass(frozen=True)
+class StorageRulesRuntime:
+    binary: str | None  # STORAGE_EMULATOR_BINARY_PATH to set; None: firebase-tools' own cache
+    description: str
+    enforced: bool
+
+
+def storage_rules_runtime() -> StorageRulesRuntime:
+    """Which Storage rules runtime the emulator runs: yours ($STORAGE_EMULATOR_BINARY_PATH), else
+    firebase-tools' cached one, else ours on the Debian package's rules engine, else (only where that
+    engine is missing) the permit-all stand-in."""
+    if user := os.environ.get("STORAGE_EMULATOR_BINARY_PATH"):
+        return StorageRulesRuntime(user, f"{user} (STORAGE_EMULATOR_BINARY_PATH from your environment)", True)
+    if cached := cached_emulator_path("storage"):
+        return StorageRulesRuntime(None, f"{cached} (firebase-tools cache)", True)
+    if engine := debian_firestore_jar():
+        jar = storage_rules_engine_jar(engine)
+        return StorageRulesRuntime(
+            str(jar),
+            f"{jar.relative_to(REPO)}: the Firebase rules engine of {engine} "
+            f"(Debian {DEBIAN_FIRESTORE_PACKAGE})",
+            True,
+        )
+    standin = storage_rules_standin_jar()
+    return StorageRulesRuntime(
+        str(standin),
+        f"PERMIT-ALL STAND-IN {standin.relative_to(REPO)} "
+        f"(no rules engine: {DEBIAN_FIRESTORE_PACKAGE} missing)",
+        False,
+    )
 
 
 # ------------------------------------------------------------------------------------------ summary
@@ -299,23 +351,6 @@ def firestore_emulator() -> Runtime:
     )
 
 
-def storage_rules_runtime() -> tuple[Runtime, bool]:
-    """The Storage emulator's rules runtime, and whether it enforces storage.rules.
-
-    Yours (STORAGE_EMULATOR_BINARY_PATH), else firebase-tools' cached runtime, else the permit-all
-    stand-in: storage rules are then NOT enforced (the stack says so loudly).
-    """
-    if os.environ.get("STORAGE_EMULATOR_BINARY_PATH"):
-        path = os.environ["STORAGE_EMULATOR_BINARY_PATH"]
-        return Runtime(path, f"{path} (STORAGE_EMULATOR_BINARY_PATH from your environment)"), True
-    cached = cached_emulator_path("storage")
-    if cached:
-        return Runtime(None, f"{cached} (firebase-tools cache)"), True
-    standin = storage_rules_standin_jar()
-    description = f"PERMIT-ALL STAND-IN {standin.relative_to(REPO)} (no rules runtime available offline)"
-    return Runtime(str(standin), description), False
-
-
 @dataclass(frozen=True)
 class EmulatorJava:
     java: Java
@@ -329,7 +364,7 @@ class EmulatorJava:
 def prepare() -> EmulatorJava:
     """Find Java and make the emulator jars available. Idempotent and fast once built."""
     firestore = firestore_emulator()
-    storage_rules, enforced = storage_rules_runtime()
+    storage_rules = storage_rules_runtime()
     binaries = {
         "FIRESTORE_EMULATOR_BINARY_PATH": firestore.binary,
         "STORAGE_EMULATOR_BINARY_PATH": storage_rules.binary,
@@ -339,7 +374,7 @@ def prepare() -> EmulatorJava:
         env={name: path for name, path in binaries.items() if path},
         firestore=firestore.description,
         storage_rules=storage_rules.description,
-        storage_rules_enforced=enforced,
+        storage_rules_enforced=storage_rules.enforced,
         ui_cached=cached_ui_path() is not None,
     )
 

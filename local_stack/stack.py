@@ -538,8 +538,9 @@ def storage_rules_warning(info: StackInfo) -> None:
         console.print(
             Panel(
                 "[bold]STORAGE RULES ARE NOT ENFORCED[/] in this local stack.\n"
-                "firebase-tools' Cloud Storage rules runtime is not cached on this machine and cannot be "
-                "downloaded offline, so the Storage emulator runs with a permit-all stand-in "
+                "firebase-tools' Cloud Storage rules runtime is not cached on this machine and the "
+                "Firebase rules engine (Debian google-cloud-cli-firestore-emulator) is missing, so the "
+                "Storage emulator runs with a permit-all stand-in "
                 f"({info.java.storage_rules}).\nAny upload is accepted: storage.rules is NOT checked. "
                 "process_voice_message's own checks (path owner, chat membership, content type, "
                 "size) are the only guard here. Firestore rules ARE enforced.",

@@ -8,11 +8,15 @@ the handler as ``{"inputs": <bytes>}``, as the Inference Toolkit does. The handl
 
 The handler loads in the background at startup; until it is loaded, and for ``warmup_seconds``
 after startup, requests get HF's 503 ``{"error": "... is currently loading", "estimated_time": N}``,
-as from an endpoint scaling up from zero. ``GET /health`` answers 200 once the handler is loaded.
+as from an endpoint scaling up from zero, unless they carry ``X-Scale-Up-Timeout: <seconds>``: then,
+as HF's proxy does, the request is held until the endpoint is ready, or answered 503 when that many
+seconds pass first. A scripted ``{"status": 503}`` fault ignores the header: it stands for an endpoint
+that does. ``GET /health`` answers 200 once the handler is loaded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import logging
@@ -155,6 +159,8 @@ def create_app(settings: StressSettings, loader: HandlerLoader | None = None) ->
             return hf_error(500, f"Handler failed to load: {host.load_error}")
         wait = host.seconds_until_ready()
         if wait > 0:
+            wait = await _held_until_ready(request, host)
+        if wait > 0:
             return hf_loading(wait)
         payload = await _payload(request)
         if isinstance(payload, Response):
@@ -180,6 +186,22 @@ def create_app(settings: StressSettings, loader: HandlerLoader | None = None) ->
         return JSONResponse({"status": "ok", "warming_up": wait > 0, "estimated_time": round(wait, 1)})
 
     return app
+
+
+async def _held_until_ready(request: Request, host: HandlerHost) -> float:
+    """Hold a request that asks for it (X-Scale-Up-Timeout) while the endpoint scales up; returns
+    the wait still left (0: ready, serve it)."""
+    try:
+        hold = float(request.headers.get("x-scale-up-timeout", "0"))
+    except ValueError:
+        hold = 0.0
+    give_up_at = time.monotonic() + max(0.0, hold)
+    await request.body()  # read first: the disconnect check would otherwise swallow the body
+    while (wait := host.seconds_until_ready()) > 0 and time.monotonic() < give_up_at:
+        if host.load_error is not None or await request.is_disconnected():
+            break
+        await asyncio.sleep(min(0.05, wait))
+    return host.seconds_until_ready()
 
 
 def _authorized(request: Request, token: str) -> bool:

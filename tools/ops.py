@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,8 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "functions") not in sys.path:
     sys.path.insert(0, str(ROOT / "functions"))
 
-from emochat import wellbeing  # noqa: E402  (after the path set-up above)
-from emochat.wellbeing import WellbeingConfig, WellbeingServices  # noqa: E402
+from emochat.accounts import service as accounts  # noqa: E402  (after the path set-up above)
+from emochat.accounts.service import AccountServices  # noqa: E402
+from emochat.suggestions import service as suggestions  # noqa: E402
+from emochat.suggestions.catalog import BUNDLED_CATALOG  # noqa: E402
+from emochat.suggestions.service import SuggestionServices  # noqa: E402
+from emochat.trends import service as trends  # noqa: E402
+from emochat.trends.service import TrendConfig, TrendServices  # noqa: E402
 
 app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True, add_completion=False)
 console = Console()
@@ -42,11 +48,23 @@ TimeZone = Annotated[str, typer.Option("--tz", help="Time zone for users without
 DEFAULT_TZ = "Asia/Seoul"
 
 
-def open_services(project: str | None, with_accounts: bool = False) -> WellbeingServices:
+@dataclass
+class OpsServices:
+    """The services the CLI drives, over one Firestore."""
+
+    suggestions: SuggestionServices
+    trends: TrendServices
+    accounts: AccountServices
+
+
+def open_services(project: str | None, with_accounts: bool = False) -> OpsServices:
     """The real adapters (tests replace this function)."""
     from google.cloud import firestore
 
-    from emochat.adapters.wellbeing_store import FirebaseAccounts, FirestoreWellbeingStore
+    from emochat.accounts.adapters.firebase_accounts import FirebaseAccounts
+    from emochat.accounts.adapters.firestore_store import FirestoreAccountStore
+    from emochat.suggestions.adapters.firestore_store import FirestoreSuggestionStore
+    from emochat.trends.adapters.firestore_store import FirestoreTrendStore
 
     project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
     if not project:
@@ -62,8 +80,12 @@ def open_services(project: str | None, with_accounts: bool = False) -> Wellbeing
         accounts = FirebaseAccounts(fb_app)
     where = os.environ.get("FIRESTORE_EMULATOR_HOST") or "production (ADC)"
     console.print(f"[dim]Firestore: {where}, project {project}[/dim]")
-    return WellbeingServices(
-        store=FirestoreWellbeingStore(firestore.Client(project=project)), accounts=accounts
+    db = firestore.Client(project=project)
+    trend_store = FirestoreTrendStore(db)
+    return OpsServices(
+        suggestions=SuggestionServices(store=FirestoreSuggestionStore(db), trends=trend_store),
+        trends=TrendServices(store=trend_store),
+        accounts=AccountServices(store=FirestoreAccountStore(db), accounts=accounts),
     )
 
 
@@ -140,8 +162,8 @@ def trend(
 ) -> None:
     """A user's daily stress trend: a terminal table and a PNG chart (the same series the app gets)."""
     services = open_services(project)
-    config = WellbeingConfig(default_time_zone=tz, max_trend_days=365)
-    series = wellbeing.stress_trends(services, config, uid, {"days": days})
+    config = TrendConfig(default_time_zone=tz, max_trend_days=365)
+    series = trends.stress_trends(services.trends, config, uid, {"days": days})
     console.print(trend_table(uid, series))
     path = trend_chart(uid, series, out or Path(f"trend-{uid}.png"))
     console.print(f"chart: {path}")
@@ -150,8 +172,8 @@ def trend(
 @app.command("verify-trends")
 def verify_trends(uid: str, project: Project = None, tz: TimeZone = DEFAULT_TZ) -> None:
     """Compare a user's stored daily aggregates with a recomputation from their messages."""
-    stored, truth = wellbeing.recompute_trends(
-        open_services(project), WellbeingConfig(default_time_zone=tz), uid
+    stored, truth = trends.recompute_trends(
+        open_services(project).trends, TrendConfig(default_time_zone=tz), uid
     )
     table = Table(title=f"Aggregates of {uid}: stored vs recomputed")
     for name in ("date", "stored count/mean/max/high", "recomputed", "ok"):
@@ -174,7 +196,7 @@ def verify_trends(uid: str, project: Project = None, tz: TimeZone = DEFAULT_TZ) 
 @app.command("rebuild-trends")
 def rebuild_trends(uid: str, project: Project = None, tz: TimeZone = DEFAULT_TZ) -> None:
     """Rewrite a user's daily aggregates from their messages (after an outage of the trigger)."""
-    written = wellbeing.rebuild_trends(open_services(project), WellbeingConfig(default_time_zone=tz), uid)
+    written = trends.rebuild_trends(open_services(project).trends, TrendConfig(default_time_zone=tz), uid)
     console.print(f"rebuilt {written} day(s) for {uid}")
 
 
@@ -183,18 +205,18 @@ def rebuild_trends(uid: str, project: Project = None, tz: TimeZone = DEFAULT_TZ)
 
 @app.command("seed-catalog")
 def seed_catalog(
-    file: Annotated[Path, typer.Option(help="Catalog file")] = wellbeing.BUNDLED_CATALOG,
+    file: Annotated[Path, typer.Option(help="Catalog file")] = BUNDLED_CATALOG,
     project: Project = None,
 ) -> None:
     """Seed catalog/{version}/suggestions/{id} from the versioned repo file (idempotent)."""
-    catalog = wellbeing.seed_catalog(open_services(project).store, file)
+    catalog = suggestions.seed_catalog(open_services(project).suggestions.store, file)
     console.print(f"seeded catalog {catalog.version}: {len(catalog.suggestions)} suggestions")
 
 
 @app.command()
 def recs(uid: str, limit: int = 20, project: Project = None) -> None:
     """A user's latest recommendations: what was shown, why, and how they rated it."""
-    rows = open_services(project).store.recommendations(uid, limit)
+    rows = open_services(project).suggestions.store.recommendations(uid, limit)
     table = Table(title=f"Latest recommendations for {uid}")
     for name in ("shown at", "suggestion", "source", "context", "reason", "sampled", "mean", "rated"):
         table.add_column(name)
@@ -227,8 +249,8 @@ def delete_user(
     """Delete everything kept under users/{uid} (and with --auth the account): the ops deletion path."""
     if not yes:
         typer.confirm(f"Delete all data of {uid}{' and the account' if auth else ''}?", abort=True)
-    services = open_services(project, with_accounts=auth)
-    deleted = wellbeing.delete_user_data(services, uid)
+    services = open_services(project, with_accounts=auth).accounts
+    deleted = accounts.delete_user_data(services, uid)
     console.print(f"deleted {deleted} document(s) under users/{uid}")
     if auth and services.accounts is not None:
         gone = services.accounts.delete_account(uid)
@@ -242,8 +264,8 @@ def purge_deleted(
     project: Project = None,
 ) -> None:
     """Find users/{uid} data whose Auth account is gone; with --apply, delete it."""
-    found = wellbeing.purge_deleted_users(
-        open_services(project, with_accounts=True), apply=apply, limit=limit
+    found = accounts.purge_deleted_users(
+        open_services(project, with_accounts=True).accounts, apply=apply, limit=limit
     )
     verb = "purged" if apply else "would purge"
     console.print(f"{verb} {len(found)} user(s): {', '.join(found) or '—'}")

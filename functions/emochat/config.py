@@ -12,7 +12,11 @@ from firebase_functions.params import IntParam, SecretParam, StringParam
 OPENAI_API_KEY = SecretParam("OPENAI_API_KEY", description="OpenAI API key for speech-to-text")
 HF_TOKEN = SecretParam("HF_TOKEN", description="Hugging Face token for the stress endpoint")
 
-STT_MODEL = StringParam("STT_MODEL", default="whisper-1", description="OpenAI transcription model")
+STT_MODEL = StringParam(
+    "STT_MODEL",
+    default="gpt-transcribe",
+    description="Transcription model: gpt-transcribe, gpt-4o-mini-transcribe, gpt-4o-transcribe, whisper-1",
+)
 STT_BASE_URL = StringParam(
     "STT_BASE_URL", default="", description="OpenAI-compatible base URL; empty means OpenAI itself"
 )
@@ -28,6 +32,13 @@ STRESS_MODEL_NAME = StringParam(
 STRESS_TIMEOUT_S = IntParam("STRESS_TIMEOUT_S", default=30, description="Per-request stress-model timeout")
 STRESS_DEADLINE_S = IntParam(
     "STRESS_DEADLINE_S", default=150, description="Total time for stress retries, incl. endpoint warm-up"
+)
+# Sent as X-Scale-Up-Timeout once the endpoint has answered 503; each attempt asks for at most what
+# the deadline leaves after STRESS_TIMEOUT_S, so the defaults (120 + 30) fill STRESS_DEADLINE_S.
+STRESS_SCALE_UP_TIMEOUT_S = IntParam(
+    "STRESS_SCALE_UP_TIMEOUT_S",
+    default=120,
+    description="Seconds a scaled-to-zero stress endpoint may hold a request while it starts (0: off)",
 )
 
 STRESS_MODERATE_AT = IntParam("STRESS_MODERATE_AT", default=30, description="Score where moderate starts")

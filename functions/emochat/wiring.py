@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 
 import firebase_admin
@@ -12,17 +13,33 @@ from firebase_admin import credentials as firebase_credentials
 from firebase_functions import params
 from google.cloud import firestore, storage
 
-from emochat import config, wellbeing
-from emochat.adapters.alert_store import FirestoreAlertStore
-from emochat.adapters.fcm_notifier import EmulatorCredential, FcmNotifier
-from emochat.adapters.firestore_store import FirestoreMessageStore
-from emochat.adapters.hf_stress import HuggingFaceStressScorer
-from emochat.adapters.openai_stt import OpenAITranscriber
-from emochat.adapters.storage_audio import CloudStorageAudio
-from emochat.alerting import AlertConfig, AlertServices
-from emochat.alerts import AlertPolicy, AlertPrefs, ReadyReading
-from emochat.domain import AudioLimits, StressThresholds
-from emochat.pipeline import PipelineConfig, Services
+from emochat import config
+from emochat.accounts.adapters.firebase_accounts import FirebaseAccounts
+from emochat.accounts.adapters.firestore_store import FirestoreAccountStore
+from emochat.accounts.service import AccountServices
+from emochat.alerts.adapters.fcm_notifier import EmulatorCredential, FcmNotifier
+from emochat.alerts.adapters.firestore_store import FirestoreAlertStore
+from emochat.alerts.model import AlertPolicy, AlertPrefs, ReadyReading
+from emochat.alerts.service import AlertConfig, AlertServices
+from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer
+from emochat.pipeline.adapters.message_store import FirestoreMessageStore
+from emochat.pipeline.adapters.openai_stt import OpenAITranscriber
+from emochat.pipeline.adapters.storage_audio import CloudStorageAudio
+from emochat.pipeline.model import AudioLimits, StressThresholds
+from emochat.pipeline.service import PipelineConfig, Services
+from emochat.suggestions.adapters.firestore_store import FirestoreSuggestionStore
+from emochat.suggestions.bandit import PolicyParams
+from emochat.suggestions.service import (
+    AlertContext,
+    AlertSuggestion,
+    SuggestionConfig,
+    SuggestionServices,
+    recommend_for_alert,
+)
+from emochat.trends.adapters.firestore_store import FirestoreTrendStore
+from emochat.trends.service import TrendConfig, TrendServices
+
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -53,6 +70,7 @@ def voice_services() -> Services:
             token=config.HF_TOKEN.value or None,
             model_name=config.STRESS_MODEL_NAME.value,
             deadline_s=config.STRESS_DEADLINE_S.value,
+            scale_up_timeout_s=config.STRESS_SCALE_UP_TIMEOUT_S.value,
         ),
         audio_store=CloudStorageAudio(storage.Client()),
         messages=message_store(),
@@ -107,7 +125,7 @@ def alert_services() -> AlertServices:
 
 
 def _suggestion_for_alert(reading: ReadyReading, language: str) -> dict[str, str] | None:
-    context = wellbeing.AlertContext(
+    context = AlertContext(
         stress_level=reading.level.value, message_path=reading.message_doc, language=language
     )
     suggestion = suggest_for_alert(reading.sender_id, context)
@@ -127,35 +145,49 @@ def alert_config() -> AlertConfig:
     )
 
 
-# ── Wellbeing: coping suggestions, feedback, stress trends, data deletion ─────────────────────────
+# ── Coping suggestions, stress trends, accounts ──────────────────────────────────────────────────
 
 
 @functools.cache
-def wellbeing_services() -> wellbeing.WellbeingServices:
-    from emochat.adapters.wellbeing_store import FirebaseAccounts, FirestoreWellbeingStore
+def trend_services() -> TrendServices:
+    return TrendServices(store=FirestoreTrendStore(firestore_client()))
 
-    # Account look-ups (purge_deleted_users) go through the alerts' firebase_admin app: emulator
-    # credentials locally, Application Default Credentials in production.
-    return wellbeing.WellbeingServices(
-        store=FirestoreWellbeingStore(firestore_client()), accounts=FirebaseAccounts(firebase_app())
+
+def trend_config() -> TrendConfig:
+    return TrendConfig(default_time_zone=config.DEFAULT_TIME_ZONE.value)
+
+
+@functools.cache
+def suggestion_services() -> SuggestionServices:
+    return SuggestionServices(
+        store=FirestoreSuggestionStore(firestore_client()), trends=FirestoreTrendStore(firestore_client())
     )
 
 
-def wellbeing_config() -> wellbeing.WellbeingConfig:
+def suggestion_config() -> SuggestionConfig:
     explore = min(max(config.RECOMMEND_EXPLORE_PERCENT.value, 1), 50)
-    return wellbeing.WellbeingConfig(
+    return SuggestionConfig(
         catalog_version=config.CATALOG_VERSION.value,
-        params=wellbeing.PolicyParams(epsilon=explore / 100),
+        params=PolicyParams(epsilon=explore / 100),
         default_time_zone=config.DEFAULT_TIME_ZONE.value,
     )
 
 
-def suggest_for_alert(user_id: str, context: wellbeing.AlertContext) -> wellbeing.AlertSuggestion | None:
+@functools.cache
+def account_services() -> AccountServices:
+    # Account look-ups (purge_deleted_users) go through the alerts' firebase_admin app: emulator
+    # credentials locally, Application Default Credentials in production.
+    return AccountServices(
+        store=FirestoreAccountStore(firestore_client()), accounts=FirebaseAccounts(firebase_app())
+    )
+
+
+def suggest_for_alert(user_id: str, context: AlertContext) -> AlertSuggestion | None:
     """The alerts' hook: one coping suggestion for a sender's self-care alert, recorded under
     users/{uid}/recommendations so the app can rate it. Never raises: an alert goes out without a
     suggestion rather than not at all."""
     try:
-        return wellbeing.recommend_for_alert(wellbeing_services(), wellbeing_config(), user_id, context)
+        return recommend_for_alert(suggestion_services(), suggestion_config(), user_id, context)
     except Exception:
-        wellbeing.log.exception("no coping suggestion for the alert to %s", user_id)
+        log.exception("no coping suggestion for the alert to %s", user_id)
         return None

@@ -1,7 +1,9 @@
 // A permit-all stand-in for the Cloud Storage rules runtime of the Firebase Storage emulator.
 //
-// Only for machines that cannot download the real runtime (firebase-tools fetches
-// cloud-storage-rules-runtime-*.jar into its cache when it is online). The emulator starts it as
+// Only for machines with neither firebase-tools' cached runtime (cloud-storage-rules-runtime-*.jar,
+// fetched when online) nor the Firebase rules engine of the Debian package
+// google-cloud-cli-firestore-emulator, on which ../storage_rules_runtime enforces the rules for real
+// (local_stack/java.py picks). The emulator starts it as
 // `java -jar <STORAGE_EMULATOR_BINARY_PATH> serve` and talks line-delimited JSON over stdin/stdout:
 // it waits for {"id":-1,"status":"ok"}, then sends one request per line and waits for a reply with
 // the same id. load_ruleset gets {"rulesVersion":2}; every other request (verify) gets

@@ -1,4 +1,4 @@
-"""`python -m stress_model {synth,train,evaluate,predict,speak,bundle}`."""
+"""`python -m stress_model {synth,train,report,train-public,evaluate,predict,speak,bundle}`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from stress_model.config import Config, FeatureConfig
+from stress_model.data import PUBLIC_TABLES, FeatureTables, load_feature_tables
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -70,7 +72,7 @@ def synth(
 def train(
     data: Annotated[Path, typer.Argument(help="dataset root in StressID layout")],
     out: Annotated[Path, typer.Argument(help="checkpoint directory to write")],
-    encoder: Annotated[str, typer.Option(help="handcrafted | wav2vec2")] = "handcrafted",
+    encoder: Annotated[str, typer.Option(help="handcrafted | stressid_hc | wav2vec2")] = "handcrafted",
     w2v_model: Annotated[str, typer.Option(help="wav2vec2-family checkpoint dir or hub id")] = "",
     w2v_layer: int = -1,
     student_input_dim: Annotated[int, typer.Option(help=">0: learned projection of the embedding")] = 0,
@@ -90,8 +92,8 @@ def train(
     from stress_model.model import save_checkpoint
     from stress_model.train import prepare, save_projections, train_all
 
-    if encoder not in ("handcrafted", "wav2vec2") or pitch_method not in ("yin", "pyin"):
-        raise typer.BadParameter("--encoder is handcrafted|wav2vec2 and --pitch-method is yin|pyin")
+    if encoder not in ("handcrafted", "stressid_hc", "wav2vec2") or pitch_method not in ("yin", "pyin"):
+        raise typer.BadParameter("--encoder is handcrafted|stressid_hc|wav2vec2, --pitch-method yin|pyin")
     feats = FeatureConfig(
         encoder=encoder, w2v_model=w2v_model, w2v_layer=w2v_layer, pitch_method=pitch_method
     )
@@ -140,6 +142,176 @@ def train(
     console.print(f"saved checkpoint to {out}")
 
 
+REPO_SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def _public_config(tables: FeatureTables, seed: int) -> Config:
+    """stressid_hc + the lab_level loudness step, its target the lab recordings' median MFCC 0."""
+    target = float(np.median(tables.audio["mfcc0_mean"]))
+    return Config(
+        features=FeatureConfig(encoder="stressid_hc", loudness="lab_level", loudness_mfcc0=target), seed=seed
+    )
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Argument(help="folder for stressid_public.json and its plots")] = Path(
+        "stress_model/reports"
+    ),
+    tables: Annotated[Path, typer.Option(help="StressID feature tables")] = PUBLIC_TABLES,
+    labels: Annotated[
+        Path | None, typer.Option(help="labels.csv / protocol.txt (default: in tables)")
+    ] = None,
+    seed: int = 0,
+    seeds: Annotated[int, typer.Option(help="models per fold, averaged")] = Config.loso_seeds,
+    workers: Annotated[int, typer.Option(help="processes (folds run in parallel)")] = 2,
+) -> None:
+    """Leave-one-subject-out on StressID's public feature tables: SVC, three students, teacher."""
+    import time
+
+    import torch
+
+    from stress_model.audio import load
+    from stress_model.features import mfcc0_mean, speech_only
+    from stress_model.report import (
+        ANCHORS,
+        METHODS,
+        best_student,
+        level_normalised,
+        loso,
+        mfcc0_shift,
+        plot,
+        svc_uar,
+        table_dataset,
+    )
+
+    t0 = time.perf_counter()
+    t = load_feature_tables(tables, labels)
+    cfg = _public_config(t, seed)
+    cfg.loso_seeds = seeds
+    as_recorded = table_dataset(t, cfg)
+    d = level_normalised(as_recorded, cfg.features.loudness_mfcc0)
+    samples = {
+        p.name: mfcc0_mean(speech_only(load(p, FeatureConfig()))) for p in sorted(REPO_SAMPLES.glob("*.m4a"))
+    }
+    loudness = {
+        "step": "lab_level",
+        "mfcc0_target": cfg.features.loudness_mfcc0,
+        "svc_uar_as_recorded": svc_uar(as_recorded, cfg),
+        "svc_uar_lab_level": svc_uar(d, cfg),
+        **mfcc0_shift(t, samples),
+    }
+    torch.set_num_threads(1)
+    with _progress() as p:
+        result = loso(d, cfg, _Bars(p), workers=workers)
+    result = {m: result[m] for m in METHODS} | {
+        "subjects": result["subjects"],
+        "folds": result["folds"],
+        "best_student": best_student(result),
+        "loudness": loudness,
+        "anchors": ANCHORS,
+        "data": {
+            "tables": "stress_model/datasets/stressid_public" if tables == PUBLIC_TABLES else str(tables),
+            "labelled_recordings": int((d.y >= 0).sum()),
+            "labelled_audio_recordings": int(((d.y >= 0) & d.has_audio).sum()),
+            "unlabelled_pairs": int(((d.y < 0) & d.has_audio & (d.mask.sum(1) > 0)).sum()),
+        },
+        "config": cfg.to_dict(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stressid_public.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, out / "stressid_public_metrics.png", out / "stressid_public_folds.png")
+    console.print(report_table(result))
+    console.print(f"wrote {out / 'stressid_public.json'} in {time.perf_counter() - t0:.0f} s")
+
+
+def report_table(result: dict) -> Table:
+    from stress_model.report import METHODS, METRICS
+
+    tab = Table(title="StressID public tables, leave-one-subject-out (pooled | per-fold mean ± std)")
+    tab.add_column("method")
+    tab.add_column("n")
+    for m in METRICS:
+        tab.add_column(m, justify="right")
+    for name in METHODS:
+        r = result[name]
+        cells = [f"{r[m]:.3f} | {r[m + '_fold_mean']:.2f} ± {r[m + '_fold_std']:.2f}" for m in METRICS]
+        tab.add_row(name, str(r["n"]), *cells)
+    return tab
+
+
+@app.command("train-public")
+def train_public(
+    out: Annotated[Path, typer.Argument(help="checkpoint directory to write")] = Path(
+        "stress_model/checkpoints/demo"
+    ),
+    report_json: Annotated[
+        Path, typer.Option("--report", help="stressid_public.json (picks the method)")
+    ] = Path("stress_model/reports/stressid_public.json"),
+    tables: Annotated[Path, typer.Option(help="StressID feature tables")] = PUBLIC_TABLES,
+    seed: int = 0,
+) -> None:
+    """Train the report's best student on all of the public data and write a served checkpoint."""
+    import torch
+
+    from stress_model.model import save_checkpoint
+    from stress_model.report import fold_rows, level_normalised, table_dataset
+    from stress_model.train import teacher_features, teacher_stats, train_student, train_teacher
+
+    figures = json.loads(report_json.read_text())
+    method = figures["best_student"]
+    t = load_feature_tables(tables)
+    cfg = _public_config(t, seed)
+    d = level_normalised(table_dataset(t, cfg), cfg.features.loudness_mfcc0)
+    torch.set_num_threads(1)
+    rows = fold_rows(d, test_subject="", cfg=cfg)  # no subject held out: every labelled subject trains
+    teacher, _ = train_teacher(d, rows.teacher_train, rows.teacher_val, cfg)
+    t_raw = teacher_features(teacher, d)
+    mu, sd = teacher_stats(
+        t_raw, np.concatenate([rows.train[d.mask[rows.train].sum(1) > 0], rows.unlabelled])
+    )
+    alpha = 0.0 if method == "student_nokd" else cfg.alpha
+    extra = rows.unlabelled if method == "student_kd_all" else None
+    cfg.alpha = alpha
+    net, _, hist = train_student(
+        d,
+        rows.train,
+        rows.val,
+        cfg,
+        alpha,
+        ((t_raw - mu) / sd).astype(np.float32),
+        method,
+        extra_kd=extra,
+        norm_rows=rows.norm,
+    )
+    save_checkpoint(out, cfg, net, teacher)
+    for stale in (
+        "student_nokd.safetensors",
+        "distill.safetensors",
+        "learning_curves.png",
+        "confusion_matrices.png",
+    ):
+        (out / stale).unlink(missing_ok=True)
+    metrics = {
+        "method": method,
+        "loso": {
+            m: figures[m]
+            for m in ("svc_hc", "student_nokd", "student_kd_labelled", "student_kd_all", "teacher")
+        },
+        "trained_on": {
+            "labelled_audio_recordings": int(rows.train.size + rows.val.size),
+            "train_subjects": sorted({d.recs[i].subject for i in rows.train}),
+            "val_subjects": sorted({d.recs[i].subject for i in rows.val}),
+            "unlabelled_pairs": int(rows.unlabelled.size) if extra is not None else 0,
+            "best_epoch": hist["best_epoch"][0],
+        },
+        "loudness": figures["loudness"],
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "README.md").write_text(public_model_card(cfg, metrics))
+    console.print(f"saved {method} to {out}")
+
+
 @app.command()
 def evaluate(
     ckpt: Annotated[Path, typer.Argument(help="checkpoint directory written by `train`")],
@@ -159,6 +331,8 @@ def evaluate(
     from stress_model.model import load_student, load_teacher
     from stress_model.train import Result, prepare, teacher_features
 
+    if "split" not in json.loads((ckpt / "metrics.json").read_text()):
+        raise typer.BadParameter(f"{ckpt} has no held-out split (train-public checkpoints: see `report`)")
     cfg, kd = load_student(ckpt)
     _, nokd = load_student(ckpt, "student_nokd.safetensors")
     teacher = load_teacher(ckpt)
@@ -233,11 +407,10 @@ def model_card(cfg: Config, m: dict) -> str:
         )
     )
     f = cfg.features
-    enc = (
-        f"handcrafted prosodic/spectral statistics ({f.dim} values, pitch by {f.pitch_method})"
-        if f.encoder == "handcrafted"
-        else f"{f.w2v_model}, layer {f.w2v_layer}, mean-pooled ({f.dim} values)"
-    )
+    enc = {
+        "handcrafted": f"handcrafted prosody/spectrum statistics ({f.dim} values, pitch by {f.pitch_method})",
+        "stressid_hc": f"StressID's handcrafted audio features ({f.dim} values, loudness step {f.loudness})",
+    }.get(f.encoder, f"{f.w2v_model}, layer {f.w2v_layer}, mean-pooled ({f.dim} values)")
     check = ""
     if "speech_check" in m:
         sc = m["speech_check"]
@@ -320,3 +493,83 @@ def _torch_version() -> str:
     import torch
 
     return torch.__version__
+
+
+def public_model_card(cfg: Config, m: dict) -> str:
+    loso, tr, loud = m["loso"], m["trained_on"], m["loudness"]
+    rows = "\n".join(
+        f"| {name}{' (this model)' if name == m['method'] else ''} | {loso[name]['n']} | "
+        + " | ".join(f"{loso[name][k]:.3f}" for k in ("uar", "macro_f1", "weighted_f1", "accuracy"))
+        + f" | {loso[name]['uar_fold_mean']:.2f} ± {loso[name]['uar_fold_std']:.2f} |"
+        for name in ("svc_hc", "student_nokd", "student_kd_labelled", "student_kd_all", "teacher")
+    )
+    shifts = "; ".join(
+        f"`{k}` {v['db_above_lab_median']:+.0f} dB ({v['z']:+.1f} lab std)"
+        for k, v in loud["samples"].items()
+    )
+    kd = "" if m["method"] == "student_nokd" else f" + {cfg.alpha:g} x distillation toward the teacher"
+    return f"""---
+license: mit
+tags: [audio-classification, stress, stressid, not-clinical]
+---
+# EmoChat stress model: StudentNet on StressID's public features
+
+**This is NOT a validated or clinical instrument.** It must not be used to assess anyone's health
+or wellbeing. It was trained on **10 labelled speakers** (70 lab recordings); measured by
+leave-one-subject-out it separates their self-reported stress only modestly above chance (below).
+It exists so that EmoChat serves a model that has seen human voices, with its limits in plain view.
+
+- Output: P(stressed) from a voice message; labels `not_stressed` (logit 0), `stressed` (logit 1).
+- Method: `{m["method"]}` (the best of the three students in the leave-one-subject-out report,
+  by pooled UAR; a tie goes to the simpler method). StudentNet MLP 140 -> {cfg.student_hidden} ->
+  {cfg.student_feat_dim} -> 2, class-weighted cross-entropy{kd}.
+- Audio: any common format, decoded with PyAV to 16 kHz mono, leading/trailing silence trimmed,
+  first {cfg.features.max_seconds:g} s used.
+- Encoder `stressid_hc`: StressID's 140 handcrafted values (energy VAD, then mean/std of 13 MFCCs,
+  deltas, delta-deltas, spectral centroid, bandwidth, flatness, contrast, rolloff, tonnetz, ZCR,
+  tempogram ratio, librosa defaults), the same columns as the training table.
+- Loudness step `lab_level` (ours, not StressID's): the speech is scaled so its MFCC 0 mean is the
+  lab recordings' median ({cfg.features.loudness_mfcc0:.1f}); in training that column is set to the
+  same constant, so the recording level carries no information either way. Why: MFCC 0 follows
+  absolute level, and the repo's m4a samples sit far above the lab recordings: {shifts}.
+  Removing the level cost the SVC baseline nothing in leave-one-subject-out UAR
+  ({loud["svc_uar_as_recorded"]:.3f} as recorded, {loud["svc_uar_lab_level"]:.3f} level-normalised).
+
+## Training data
+
+StressID (Chaptoukaev et al., NeurIPS 2023 Datasets and Benchmarks), its public feature release
+(BSD-3-Clause, vendored in `stress_model/datasets/stressid_public/` with its licence and a note):
+lab recordings made in France of the speech tasks Counting1-3, Math, Reading, Speaking and Stroop,
+16 kHz lab microphone, the protocol's language (French as far as we know; the tables do not say).
+Labels: the subjects' own stress rating after each task, binary (>= 5 of 10); 18 subjects are
+labelled, 10 of them with audio. This model: the {tr["labelled_audio_recordings"]} labelled audio
+recordings of those 10 subjects (validation for early stopping: {", ".join(tr["val_subjects"])};
+best epoch {tr["best_epoch"]}), input standardisation from all 377 audio recordings (54 subjects),
+{tr["unlabelled_pairs"]} unlabelled audio+physiology pairs for distillation. `teacher.safetensors`:
+the teacher over ECG, EDA, respiration and video features of the 196 labelled recordings.
+
+## Measured (leave-one-subject-out, `make model-report`)
+
+Pooled over every held-out recording; last column per-fold mean ± std. Students and SVC: the 10
+audio subjects, 70 recordings; teacher: 18 subjects, 196 recordings.
+
+| method | n | UAR | macro-F1 | weighted F1 | accuracy | UAR per fold |
+|---|---|---|---|---|---|---|
+{rows}
+
+Published anchors (binary stress, StressID's own random subject-grouped splits, weighted F1): audio
+handcrafted 0.67 ± 0.04, audio deep embeddings 0.72 ± 0.07, physiological 0.75 ± 0.04.
+
+## What it is not
+
+- Not validated, not clinical, not a diagnosis; 10 labelled speakers cannot represent anyone else.
+- Lab speech from a lab microphone, one language, long task recordings; EmoChat scores short phone
+  messages in other languages, through a phone codec: outside the training distribution.
+- Self-reported stress after lab tasks is not stress in daily life.
+
+## Files
+
+`config.json` (features, loudness step and model config), `model.safetensors` (this student, with
+its input standardisation), `teacher.safetensors`, `metrics.json` (the figures above).
+Made with torch {_torch_version()} on Python {platform.python_version()}.
+"""

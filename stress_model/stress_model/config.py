@@ -20,7 +20,7 @@ FORMAT = "emochat-stress/1"
 
 @dataclass
 class FeatureConfig:
-    encoder: Literal["handcrafted", "wav2vec2"] = "handcrafted"
+    encoder: Literal["handcrafted", "stressid_hc", "wav2vec2"] = "handcrafted"
     sample_rate: int = 16_000
     trim_silence: bool = True
     trim_top_db: float = 35.0  # leading/trailing frames this far below the peak count as silence
@@ -35,6 +35,11 @@ class FeatureConfig:
     # MFCCs off by default: on small data they mostly encode *who* is speaking (voice timbre), and the
     # demo model then misjudges unseen voices; prosody-only features generalise across speakers.
     n_mfcc: int = 0
+    # stressid_hc encoder: StressID's published definition, plus one optional step of our own.
+    # "lab_level" scales the VAD'd speech so its MFCC 0 mean equals loudness_mfcc0 (the lab
+    # recordings' median): a phone records far louder than StressID's lab, and MFCC 0 follows level.
+    loudness: Literal["none", "lab_level"] = "none"
+    loudness_mfcc0: float = 0.0
     # wav2vec2-family encoder (Wav2Vec2, HuBERT, WavLM: anything transformers.AutoModel loads)
     w2v_model: str = ""  # local dir (absolute, or relative to the checkpoint dir) or hub id
     w2v_layer: int = -1  # index into hidden_states (0 = CNN features after projection, -1 = last)
@@ -70,6 +75,9 @@ class Config:
     patience: int = 40  # early stopping on validation cross-entropy
     val_frac: float = 0.2  # fractions of *subjects*, never of recordings
     test_frac: float = 0.2
+    loso_val_subjects: int = 2  # leave-one-subject-out: labelled subjects held out for early stopping
+    loso_teacher_val_subjects: int = 3  # the same for the fold's teacher
+    loso_seeds: int = 3  # models per fold (other validation subjects and initialisations), averaged
     balance_classes: bool = True  # class-weighted CE, so the minority class counts for UAR
     labels: tuple[str, ...] = LABELS
 

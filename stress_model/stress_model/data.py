@@ -1,4 +1,6 @@
-"""Loader for datasets in StressID's released layout, and the subject-wise split.
+"""Loaders for StressID: the raw-signal layout (below) and the published feature tables
+(`load_feature_tables`, at the end: HCfeatures.csv, all_physiological_features.csv, the video table,
+labels from protocol.txt or the full dataset's labels.csv), and the subject-wise split.
 
 StressID (Chaptoukaev et al., NeurIPS 2023 Datasets & Benchmarks) is assumed to look like this,
 and `synth.py` writes exactly this layout (subject ids are 4-char codes such as ``2ea4``)::
@@ -141,3 +143,99 @@ def split_subjects(
         if all(set().union(*(by_subject[s] for s in part)) == {0, 1} for part in (test, val, train)):
             break
     return sorted(train), sorted(val), sorted(test)
+
+
+# ------------------------------------------------------------------------ feature-table layout
+
+PUBLIC_TABLES = Path(__file__).resolve().parents[1] / "datasets" / "stressid_public"
+AUDIO_TABLE = "HCfeatures.csv"
+PHYSIO_TABLE = "all_physiological_features.csv"
+VIDEO_TABLE = "video11tasks_aus_gaze_mean_std.csv"
+# The physiological table holds three blocks of columns, in this order; each block starts here.
+PHYSIO_BLOCKS = {"ecg": "meanHR", "rsp": "meanRR", "eda": "max_eda"}
+
+
+@dataclass
+class FeatureTables:
+    """StressID's published per-recording feature tables, indexed by "<sid>_<Task>".
+
+    `labels` holds the labelled recordings only (binary stress, 1 = stressed); `columns` maps each
+    teacher modality (ecg, eda, rsp, video) to its columns in `physio` / `video`.
+    """
+
+    audio: pd.DataFrame  # 140 handcrafted audio features (features.STRESSID_HC_NAMES)
+    physio: pd.DataFrame
+    video: pd.DataFrame | None
+    labels: pd.Series
+    columns: dict[str, list[str]]
+
+    @staticmethod
+    def subject(key: str) -> str:
+        return key.split("_", 1)[0]
+
+
+def _key(name: object) -> str:
+    """ "2ea4_Counting1.wav" -> "2ea4_Counting1"."""
+    key = str(name).strip()
+    return key[: -len(".wav")] if key.endswith(".wav") else key
+
+
+def read_labels(path: Path) -> pd.Series:
+    """Binary stress labels: StressID's full-dataset `labels.csv` ("subject/task", "binary-stress",
+    ...) or the public repository's `protocol.txt` (no header: file, 3-class affect, binary stress)."""
+    path = Path(path)
+    head = path.read_text().splitlines()[0] if path.stat().st_size else ""
+    if "binary-stress" in head:
+        df = pd.read_csv(path).dropna(subset=["binary-stress"])
+        keys, values = df["subject/task"], df["binary-stress"]
+    else:
+        df = pd.read_csv(path, header=None)
+        if df.shape[1] < 3:
+            raise ValueError(f"{path}: expected <sid>_<Task>,<affect>,<binary stress> rows")
+        keys, values = df[0], df[2]
+    labels = pd.Series(values.astype(int).to_numpy(), index=[_key(k) for k in keys], name="stressed")
+    if labels.index.has_duplicates:
+        raise ValueError(f"{path}: duplicate recordings {sorted(labels.index[labels.index.duplicated()])}")
+    if not set(labels.unique()) <= {0, 1}:
+        raise ValueError(f"{path}: binary stress must be 0 or 1")
+    return labels.sort_index()
+
+
+def load_feature_tables(root: Path | str = PUBLIC_TABLES, labels: Path | str | None = None) -> FeatureTables:
+    """The feature tables under `root`; labels from `labels` if given, else root/labels.csv (the full
+    dataset's), else root/protocol.txt (the public repository's)."""
+    root = Path(root)
+    if labels is None:
+        labels = next((root / n for n in ("labels.csv", "protocol.txt") if (root / n).exists()), None)
+        if labels is None:
+            raise FileNotFoundError(f"{root}: neither labels.csv nor protocol.txt found")
+    audio = pd.read_csv(root / AUDIO_TABLE, header=None, index_col=0)
+    audio.index = [_key(k) for k in audio.index]
+    from stress_model.features import STRESSID_HC_NAMES  # features imports librosa: only when needed
+
+    if audio.shape[1] != len(STRESSID_HC_NAMES):
+        raise ValueError(f"{AUDIO_TABLE}: {audio.shape[1]} values per row, expected {len(STRESSID_HC_NAMES)}")
+    audio.columns = STRESSID_HC_NAMES
+    physio = pd.read_csv(root / PHYSIO_TABLE, index_col=0)
+    physio.index = [_key(k) for k in physio.index]
+    starts = [physio.columns.get_loc(c) for c in PHYSIO_BLOCKS.values()]
+    if starts != sorted(starts):
+        raise ValueError(f"{PHYSIO_TABLE}: column blocks not in the order {list(PHYSIO_BLOCKS)}")
+    bounds = [*starts, physio.shape[1]]
+    cols = list(physio.columns)
+    columns = {m: cols[bounds[i] : bounds[i + 1]] for i, m in enumerate(PHYSIO_BLOCKS)}
+    video = None
+    if (root / VIDEO_TABLE).exists():
+        video = pd.read_csv(root / VIDEO_TABLE, index_col=0).select_dtypes("number")
+        video.index = [_key(k) for k in video.index]
+        columns["video"] = list(video.columns)
+    for name, df in (("audio", audio), ("physio", physio), ("video", video)):
+        if df is not None and df.index.has_duplicates:
+            raise ValueError(f"{name} table: duplicate recordings")
+    return FeatureTables(
+        audio.sort_index().astype(np.float32),
+        physio.sort_index().astype(np.float32),
+        None if video is None else video.sort_index().astype(np.float32),
+        read_labels(Path(labels)),
+        columns,
+    )

@@ -2,15 +2,18 @@
 
 - "wav2vec2": any transformers wav2vec2-family checkpoint; hidden states of one layer, mean-pooled
   over time. Production choice when a pretrained checkpoint is available.
+- "stressid_hc": StressID's 140 published handcrafted values (its energy VAD, then MFCC and spectral
+  statistics), the columns of its HCfeatures.csv: what the served checkpoint was trained on.
 - "handcrafted": prosodic and spectral statistics (pitch, energy, voicing, spectrum, speaking rate).
-  Needs no pretrained weights, so it is what runs on machines with no hub access (the demo checkpoint).
+  Needs no pretrained weights (the synthetic-data checkpoint used it).
 
-Both take 16 kHz mono float32 (see audio.py) and return float32 of shape (cfg.dim,). Features are
+All take 16 kHz mono float32 (see audio.py) and return float32 of shape (cfg.dim,). Features are
 not normalised here: the mean/std from training are buffers of StudentNet, saved with its weights.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -168,6 +171,146 @@ class Wav2Vec2Encoder:
         return hidden.mean(dim=1)[0].float().numpy()
 
 
+# ------------------------------------------------------------------ StressID handcrafted (stressid_hc)
+
+
+def _stressid_hc_names() -> list[str]:
+    names = []
+    for kind in ("", "_delta", "_delta2"):
+        for stat in ("mean", "std"):
+            names += [f"mfcc{i}{kind}_{stat}" for i in range(13)]
+    blocks = {
+        "centroid": 1,
+        "bandwidth": 1,
+        "flatness": 1,
+        "contrast": 7,
+        "rolloff": 1,
+        "tonnetz": 6,
+        "zcr": 1,
+        "tempogram_ratio": 13,
+    }
+    for name, n in blocks.items():
+        for stat in ("mean", "std"):
+            names += [f"{name}_{stat}" if n == 1 else f"{name}{i}_{stat}" for i in range(n)]
+    return names
+
+
+STRESSID_HC_NAMES: list[str] = _stressid_hc_names()
+
+
+def speech_frames(
+    wave: np.ndarray,
+    sr: int = 16_000,
+    frame_ms: float = 20.0,
+    hop_ms: float = 5.0,
+    below_max_db: float = 40.0,
+    floor_db: float = -55.0,
+    shortest_ms: float = 50.0,
+) -> np.ndarray:
+    """StressID's energy VAD: 1 per speech frame (frame k starts at sample k * hop).
+
+    Frame level = 20 log10(std of the frame); speech = within `below_max_db` of the loudest frame and
+    above `floor_db`. Then runs shorter than `shortest_ms` are smoothed: short pauses become speech
+    first, then short bursts become silence. The last frame is zero-padded.
+    """
+    fl, hop = int(frame_ms / 1000 * sr), int(hop_ms / 1000 * sr)
+    frames = _frames(wave, fl, hop)
+    level = 20 * np.log10(frames.std(axis=1) + np.finfo(np.float32).eps)
+    speech = (level > level.max() - below_max_db) & (level > floor_db)
+    min_run = shortest_ms * sr / 1000 / hop
+    speech = ~_drop_short_runs(~speech, min_run)  # fill short pauses
+    return _drop_short_runs(speech, min_run)  # then drop short bursts
+
+
+def _frames(wave: np.ndarray, fl: int, hop: int) -> np.ndarray:
+    n = 1 + max(0, -(-(wave.size - fl) // hop))  # frames starting at 0, hop, ... covering the signal
+    padded = np.zeros((n - 1) * hop + fl, dtype=wave.dtype)
+    padded[: wave.size] = wave
+    return np.lib.stride_tricks.sliding_window_view(padded, fl)[::hop]
+
+
+def _drop_short_runs(mask: np.ndarray, min_run: float) -> np.ndarray:
+    """mask with its runs of True shorter than min_run frames set to False."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    out = mask.copy()
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        if end - start < min_run:
+            out[start:end] = False
+    return out
+
+
+def speech_only(
+    wave: np.ndarray, sr: int = 16_000, frame_ms: float = 20.0, hop_ms: float = 5.0
+) -> np.ndarray:
+    """The speech frames, Hann-windowed and overlap-added back to back at the hop (silence removed)."""
+    fl, hop = int(frame_ms / 1000 * sr), int(hop_ms / 1000 * sr)
+    wave = np.asarray(wave, dtype=np.float32)
+    kept = _frames(wave, fl, hop)[speech_frames(wave, sr, frame_ms, hop_ms)]
+    window = np.hanning(fl).astype(np.float32)
+    out = np.zeros(len(kept) * hop + fl, dtype=np.float32)
+    for i, frame in enumerate(kept):
+        out[i * hop : i * hop + fl] += frame * window
+    return out
+
+
+def mfcc0_mean(speech: np.ndarray, sr: int = 16_000) -> float:
+    """Mean of MFCC 0 (the level term): what absolute loudness moves, and nothing else of the 140."""
+    return float(librosa.feature.mfcc(y=speech, sr=sr, n_mfcc=1)[0].mean())
+
+
+# MFCC 0 = sqrt(n_mels) * mean log-mel level (orthonormal DCT, librosa's 128 mel bands), so a gain of
+# g dB moves it by sqrt(128) * g; the other 139 values do not move (relative or scale-free measures).
+MFCC0_PER_DB = float(np.sqrt(128))
+MIN_SPEECH_SAMPLES = 4608  # 9 MFCC frames at librosa's hop of 512: the delta filter's width
+
+
+def stressid_hc(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """StressID's 140 handcrafted values, in HCfeatures.csv's column order (STRESSID_HC_NAMES).
+
+    VAD (speech_only), then [optional loudness step], then librosa with its defaults: mean and std
+    over frames of 13 MFCCs, their deltas and delta-deltas, spectral centroid, bandwidth, flatness,
+    contrast (7 bands), 85 % rolloff, tonnetz of the harmonic part, zero-crossing rate and tempogram
+    ratio (13 factors).
+    """
+    sr = cfg.sample_rate
+    y = speech_only(wave, sr)
+    if y.size < MIN_SPEECH_SAMPLES:
+        from stress_model.audio import BadAudioError
+
+        raise BadAudioError(f"too little speech: {y.size / sr:.2f} s after removing silence")
+    if cfg.loudness == "lab_level":
+        # A separate step, not StressID's definition: scale the speech so its MFCC 0 mean sits at the
+        # lab recordings' median (cfg.loudness_mfcc0), i.e. the recording level no longer counts.
+        y = y * np.float32(10 ** ((cfg.loudness_mfcc0 - mfcc0_mean(y, sr)) / MFCC0_PER_DB / 20))
+    # float64 from here: the values equal float32 ones to rounding (checked against StressID's own
+    # scripts: within 3e-5 relative), and it stays off librosa's float32 pitch-tuning kernel, whose
+    # numba on-disk cache was seen corrupted in a shared environment here (segfault inside tonnetz).
+    y = y.astype(np.float64)
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=13)
+    d1 = librosa.feature.delta(mfcc)
+    d2 = librosa.feature.delta(d1)
+    spec = np.abs(librosa.stft(y))
+    with warnings.catch_warnings():
+        # the CQT behind tonnetz halves the signal per octave and warns on short clips: expected
+        warnings.simplefilter("ignore", UserWarning)
+        tonnetz = librosa.feature.tonnetz(y=librosa.effects.harmonic(y), sr=sr)
+    blocks = [
+        mfcc,
+        d1,
+        d2,
+        librosa.feature.spectral_centroid(y=y, sr=sr),
+        librosa.feature.spectral_bandwidth(y=y, sr=sr),
+        librosa.feature.spectral_flatness(y=y),
+        librosa.feature.spectral_contrast(S=spec, sr=sr),
+        librosa.feature.spectral_rolloff(y=y, sr=sr, roll_percent=0.85),
+        tonnetz,
+        librosa.feature.zero_crossing_rate(y),
+        librosa.feature.tempogram_ratio(tg=librosa.feature.tempogram(y=y, sr=sr), sr=sr),
+    ]
+    out = np.concatenate([np.concatenate([b.mean(axis=1), b.std(axis=1)]) for b in blocks])
+    return out.astype(np.float32)
+
+
 def build_encoder(cfg: FeatureConfig, base_dir: Path | None = None) -> Encoder:
     """Build the encoder named in the config and record its output size in cfg.dim."""
     if cfg.encoder == "handcrafted":
@@ -176,6 +319,13 @@ def build_encoder(cfg: FeatureConfig, base_dir: Path | None = None) -> Encoder:
             raise ValueError(f"config says dim={cfg.dim} but the handcrafted encoder gives {dim}")
         cfg.dim = dim
         return lambda wave: handcrafted(wave, cfg)
+    if cfg.encoder == "stressid_hc":
+        if cfg.dim not in (0, len(STRESSID_HC_NAMES)):
+            raise ValueError(f"config says dim={cfg.dim} but stressid_hc gives {len(STRESSID_HC_NAMES)}")
+        if cfg.loudness not in ("none", "lab_level"):
+            raise ValueError(f"unknown loudness step {cfg.loudness!r} (none | lab_level)")
+        cfg.dim = len(STRESSID_HC_NAMES)
+        return lambda wave: stressid_hc(wave, cfg)
     if cfg.encoder == "wav2vec2":
         enc = Wav2Vec2Encoder(cfg, base_dir)
         if cfg.dim not in (0, enc.dim):

@@ -82,13 +82,14 @@ def _features_of(
 
 
 _worker_encoder: Encoder | None = None
+WEIGHT_FREE = ("handcrafted", "stressid_hc")
 
 
 def _features_in_worker(r: Recording, cfg: Config) -> tuple[np.ndarray | None, str | None, dict]:
-    # Only the handcrafted encoder is rebuilt per process (cheap, no weights); a wav2vec2 model
-    # stays in the parent, which embeds the audio itself.
+    # Only the weight-free encoders are rebuilt per process; a wav2vec2 model stays in the parent,
+    # which embeds the audio itself.
     global _worker_encoder
-    if _worker_encoder is None and cfg.features.encoder == "handcrafted":
+    if _worker_encoder is None and cfg.features.encoder in WEIGHT_FREE:
         _worker_encoder = build_encoder(copy.deepcopy(cfg.features))
     return _features_of(r, cfg, _worker_encoder)
 
@@ -121,7 +122,7 @@ def prepare(
     for i, (e, _, _) in enumerate(out):
         if e is not None:
             emb[i], has_audio[i] = e, True
-    if workers > 1 and cfg.features.encoder != "handcrafted":
+    if workers > 1 and cfg.features.encoder not in WEIGHT_FREE:
         for i, r in enumerate(recs):
             e, err = _embed(r, cfg, encoder)
             if e is not None:
@@ -234,30 +235,43 @@ def train_student(
     t_feat: np.ndarray | None,
     desc: str = "student",
     progress: Progress | None = None,
+    extra_kd: np.ndarray | None = None,
+    norm_rows: np.ndarray | None = None,
 ) -> tuple[StudentNet, nn.Linear, dict]:
-    """Student on audio embeddings; alpha > 0 adds the distillation term toward t_feat (standardised)."""
+    """Student on audio embeddings; alpha > 0 adds the distillation term toward t_feat (standardised).
+
+    `train` rows carry labels (CE, and KD where they have physiology). `extra_kd` rows need no
+    label: each step adds a batch of them to the KD term only, so the CE schedule is the same with
+    or without them. `norm_rows` (default `train`) fit the input standardisation.
+    """
     seed_everything(cfg.seed)
     net = StudentNet(cfg)
-    net.norm.fit(d.emb[train])
+    net.norm.fit(d.emb[train if norm_rows is None else norm_rows])
     proj = nn.Linear(cfg.student_feat_dim, cfg.teacher_feat_dim)
     E, Y = torch.from_numpy(d.emb), torch.from_numpy(d.y)
     has_t = (
         torch.from_numpy(d.mask.sum(1) > 0) if t_feat is not None else torch.zeros(len(d.y), dtype=torch.bool)
     )
     T = torch.from_numpy(np.nan_to_num(t_feat)) if t_feat is not None else None
+    extra = np.asarray([] if extra_kd is None or T is None else extra_kd, dtype=np.int64)
+    rng = np.random.default_rng(cfg.seed + 1)
     w = _class_weights(d.y[train], cfg)
+
+    def jitter(x: torch.Tensor) -> torch.Tensor:
+        # jitter in standardised units: a cheap regulariser for small tabular data
+        return x + cfg.input_noise * net.norm.std * torch.randn_like(x) if cfg.input_noise > 0 else x
 
     def batch_loss(idx: np.ndarray) -> tuple[torch.Tensor, float]:
         rows = torch.from_numpy(train[idx])
-        x = E[rows]
-        if cfg.input_noise > 0:  # jitter in standardised units: a cheap regulariser for small tabular data
-            x = x + cfg.input_noise * net.norm.std * torch.randn_like(x)
-        logits, f = net(x)
+        logits, f = net(jitter(E[rows]))
         ce = F.cross_entropy(logits, Y[rows], weight=w)
         loss = ce
         sel = rows[has_t[rows]]  # distil only where the recording has physiology
+        f_sel = f[has_t[rows]]
+        if extra.size:
+            more = torch.from_numpy(rng.choice(extra, size=min(cfg.batch_size, extra.size), replace=False))
+            sel, f_sel = torch.cat([sel, more]), torch.cat([f_sel, net(jitter(E[more]))[1]])
         if T is not None and sel.numel():
-            f_sel = f[has_t[rows]]
             loss = loss + F.mse_loss(proj(f_sel.detach()), T[sel])  # probe: moves P only
             if alpha > 0:
                 loss = loss + alpha * F.mse_loss(proj(f_sel), T[sel])

@@ -5,19 +5,35 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 from speech import espeak_m4a  # noqa: F401  (re-exported for the e2e tests)
 
-from local_stack.app_client import AppClient, EmulatorRest
+from local_stack.app_client import AppClient, AppClientError, EmulatorRest
 
 PROJECT = os.environ.get("GCLOUD_PROJECT", "demo-emochat")
 SEED_CHAT = "chat-mina-joon"
 MINA = ("mina@example.com", "mina-password")
+T = TypeVar("T")
 JOON = ("joon@example.com", "joon-password")
+
+
+def past_the_rules(upload: Callable[[bool], T]) -> T:
+    """For an upload that storage.rules refuse to the app, made to test the function's own guard
+    (what an admin, the console or a rules mistake could still let through).
+
+    `upload(admin)` is tried as the app first and must be refused (403) wherever the rules are
+    enforced; then it is made with the emulator's owner credential, which bypasses the rules."""
+    if os.environ.get("EMOCHAT_STORAGE_RULES_ENFORCED") == "1":
+        with pytest.raises(AppClientError) as refused:
+            upload(False)
+        assert refused.value.status == 403, refused.value
+    return upload(True)
 
 
 @pytest.fixture(scope="session")
@@ -39,9 +55,11 @@ def db():
     return firestore.Client(project=PROJECT)
 
 
-def storage_object(name: str) -> dict:
-    """The object's GCS JSON resource, as the storage emulator describes it (the event's data)."""
-    with EmulatorRest(timeout_s=10) as rest:
+def storage_object(name: str, bucket: str | None = None) -> dict:
+    """The object's GCS JSON resource, as the storage emulator describes it (the event's data).
+    `bucket` defaults to the stack's (EMOCHAT_BUCKET)."""
+    env = os.environ if bucket is None else {**os.environ, "EMOCHAT_BUCKET": bucket}
+    with EmulatorRest(env, timeout_s=10) as rest:
         response = rest.gcs_object(name)
     response.raise_for_status()
     return response.json()

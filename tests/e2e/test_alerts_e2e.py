@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emochat import alerts
+from emochat.alerts import model as alerts
 
 pytestmark = [
     pytest.mark.stack,
@@ -280,6 +280,26 @@ def test_high_stress_alerts_every_member_once(world: World, fcm_url: str) -> Non
     assert shown.get("suggestionId") == suggestion["suggestionId"]
     assert "suggestion" not in other
     assert world.baseline_count(world.mina) == 1
+
+
+def test_invitees_get_no_alert_until_they_accept(world: World, fcm_url: str) -> None:
+    ara = f"e2e-ara-{world.unique}"
+    world.db.document(f"users/{ara}").set({"displayName": "Ara", "createdAt": datetime.now(UTC)})
+    world.add_device(ara, "phone", f"e2e-{ara}-phone")
+    world.db.document(f"chats/{world.chat}").update({"invited": [ara]})
+
+    while_invited = world.wait_done(world.send(82.5, "high"))
+    assert set(while_invited["recipients"]) == {world.mina, world.joon}
+    assert world.notifications(ara) == []
+    assert fcm_requests(fcm_url, {f"e2e-{ara}-phone"}) == []
+
+    # Ara accepts (the one move firestore.rules lets her make): now she is a member like the others.
+    world.db.document(f"chats/{world.chat}").update({"members": [world.mina, world.joon, ara], "invited": []})
+    accepted = world.wait_done(world.send(85.0, "high", sender=world.joon))
+    assert accepted["recipients"][ara] == "send"
+    (entry,) = world.notifications(ara)
+    assert entry["role"] == "member" and entry["status"] == "sent"
+    assert len(wait_for(lambda: fcm_requests(fcm_url, {f"e2e-{ara}-phone"}), "Ara's push")) == 1
 
 
 def test_duplicate_events_still_alert_once(world: World, fcm_url: str, functions_origin: str) -> None:

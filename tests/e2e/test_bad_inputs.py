@@ -3,9 +3,11 @@ would send it (AppClient), and the real process_voice_message trigger must end i
 rejected with its own error.code, ignore it when the object is not a voice message, or (odd but
 valid message ids) process it normally. A valid upload after the whole corpus must still be ready.
 
-The Storage emulator runs with a permit-all rules stand-in here (storage.rules are not enforced), so
-what is tested is the function's own guard: path, extension, content type, size, chat membership,
-decodability, duration and silence.
+What is tested is the function's own guard: path, extension, content type, size, chat membership,
+decodability, duration and silence. storage.rules are enforced on the stack and refuse many of these
+uploads to the app already (the matrix in tests/integration/test_storage_rules.py); those are checked
+to be refused, then uploaded with the emulator's owner credential (e2e_helpers.past_the_rules), so
+that the guard behind the rules is still exercised.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2e_helpers import JOON, SEED_CHAT, deliver_finalize_event, espeak_m4a, storage_object
+from e2e_helpers import JOON, SEED_CHAT, deliver_finalize_event, espeak_m4a, past_the_rules, storage_object
 from google.cloud.firestore_v1.base_query import FieldFilter
+from hostile_audio import HOSTILE
 
 from local_stack.app_client import FINAL_STATUSES, AppClient, auto_id, voice_path
 
@@ -102,22 +105,26 @@ class Bad:
     content_type: str = "audio/mp4"
     chat: str = SEED_CHAT
     sender: str = "mina"
+    refused_by_rules: bool = False  # storage.rules refuse it to the app: uploaded past them
 
 
+REFUSED = {"refused_by_rules": True}
 REJECTED = {
-    "empty_file": Bad("empty_file", media="empty"),
+    "empty_file": Bad("empty_file", media="empty", **REFUSED),
     "truncated_m4a": Bad("undecodable_audio", media="truncated"),
     "text_named_m4a": Bad("undecodable_audio", media="text"),
-    "png_as_audio_mp4": Bad("undecodable_audio", media="png"),
-    "png_as_image_png": Bad("unsupported_content_type", media="png", content_type="image/png"),
-    "audio_named_png": Bad("unsupported_extension", ext="png"),
-    "audio_named_txt": Bad("unsupported_extension", ext="txt", content_type="audio/mpeg"),
-    "oversize_25mib_plus": Bad("file_too_large", media="oversize"),
+    # FFmpeg recognises a PNG, as a format outside the allow-list (was undecodable_audio before the
+    # allow-list: the decoder opened it with the image demuxer and found no audio track).
+    "png_as_audio_mp4": Bad("unsupported_container", media="png"),
+    "png_as_image_png": Bad("unsupported_content_type", media="png", content_type="image/png", **REFUSED),
+    "audio_named_png": Bad("unsupported_extension", ext="png", **REFUSED),
+    "audio_named_txt": Bad("unsupported_extension", ext="txt", content_type="audio/mpeg", **REFUSED),
+    "oversize_25mib_plus": Bad("file_too_large", media="oversize", **REFUSED),
     "too_long_130s": Bad("audio_too_long", media="long"),
     "too_short_150ms": Bad("audio_too_short", media="short"),
     "silence_only": Bad("silent_audio", media="silence"),
-    "chat_not_found": Bad("chat_not_found", chat=MISSING_CHAT),
-    "sender_not_member": Bad("not_a_member", chat=MINA_ONLY_CHAT, sender="joon"),
+    "chat_not_found": Bad("chat_not_found", chat=MISSING_CHAT, **REFUSED),
+    "sender_not_member": Bad("not_a_member", chat=MINA_ONLY_CHAT, sender="joon", **REFUSED),
 }
 
 
@@ -127,7 +134,13 @@ def test_bad_input_is_rejected_with_its_code(
 ) -> None:
     sender = joon if case.sender == "joon" else app
     data = media[case.media]
-    sent = sender.send_voice_message(case.chat, data, ext=case.ext, content_type=case.content_type)
+
+    def send(admin: bool):
+        return sender.send_voice_message(
+            case.chat, data, ext=case.ext, content_type=case.content_type, admin=admin
+        )
+
+    sent = past_the_rules(send) if case.refused_by_rules else send(False)
     # Admin reads: the rules keep a non-member (or anyone, for a missing chat) from reading the result.
     doc = sender.wait_for_message(case.chat, sent.message_id, timeout_s=WAIT_S, admin=True).doc
     assert doc["status"] == "rejected", doc
@@ -142,14 +155,48 @@ def test_bad_input_is_rejected_with_its_code(
     assert doc["timings"]["totalMs"] >= 0 and "sttMs" not in doc["timings"]  # no paid call was made
 
 
+# ── Hostile audio: refused by the decoder with its code, while a normal message beside it is ready ──
+
+
+def test_hostile_audio_is_rejected_while_a_normal_message_beside_it_is_ready(
+    app: AppClient, media: dict[str, bytes]
+) -> None:
+    """The whole hostile corpus (tests/hostile_audio.py) and one normal message, all in flight at
+    once: each hostile upload ends rejected with its code, the normal one ends ready."""
+    sent = {
+        name: app.send_voice_message(SEED_CHAT, case.make(), ext="webm", content_type="audio/webm")
+        for name, case in HOSTILE.items()
+    }
+    normal = app.send_voice_message(SEED_CHAT, media["speech"], language="en")
+    for name, message in sent.items():
+        doc = app.wait_for_message(SEED_CHAT, message.message_id, timeout_s=WAIT_S).doc
+        assert doc["status"] == "rejected", (name, doc)
+        assert doc["error"]["code"] == HOSTILE[name].code and doc["error"]["message"], (name, doc["error"])
+        assert doc["text"] is None and doc["stress"] is None and "sttMs" not in doc["timings"]
+    doc = app.wait_for_message(SEED_CHAT, normal.message_id, timeout_s=WAIT_S).doc
+    assert doc["status"] == "ready", doc.get("error")
+    assert "weather" in doc["text"].lower() and doc["stress"] is not None
+
+
 # ── Not voice messages: ignored, no message document ──────────────────────────────────────────────
 
-IGNORED: dict[str, Callable[[str], tuple[str, str, str]]] = {
-    # name -> message id -> (object name, content type, media)
-    "voice_without_chat": lambda mid: (f"voice/{MINA_UID}/{mid}.m4a", "audio/mp4", "speech"),
-    "voice_too_deep": lambda mid: (f"voice/{MINA_UID}/{SEED_CHAT}/extra/{mid}.m4a", "audio/mp4", "speech"),
-    "reserved_doc_id": lambda mid: (f"voice/{MINA_UID}/{SEED_CHAT}/__{mid}__.m4a", "audio/mp4", "speech"),
-    "avatar_png": lambda mid: (f"avatars/{MINA_UID}/{mid}.png", "image/png", "png"),
+IGNORED: dict[str, Callable[[str], tuple[str, str, str, bool]]] = {
+    # name -> message id -> (object name, content type, media, refused to the app by storage.rules)
+    "voice_without_chat": lambda mid: (f"voice/{MINA_UID}/{mid}.m4a", "audio/mp4", "speech", True),
+    "voice_too_deep": lambda mid: (
+        f"voice/{MINA_UID}/{SEED_CHAT}/extra/{mid}.m4a",
+        "audio/mp4",
+        "speech",
+        True,
+    ),
+    # A valid file name to the rules (they do not know Firestore's reserved ids): the app can send it.
+    "reserved_doc_id": lambda mid: (
+        f"voice/{MINA_UID}/{SEED_CHAT}/__{mid}__.m4a",
+        "audio/mp4",
+        "speech",
+        False,
+    ),
+    "avatar_png": lambda mid: (f"avatars/{MINA_UID}/{mid}.png", "image/png", "png", True),
 }
 ignored_names: list[str] = []  # re-checked after the whole corpus, in the last test
 
@@ -162,10 +209,14 @@ def message_docs_for(db, object_name: str) -> list[str]:
 
 @pytest.mark.parametrize("make", list(IGNORED.values()), ids=list(IGNORED))
 def test_object_outside_voice_pattern_is_ignored(
-    make: Callable[[str], tuple[str, str, str]], app: AppClient, media: dict[str, bytes], db
+    make: Callable[[str], tuple[str, str, str, bool]], app: AppClient, media: dict[str, bytes], db
 ) -> None:
-    name, content_type, kind = make(auto_id())
-    app.upload(name, media[kind], content_type=content_type)
+    name, content_type, kind, refused_by_rules = make(auto_id())
+
+    def upload(admin: bool) -> dict:
+        return app.upload(name, media[kind], content_type=content_type, admin=admin)
+
+    past_the_rules(upload) if refused_by_rules else upload(False)
     ignored_names.append(name)
     # Deterministic: deliver the same finalize event again, synchronously. The Functions emulator
     # answers only when the function has returned, so by then it has decided about this object.
@@ -175,6 +226,8 @@ def test_object_outside_voice_pattern_is_ignored(
 
 
 # ── Odd but valid message ids: processed normally ─────────────────────────────────────────────────
+# storage.rules accept only [A-Za-z0-9_-]{1,64} as a message id from the app (client auto-ids); the
+# function itself accepts any id Firestore does. These names reach it past the rules.
 
 ODD_IDS = {
     "spaces": "voice memo from the bus",
@@ -217,7 +270,11 @@ def wait_final(db, chat_id: str, message_id: str, timeout_s: float = WAIT_S) -> 
 @pytest.mark.parametrize("kind", list(ODD_IDS))
 def test_odd_message_id_is_processed(kind: str, app: AppClient, media: dict[str, bytes], db) -> None:
     message_id = odd_message_id(kind)
-    sent = app.send_voice_message(SEED_CHAT, media["speech"], message_id=message_id, language="en")
+    sent = past_the_rules(
+        lambda admin: app.send_voice_message(
+            SEED_CHAT, media["speech"], message_id=message_id, language="en", admin=admin
+        )
+    )
     assert len(sent.path.encode()) <= 1024
     doc = wait_final(db, SEED_CHAT, message_id)
     assert doc["status"] == "ready", doc.get("error")

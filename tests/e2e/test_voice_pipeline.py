@@ -10,7 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from e2e_helpers import JOON, SEED_CHAT, deliver_finalize_event, espeak_m4a, standin_requests, storage_object
+from e2e_helpers import (
+    JOON,
+    SEED_CHAT,
+    deliver_finalize_event,
+    espeak_m4a,
+    past_the_rules,
+    standin_requests,
+    storage_object,
+)
 
 from local_stack.app_client import AppClient
 
@@ -90,12 +98,22 @@ def test_duplicate_events_give_one_message_processed_once(app: AppClient, spoken
     assert siblings == [sent.message_id]
 
 
-def test_reupload_of_same_path_reflects_latest_audio(app: AppClient, spoken: bytes, tmp_path) -> None:
+def test_overwrite_is_refused_to_the_app_and_an_admin_overwrite_is_reflected(
+    app: AppClient, spoken: bytes, tmp_path
+) -> None:
+    """storage.rules let nobody overwrite a sent voice message (update: if false); past_the_rules
+    checks that the app's re-upload is refused. An overwrite can still come from an admin (console,
+    Admin SDK), so it is made with the emulator's owner credential: the message must then reflect
+    the latest audio and never go back to processing."""
     sent = app.send_voice_message(SEED_CHAT, spoken, content_type="audio/mp4")
     first = app.wait_for_message(SEED_CHAT, sent.message_id, timeout_s=WAIT_S).doc
     assert first["status"] == "ready"
     second_audio = espeak_m4a("Good night everyone, see you tomorrow morning.", tmp_path / "night.m4a")
-    app.send_voice_message(SEED_CHAT, second_audio, message_id=sent.message_id, content_type="audio/mp4")
+    past_the_rules(
+        lambda admin: app.send_voice_message(
+            SEED_CHAT, second_audio, message_id=sent.message_id, content_type="audio/mp4", admin=admin
+        )
+    )
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         doc = app.get_doc(app.message_path(SEED_CHAT, sent.message_id))
@@ -110,7 +128,8 @@ def test_reupload_of_same_path_reflects_latest_audio(app: AppClient, spoken: byt
 
 @pytest.mark.parametrize(("sample", "high"), [("voice-en.m4a", False), ("voice-stressed.m4a", True)])
 def test_demo_samples_read_as_the_demo_shows_them(app: AppClient, sample: str, high: bool) -> None:
-    """`make demo` relies on these: the calm sample stays below high, the stressed one reads high."""
+    """`make demo` relies on these: the calm sample stays below high; the alert sample, picked as the
+    espeak-ng rendering the served model scores highest (Makefile `samples`), reads high."""
     audio = (Path(__file__).resolve().parents[2] / "samples" / sample).read_bytes()
     sent = app.send_voice_message(SEED_CHAT, audio, content_type="audio/mp4", language="en")
     doc = app.wait_for_message(SEED_CHAT, sent.message_id, timeout_s=WAIT_S).doc

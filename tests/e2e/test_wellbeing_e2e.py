@@ -18,10 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from emochat import wellbeing
-from emochat.adapters.wellbeing_store import FirestoreWellbeingStore
-from emochat.trends import Reading, TrendChange
-from emochat.wellbeing import WellbeingConfig, WellbeingServices
+from emochat.accounts.adapters.firestore_store import FirestoreAccountStore
+from emochat.suggestions import service as suggestions
+from emochat.suggestions.adapters.firestore_store import FirestoreSuggestionStore
+from emochat.trends import service as trend_service
+from emochat.trends.adapters.firestore_store import FirestoreTrendStore
+from emochat.trends.model import Reading, TrendChange
+from emochat.trends.service import TrendConfig, TrendServices
 from local_stack.app_client import AppClient, Session
 
 pytestmark = pytest.mark.stack
@@ -39,9 +42,9 @@ def db():
 
 
 @pytest.fixture(scope="module")
-def store(db) -> FirestoreWellbeingStore:
-    wellbeing.seed_catalog(FirestoreWellbeingStore(db))  # as `tools/ops.py seed-catalog` does
-    return FirestoreWellbeingStore(db)
+def store(db) -> FirestoreSuggestionStore:
+    suggestions.seed_catalog(FirestoreSuggestionStore(db))  # as `tools/ops.py seed-catalog` does
+    return FirestoreSuggestionStore(db)
 
 
 @pytest.fixture(scope="module")
@@ -161,9 +164,9 @@ def test_trends_follow_messages_through_the_trigger(http, store, db, person, tmp
     assert sum(d["high"] for d in out["days"]) == 2
     assert max(d["max"] or 0 for d in out["days"]) == 71.5
 
-    services = WellbeingServices(store=store)
-    config = WellbeingConfig(cache_ttl_s=0)
-    stored, truth = wellbeing.recompute_trends(services, config, mina.uid)
+    services = TrendServices(store=FirestoreTrendStore(db))
+    config = TrendConfig()
+    stored, truth = trend_service.recompute_trends(services, config, mina.uid)
     assert set(stored) == set(truth)
     for day in truth:
         for key in ("count", "mean", "max", "high"):
@@ -184,7 +187,7 @@ def test_trends_follow_messages_through_the_trigger(http, store, db, person, tmp
         return days if (total, high) == (len(scores) - 1, 3) else None
 
     eventually(rescored, what="the re-score and the deletion to reach the aggregates")
-    stored, truth = wellbeing.recompute_trends(services, config, mina.uid)
+    stored, truth = trend_service.recompute_trends(services, config, mina.uid)
     assert {d: (s["count"], s["max"]) for d, s in stored.items()} == {
         d: (t["count"], t["max"]) for d, t in truth.items()
     }
@@ -218,7 +221,7 @@ def test_delete_my_data_leaves_nothing_behind(http, store, db, person) -> None:
             )
         )
         reading = Reading(70.0, "high", datetime.now(UTC))
-        store.apply_reading(TrendChange(who.uid, "2025-11-20", "c/m", reading), "UTC")
+        FirestoreTrendStore(db).apply_reading(TrendChange(who.uid, "2025-11-20", "c/m", reading), "UTC")
     mina_collections = {c.id for c in db.document(f"users/{mina.uid}").collections()}
     assert mina_collections == {"devices", "notifications", "recommendations", "wellbeing", "stressDaily"}
 
@@ -227,6 +230,6 @@ def test_delete_my_data_leaves_nothing_behind(http, store, db, person) -> None:
     assert out["deleted"] >= 7
     assert not db.document(f"users/{mina.uid}").get().exists
     assert list(db.document(f"users/{mina.uid}").collections()) == []
-    assert mina.uid not in set(store.user_ids())
+    assert mina.uid not in set(FirestoreAccountStore(db).user_ids())
     joon_collections = {c.id for c in db.document(f"users/{joon.uid}").collections()}
     assert joon_collections == mina_collections  # Joon's data untouched

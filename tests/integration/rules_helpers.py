@@ -124,9 +124,11 @@ def compile_rules(rest: EmulatorRest, file_name: str, source: str) -> list[Issue
     ]
 
 
-# The identities of the access matrices: nobody signed in, the owner, a fellow chat member, a stranger.
+# The identities of the access matrices: nobody signed in, the owner, a fellow chat member, a stranger;
+# the Firestore matrix adds someone invited to the chat who has not accepted.
 ANON, OWNER, MEMBER, OUTSIDER = "anonymous", "owner", "member", "non_member"
 IDENTITIES = (ANON, OWNER, MEMBER, OUTSIDER)
+INVITEE = "invitee"
 
 
 # ── Firestore REST ───────────────────────────────────────────────────────────────────────────────
@@ -252,3 +254,8 @@ class StorageRest:
 
     def delete(self, name: str) -> str:
         return outcome(self._rest.objects("DELETE", name, token=self._token))
+
+    def list(self, prefix: str) -> str:
+        """One level of a folder, as the SDKs' listAll pages it (prefix ends with "/")."""
+        params = {"prefix": prefix, "delimiter": "/"}
+        return outcome(self._rest.objects("GET", token=self._token, params=params))

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from emochat.adapters.alert_store import FirestoreAlertStore
-from emochat.alerts import (
+from emochat.alerts.adapters.firestore_store import FirestoreAlertStore
+from emochat.alerts.model import (
     AlertDecision,
     AlertPolicy,
     AlertPrefs,
@@ -178,7 +178,10 @@ def test_concurrent_alerts_for_one_recipient_respect_the_cooldown(db, store, uni
 
 
 def test_chat_members(db, store, unique) -> None:
-    db.document(f"chats/{unique}").set({"members": ["a", "b", 3], "createdAt": datetime.now(UTC)})
+    # Invitees (not accepted yet) are no alert recipients: only `members` counts.
+    db.document(f"chats/{unique}").set(
+        {"members": ["a", "b", 3], "invited": ["c"], "createdAt": datetime.now(UTC)}
+    )
     assert store.chat_members(unique) == ["a", "b"]
     assert store.chat_members(f"missing-{unique}") is None
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from emochat.adapters.firestore_store import FirestoreMessageStore
-from emochat.domain import Claim, VoicePath
-from emochat.pipeline import sweep_abandoned
+from emochat.pipeline.adapters.message_store import FirestoreMessageStore
+from emochat.pipeline.model import Claim, VoicePath
+from emochat.pipeline.service import sweep_abandoned
 
 pytestmark = pytest.mark.stack
 
@@ -28,7 +28,10 @@ def fields(lease_s: float = 300) -> dict:
 
 
 def test_chat_members(db, unique) -> None:
-    db.document(f"chats/{unique}").set({"members": ["a", "b"], "createdAt": datetime.now(UTC)})
+    # Invitees (not accepted yet) cannot post: only `members` counts for the upload's membership check.
+    db.document(f"chats/{unique}").set(
+        {"members": ["a", "b"], "invited": ["c"], "createdAt": datetime.now(UTC)}
+    )
     store = FirestoreMessageStore(db)
     assert store.chat_members(unique) == ["a", "b"]
     assert store.chat_members(f"missing-{unique}") is None

@@ -11,11 +11,11 @@ import pytest
 from google.cloud import storage
 from speech import espeak_m4a
 
-from emochat.adapters.hf_stress import HuggingFaceStressScorer
-from emochat.adapters.openai_stt import OpenAITranscriber
-from emochat.adapters.storage_audio import CloudStorageAudio
-from emochat.audio import decode_audio
-from emochat.ports import ServiceError, VoiceClip
+from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer
+from emochat.pipeline.adapters.openai_stt import SUPPORTED_MODELS, OpenAITranscriber
+from emochat.pipeline.adapters.storage_audio import CloudStorageAudio
+from emochat.pipeline.audio import decode_audio
+from emochat.pipeline.ports import ServiceError, VoiceClip
 from local_stack.app_client import AppClient
 
 pytestmark = pytest.mark.stack
@@ -43,20 +43,43 @@ def faults():
         httpx.delete(f"{base}/_emochat/faults", timeout=5)
 
 
-def test_openai_transcriber_against_stand_in(speech: bytes) -> None:
-    stt = OpenAITranscriber(
-        openai.OpenAI(api_key="local", base_url=STT_URL, max_retries=0), model="whisper-1"
+def transcriber(model: str, max_retries: int = 0) -> OpenAITranscriber:
+    return OpenAITranscriber(
+        openai.OpenAI(api_key="local", base_url=STT_URL, max_retries=max_retries), model=model
     )
-    transcript = stt.transcribe(VoiceClip(speech, "s.m4a", "audio/mp4"), "en")
+
+
+@pytest.mark.parametrize("model", SUPPORTED_MODELS)
+def test_openai_transcriber_against_stand_in(speech: bytes, model: str) -> None:
+    seconds = decode_audio(speech).duration_ms / 1000
+    transcript = transcriber(model).transcribe(VoiceClip(speech, "s.m4a", "audio/mp4", seconds), "en")
     assert {"call", "lunch"} <= set(transcript.text.lower().replace(".", "").split())
     assert transcript.language == "en"
+    usage = transcript.usage
+    assert usage is not None and usage.model == model and usage.audio_seconds == seconds
+    assert usage.api_usage is not None
+    if model.startswith("gpt-4o"):
+        assert usage.api_usage["type"] == "tokens" and usage.api_usage["input_tokens"] > 0
+    else:
+        assert usage.api_usage == {"type": "duration", "seconds": pytest.approx(seconds, abs=1.0)}
+
+
+def test_a_locale_hint_sent_as_it_is_is_refused_as_openai_refuses_it(speech: bytes) -> None:
+    # What production did before hints were normalised (emochat.language): every such message failed.
+    with pytest.raises(ServiceError) as err:
+        transcriber("gpt-transcribe").transcribe(VoiceClip(speech, "s.m4a", "audio/mp4"), "en-US")
+    assert err.value.code == "stt_rejected" and "400" in err.value.message
+
+
+def test_a_file_over_25_mb_is_refused_as_openai_refuses_it() -> None:
+    with pytest.raises(ServiceError) as err:
+        transcriber("whisper-1").transcribe(VoiceClip(bytes(25_000_001), "big.wav", "audio/wav"), None)
+    assert err.value.code == "stt_rejected" and "413" in err.value.message
 
 
 def test_openai_transcriber_recovers_from_429(speech: bytes, faults) -> None:
     faults(STT_URL.removesuffix("/v1"), [{"status": 429, "retry_after": 1}])
-    stt = OpenAITranscriber(
-        openai.OpenAI(api_key="local", base_url=STT_URL, max_retries=2), model="whisper-1"
-    )
+    stt = transcriber("gpt-transcribe", max_retries=2)
     assert "lunch" in stt.transcribe(VoiceClip(speech, "s.m4a", "audio/mp4"), None).text.lower()
 
 
@@ -81,10 +104,12 @@ def test_storage_download_pins_the_generation(speech: bytes) -> None:
     with AppClient.from_env() as app:
         session = app.sign_in("mina@example.com", "mina-password")
         name = f"voice/{session.uid}/adapter-test/pinned.m4a"
-        first = app.upload(name, speech, content_type="audio/mp4")
+        # The adapter is under test, not the rules: storage.rules refuse both uploads to the app (no
+        # chat "adapter-test"; no overwrite), so they are made with the emulator's owner credential.
+        first = app.upload(name, speech, content_type="audio/mp4", admin=True)
         audio = CloudStorageAudio(storage.Client(project=app.project_id))
         assert audio.download(app.bucket, name, int(first["generation"])) == speech
-        second = app.upload(name, speech[: len(speech) // 2], content_type="audio/mp4")
+        second = app.upload(name, speech[: len(speech) // 2], content_type="audio/mp4", admin=True)
         assert audio.download(app.bucket, name, int(second["generation"])) == speech[: len(speech) // 2]
         with pytest.raises(ServiceError) as err:
             audio.download(app.bucket, f"voice/{session.uid}/adapter-test/missing.m4a", 1)

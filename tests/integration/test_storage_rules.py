@@ -5,17 +5,19 @@ use (`Authorization: Firebase <ID token>`; anonymous = no header), a chat seeded
 the Admin client (the rules read it through cross-service `firestore.get`), and a voice object
 seeded with the emulator's admin credential (which bypasses rules).
 
-The matrix runs only where the Storage emulator enforces rules. Offline, the local stack runs it
-with a permit-all stand-in for the rules runtime, and the matrix is reported as skipped, with the
-reason. Detection, both ways:
+The Storage emulator enforces storage.rules with a real Firebase rules engine: firebase-tools' own
+runtime where it is cached, else the local stack's runtime on the engine of the Debian
+firestore-emulator jar (local_stack/storage_rules_runtime). Only where neither exists does the stack
+run a permit-all stand-in (EMOCHAT_STORAGE_RULES_ENFORCED=0, with a loud warning); the matrix then
+reports itself skipped, with the reason. Detection, both ways:
 - the stack's `EMOCHAT_STORAGE_RULES_ENFORCED` (0 or 1, from local_stack/stack.py), and
-- a probe: an anonymous upload outside voice/ that the rules must deny. If it is accepted, the rules
-  are not enforced, whatever the environment says.
+- a probe: an anonymous upload outside voice/ that the rules must deny.
 test_enforcement_detection_is_consistent fails if the two disagree (e.g. a runtime that claims to
 enforce but permits everything), so a broken runtime cannot make the matrix silently skip.
 
-Wherever the matrix cannot run, test_rules_compile still compiles storage.rules with the Firestore
-emulator's rules compiler (same language): syntax errors and unknown functions or methods fail it.
+test_broken_rule_flips_a_cell loads deliberately broken copies of storage.rules into the running
+emulator (its /internal/setRules, as @firebase/rules-unit-testing does) and shows that the matrix
+catches each one; the real rules are loaded back afterwards.
 
 Identities: `owner` uploads the seeded voice message and is a member of the seeded chat, `member`
 is the other member, `non_member` is signed in and in no chat, `anonymous` is not signed in.
@@ -24,11 +26,12 @@ is the other member, `non_member` is signed in and in no chat, `anonymous` is no
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from local_stack.app_client import ADMIN_TOKEN, EmulatorRest  # ADMIN_TOKEN bypasses rules
@@ -42,7 +45,6 @@ from tests.integration.rules_helpers import (
     OWNER,
     StorageRest,
     User,
-    compile_rules,
     sign_up,
     unique_id,
 )
@@ -52,32 +54,6 @@ pytestmark = pytest.mark.stack
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
 AUDIO = b"\x00\x00\x00\x18ftypM4A \x00\x00\x02\x00M4A isomiso2" + b"\x00" * 512
-
-
-# ── compiles (runs everywhere: the one check of storage.rules the permit-all stand-in leaves) ──
-
-# What the Firestore compiler cannot know about the Storage service: the `firestore` namespace of
-# cross-service calls (`firestore.get(path)` looks to it like Firestore's one-argument `get`).
-STORAGE_ONLY = {
-    "Invalid variable name: firestore.",
-    "Invalid function name: exists.",
-    "Incorrect number of arguments supplied to function: get.",
-}
-
-
-def test_rules_compile(rest) -> None:
-    """storage.rules parses, and every name it uses is known to the rules language except the
-    cross-service `firestore.*` calls: a typo in a function or method name shows up here even where
-    the Storage emulator cannot evaluate the rules."""
-    source = (REPO / "storage.rules").read_text()
-    lines = source.splitlines()
-    issues = compile_rules(rest, "storage.rules", source)
-    unexpected = [
-        issue
-        for issue in issues
-        if issue.description not in STORAGE_ONLY or "firestore." not in lines[issue.line - 1]
-    ]
-    assert unexpected == []
 
 
 # ── enforcement detection ───────────────────────────────────────────────────────────────────────
@@ -95,17 +71,12 @@ class Enforcement:
     def skip_reason(self) -> str:
         why = (
             "the local stack runs the Storage emulator with its permit-all rules stand-in "
-            "(EMOCHAT_STORAGE_RULES_ENFORCED=0; the real rules runtime cannot be downloaded offline)"
+            "(EMOCHAT_STORAGE_RULES_ENFORCED=0: neither firebase-tools' cached runtime nor the Firebase "
+            "rules engine of google-cloud-cli-firestore-emulator is on this machine)"
             if self.declared == "0"
             else "the Storage emulator accepted an anonymous upload that storage.rules must deny"
         )
         return f"storage rules are not enforced here: {why}; the matrix needs the real rules runtime"
-
-
-@pytest.fixture(scope="session")
-def rest():
-    with EmulatorRest(timeout_s=60) as client:
-        yield client
 
 
 @pytest.fixture(scope="session")
@@ -244,6 +215,9 @@ cell("update_metadata", D, D, D, D)(
     lambda w, me: w.as_(me).update_metadata(w.seeded, {"contentType": "text/html"})
 )
 cell("delete", D, D, D, D)(lambda w, me: w.as_(me).delete(w.seeded))
+# Listing the seeded chat's folder of the owner: evaluated at the folder's path, which no voice rule
+# matches (the app never lists).
+cell("list_chat_folder", D, D, D, D)(lambda w, me: w.as_(me).list(f"voice/{w.uid(OWNER)}/{w.chat_id}/"))
 
 CELLS = [
     pytest.param(operation, who, expected[who], id=f"voice-{operation}-{who}")
@@ -259,3 +233,64 @@ def test_access(world: World, operation: str, identity: str, expected: str) -> N
 
 def test_seeded_object_survived_the_matrix(world: World) -> None:
     assert world.admin.get_metadata(world.seeded) == ALLOW
+
+
+# ── a broken rule makes the matrix fail ─────────────────────────────────────────────────────────
+
+# (what storage.rules says, a deliberately broken replacement, a cell of the matrix that must flip)
+MUTANTS = {
+    "upload_into_anyones_folder": (
+        "&& request.auth.uid == uid\n",
+        "\n",
+        ("upload_into_owners_folder", MEMBER),
+    ),
+    "no_size_limit": ("request.resource.size <= 25 * 1024 * 1024", "true", ("upload_over_25_mib", OWNER)),
+    "overwrite_allowed": (
+        "allow update, delete: if false;",
+        "allow update: if true;",
+        ("overwrite_existing", OWNER),
+    ),
+    "members_check_dropped": (
+        "&& isChatMember(chatId);",
+        "&& request.auth != null;",
+        ("upload_own_folder", OUTSIDER),
+    ),
+}
+
+
+def set_storage_rules(rest: EmulatorRest, source: str) -> httpx.Response:
+    return rest.http.put(
+        f"{rest.storage_url}/internal/setRules",
+        json={"rules": {"files": [{"name": "storage.rules", "content": source}]}},
+    )
+
+
+@pytest.fixture
+def scratch_rules(rest) -> Iterator[Callable[[str], httpx.Response]]:
+    """Loads a scratch copy of the rules into the emulator; storage.rules is loaded back after."""
+    yield lambda source: set_storage_rules(rest, source)
+    restored = set_storage_rules(rest, (REPO / "storage.rules").read_text())
+    assert restored.status_code == 200, restored.text
+
+
+@pytest.mark.parametrize("mutant", list(MUTANTS))
+def test_broken_rule_flips_a_cell(world: World, scratch_rules, mutant: str) -> None:
+    """The named cell is run under the real rules, then under the broken copy: it must now disagree
+    with the matrix."""
+    original, broken, (operation, identity) = MUTANTS[mutant]
+    source = (REPO / "storage.rules").read_text()
+    assert source.count(original) == 1, f"{mutant}: storage.rules no longer says {original!r}"
+    assert OPS[operation](world, identity) == EXPECTED[operation][identity]  # the real rules hold it
+    loaded = scratch_rules(source.replace(original, broken))
+    assert loaded.status_code == 200, loaded.text
+    assert OPS[operation](world, identity) != EXPECTED[operation][identity]
+
+
+def test_ruleset_that_does_not_compile_is_refused_and_denies_all(world: World, scratch_rules) -> None:
+    """A compile error comes back to the caller (firebase-tools logs it as "<description> in
+    storage.rules:<line>"); the emulator is then left without a ruleset and denies every request,
+    even those storage.rules allows: fail closed."""
+    source = (REPO / "storage.rules").read_text().replace("allow create: if", "allow create: if &&", 1)
+    assert scratch_rules(source).status_code == 400
+    assert OPS["upload_own_folder"](world, MEMBER) == DENY
+    assert OPS["get_metadata"](world, OWNER) == DENY

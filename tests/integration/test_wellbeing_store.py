@@ -1,4 +1,5 @@
-"""FirestoreWellbeingStore against the Firestore (and Auth) emulators: transactions decide for real.
+"""The suggestion, trend and account stores against the Firestore (and Auth) emulators: transactions
+decide for real.
 
 Everything here uses its own uids, chat ids and catalog versions, so it runs beside the triggers of
 the running stack and beside other tests.
@@ -13,26 +14,37 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from emochat import recommend, trends, wellbeing
-from emochat.adapters.wellbeing_store import FirebaseAccounts, FirestoreWellbeingStore
-from emochat.recommend import Context, Counts, Verdict
-from emochat.trends import Reading, TrendChange
-from emochat.wellbeing import AlertContext, WellbeingConfig, WellbeingServices
+from emochat.accounts.adapters.firebase_accounts import FirebaseAccounts
+from emochat.accounts.adapters.firestore_store import FirestoreAccountStore
+from emochat.suggestions.adapters.firestore_store import FirestoreSuggestionStore
+from emochat.suggestions.bandit import Context, Counts, Verdict
+from emochat.suggestions.catalog import BUNDLED_CATALOG, parse_catalog
+from emochat.suggestions.service import AlertContext
+from emochat.trends import model as trends
+from emochat.trends import service as trend_service
+from emochat.trends.adapters.firestore_store import FirestoreTrendStore
+from emochat.trends.model import Reading, TrendChange
+from emochat.trends.service import TrendConfig, TrendServices
 
 pytestmark = pytest.mark.stack
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-CONFIG = WellbeingConfig(cache_ttl_s=0)
+TRENDS = TrendConfig()
 
 
 @pytest.fixture
-def store(db) -> FirestoreWellbeingStore:
-    return FirestoreWellbeingStore(db)
+def store(db) -> FirestoreSuggestionStore:
+    return FirestoreSuggestionStore(db)
 
 
 @pytest.fixture
-def services(store) -> WellbeingServices:
-    return WellbeingServices(store=store, rng=random.Random(3))
+def trend_store(db) -> FirestoreTrendStore:
+    return FirestoreTrendStore(db)
+
+
+@pytest.fixture
+def services(trend_store) -> TrendServices:
+    return TrendServices(store=trend_store)
 
 
 EVENING = Context("high", "evening")
@@ -43,12 +55,12 @@ def record(suggestion_id: str) -> dict:
 
 
 def test_catalog_seeds_and_reads_back(store, unique) -> None:
-    data = json.loads(wellbeing.BUNDLED_CATALOG.read_text()) | {"version": f"t{unique}"}
-    catalog = recommend.parse_catalog(data)
+    data = json.loads(BUNDLED_CATALOG.read_text()) | {"version": f"t{unique}"}
+    catalog = parse_catalog(data)
     assert store.seed_catalog(catalog, {"file": "test"}) == len(catalog.suggestions)
     back = store.catalog(catalog.version)
     assert {s.id: s for s in back.suggestions} == {s.id: s for s in catalog.suggestions}
-    smaller = recommend.parse_catalog(data | {"suggestions": data["suggestions"][1:]})
+    smaller = parse_catalog(data | {"suggestions": data["suggestions"][1:]})
     store.seed_catalog(smaller, {"file": "test"})
     dropped = store.catalog(catalog.version).by_id(data["suggestions"][0]["id"])
     assert dropped is not None and dropped.active is False
@@ -78,7 +90,8 @@ def test_rating_is_transactional_and_once(store, db, unique) -> None:
     assert [r[0] for r in store.recommendations(uid, 10)] in ([rec_id, other_id], [other_id, rec_id])
 
 
-def test_concurrent_readings_of_one_day_all_count(store, unique) -> None:
+def test_concurrent_readings_of_one_day_all_count(trend_store, unique) -> None:
+    store = trend_store
     uid = f"trend-{unique}"
     day = NOW.date().isoformat()
     readings = {f"c/m{i}": Reading(float(15 * i), "high" if i >= 4 else "low", NOW) for i in range(6)}
@@ -115,10 +128,10 @@ def test_message_changes_match_recomputation(services, store, db, unique) -> Non
         ready = {**processing, "status": "ready", "stress": {"score": score, "level": trends_level(score)}}
         ref.set(ready)
         written[f"m{i}"] = ready
-        wellbeing.record_message_change(services, CONFIG, chat, f"m{i}", processing, ready)
+        trend_service.record_message_change(services, TRENDS, chat, f"m{i}", processing, ready)
     db.document(f"chats/{chat}/messages/m0").delete()
-    wellbeing.record_message_change(services, CONFIG, chat, "m0", written["m0"], None)
-    stored, truth = wellbeing.recompute_trends(services, CONFIG, uid)
+    trend_service.record_message_change(services, TRENDS, chat, "m0", written["m0"], None)
+    stored, truth = trend_service.recompute_trends(services, TRENDS, uid)
     assert truth and set(stored) == set(truth)
     for day in truth:
         assert {k: stored[day][k] for k in ("count", "mean", "max", "high")} == {
@@ -130,7 +143,8 @@ def trends_level(score: float) -> str:
     return "high" if score >= 60 else "moderate" if score >= 30 else "low"
 
 
-def test_delete_user_removes_the_whole_tree(store, db, unique) -> None:
+def test_delete_user_removes_the_whole_tree(store, trend_store, db, unique) -> None:
+    accounts = FirestoreAccountStore(db)
     uid, bystander = f"gone-{unique}", f"stays-{unique}"
     for who in (uid, bystander):
         db.document(f"users/{who}").set({"displayName": who})
@@ -138,18 +152,18 @@ def test_delete_user_removes_the_whole_tree(store, db, unique) -> None:
         db.document(f"users/{who}/notifications/n1").set({"title": "x"})
         db.document(f"users/{who}/stats/baseline").set({"count": 1})
         store.save_recommendations(who, [record("calm-music")])
-        store.apply_reading(TrendChange(who, "2025-11-20", "c/m", Reading(70.0, "high", NOW)), "UTC")
+        trend_store.apply_reading(TrendChange(who, "2025-11-20", "c/m", Reading(70.0, "high", NOW)), "UTC")
         rec_id = store.recommendations(who, 1)[0][0]
         store.rate(who, rec_id, True, None, NOW)
-    assert store.delete_user(uid) == 7
+    assert accounts.delete_user(uid) == 7
     assert not db.document(f"users/{uid}").get().exists
     assert list(db.document(f"users/{uid}").collections()) == []
     assert len(list(db.document(f"users/{bystander}").collections())) == 6
     # A user whose profile is gone but whose subcollections are not is still found.
     db.document(f"users/orphan-{unique}/devices/d1").set({"token": "t"})
-    assert f"orphan-{unique}" in set(store.user_ids())
-    store.delete_user(f"orphan-{unique}")
-    assert f"orphan-{unique}" not in set(store.user_ids())
+    assert f"orphan-{unique}" in set(accounts.user_ids())
+    accounts.delete_user(f"orphan-{unique}")
+    assert f"orphan-{unique}" not in set(accounts.user_ids())
 
 
 def test_accounts_against_the_auth_emulator(unique) -> None:

@@ -12,7 +12,7 @@ import pytest
 from firebase_admin import exceptions, messaging
 from local_stack_support import ThreadedServer, reset, script_faults, seen_requests
 
-from emochat.adapters.fcm_notifier import EmulatorCredential, use_fcm_endpoint
+from emochat.alerts.adapters.fcm_notifier import EmulatorCredential, use_fcm_endpoint
 from local_stack.fcm_server import create_app
 
 PROJECT = "demo-emochat"

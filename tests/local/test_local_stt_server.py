@@ -58,14 +58,16 @@ def test_verbose_json_reports_the_language_used_for_a_non_english_hint(
     assert_spoken(transcript.text)
 
 
-def test_formats_the_adapter_never_asks_for_are_refused_in_openai_format(
-    stt_url: str, speech_wav: Path
-) -> None:
-    # Only json and verbose_json are served: a caller that starts asking for another format must fail
-    # loudly here, not get something the real API would answer differently.
-    with pytest.raises(openai.BadRequestError) as raised:
-        client(stt_url).audio.transcriptions.create(model="whisper-1", file=speech_wav, response_format="srt")
-    assert raised.value.body["param"] == "response_format"  # type: ignore[index]
+def test_text_and_srt_formats_are_plain_text(stt_url: str, speech_wav: Path) -> None:
+    text = client(stt_url).audio.transcriptions.create(
+        model="whisper-1", file=speech_wav, response_format="text"
+    )
+    assert isinstance(text, str) and text.endswith("\n")
+    assert_spoken(text)
+    srt = client(stt_url).audio.transcriptions.create(
+        model="whisper-1", file=speech_wav, response_format="srt"
+    )
+    assert re.match(r"1\n00:00:00,000 --> 00:00:\d\d,\d{3}\n\S", srt), srt
 
 
 def test_wrong_or_missing_api_key_is_401_in_openai_format(stt_url: str, speech_wav: Path) -> None:
@@ -138,3 +140,103 @@ def test_fault_script_is_validated(stt_url: str) -> None:
     assert httpx.get(f"{stt_url}/_emochat/faults").json() == {"pending": [{"status": 503, "times": 2}]}
     httpx.delete(f"{stt_url}/_emochat/faults")
     assert httpx.get(f"{stt_url}/_emochat/faults").json() == {"pending": []}
+
+
+# ── Today's transcription models, each in its own wire format ─────────────────────────────────────
+
+GPT_MODELS = ("gpt-4o-mini-transcribe", "gpt-4o-transcribe", "gpt-transcribe")
+
+
+def raw_transcription(stt_url: str, audio: Path | bytes, **fields: str) -> httpx.Response:
+    """The multipart request the openai client sends, without the client's parsing in between."""
+    data = audio.read_bytes() if isinstance(audio, Path) else audio
+    return httpx.post(
+        f"{stt_url}/v1/audio/transcriptions",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        files={"file": ("speech.wav", data, "audio/wav")},
+        data={"model": "whisper-1", **fields},
+        timeout=60,
+    )
+
+
+def test_whisper_json_usage_is_billed_by_duration(stt_url: str, speech_wav: Path) -> None:
+    body = raw_transcription(stt_url, speech_wav).json()
+    assert set(body) == {"text", "usage"}
+    assert body["usage"]["type"] == "duration" and 3 <= body["usage"]["seconds"] <= 10
+    assert_spoken(body["text"])
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini-transcribe", "gpt-4o-transcribe"])
+def test_gpt_4o_models_answer_json_billed_in_tokens(stt_url: str, speech_wav: Path, model: str) -> None:
+    transcript = client(stt_url).audio.transcriptions.create(model=model, file=speech_wav, language="en")
+    assert_spoken(transcript.text)
+    assert transcript.languages is None  # only gpt-transcribe reports languages
+    usage = transcript.usage
+    assert usage is not None and usage.type == "tokens"
+    assert usage.input_tokens > 0 and usage.output_tokens > 0
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens
+    assert usage.input_token_details is not None and usage.input_token_details.audio_tokens > 0
+
+
+def test_gpt_transcribe_reports_the_detected_languages(stt_url: str, speech_wav: Path) -> None:
+    transcript = client(stt_url).audio.transcriptions.create(model="gpt-transcribe", file=speech_wav)
+    assert_spoken(transcript.text)
+    assert [language.code for language in transcript.languages or []] == ["en"]
+    assert transcript.usage is not None and transcript.usage.type == "duration"
+
+
+@pytest.mark.parametrize("model", GPT_MODELS)
+def test_gpt_models_answer_text_too(stt_url: str, speech_wav: Path, model: str) -> None:
+    text = client(stt_url).audio.transcriptions.create(model=model, file=speech_wav, response_format="text")
+    assert isinstance(text, str)
+    assert_spoken(text)
+
+
+@pytest.mark.parametrize("model", GPT_MODELS)
+@pytest.mark.parametrize("response_format", ["verbose_json", "srt", "vtt"])
+def test_gpt_models_refuse_whisper_only_formats(
+    stt_url: str, speech_wav: Path, model: str, response_format: str
+) -> None:
+    response = raw_transcription(stt_url, speech_wav, model=model, response_format=response_format)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "response_format" and error["code"] == "unsupported_value"
+    assert f"'{response_format}' is not compatible with model '{model}'" in error["message"]
+
+
+def test_logprobs_only_for_gpt_4o_models_in_json(stt_url: str, speech_wav: Path) -> None:
+    transcript = client(stt_url).audio.transcriptions.create(
+        model="gpt-4o-mini-transcribe", file=speech_wav, include=["logprobs"]
+    )
+    assert transcript.logprobs and all(entry.logprob <= 0 for entry in transcript.logprobs)
+    for model in ("whisper-1", "gpt-transcribe"):
+        refused = raw_transcription(stt_url, speech_wav, model=model, **{"include[]": "logprobs"})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "include"
+
+
+def test_unknown_model_is_404_model_not_found(stt_url: str, speech_wav: Path) -> None:
+    with pytest.raises(openai.NotFoundError) as raised:
+        client(stt_url).audio.transcriptions.create(model="whisper-2", file=speech_wav)
+    assert raised.value.code == "model_not_found"
+    assert seen_requests(stt_url)["requests"][-1]["status"] == 404
+
+
+# ── What OpenAI refuses, the stand-in refuses ─────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("language", ["en-US", "en_GB", "english", "eng", "xx"])
+def test_a_language_that_is_not_iso_639_1_is_400(stt_url: str, speech_wav: Path, language: str) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client(stt_url).audio.transcriptions.create(model="whisper-1", file=speech_wav, language=language)
+    assert raised.value.body["param"] == "language"  # type: ignore[index]
+    assert raised.value.code == "invalid_language_format"
+
+
+def test_a_file_over_25_mb_is_413_even_under_25_mib(stt_url: str) -> None:
+    too_big = b"RIFF" + bytes(25_000_001 - 4)
+    assert len(too_big) < 25 * 2**20
+    with pytest.raises(openai.APIStatusError) as raised:
+        client(stt_url, max_retries=0).audio.transcriptions.create(
+            model="gpt-4o-transcribe", file=("big.wav", too_big, "audio/wav")
+        )
+    assert raised.value.status_code == 413

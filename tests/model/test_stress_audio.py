@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from model_helpers import tone, wav_bytes
+from model_helpers import tone
+from wavs import wav_bytes
 
 from stress_model.audio import BadAudioError, decode, load
 from stress_model.config import FeatureConfig

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_helpers import tone, wav_bytes
+from model_helpers import tone
+from wavs import wav_bytes
 
 from stress_model.data import load_stressid, read_physio, split_subjects
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from model_helpers import tone, wav_bytes
+from model_helpers import tone
+from wavs import wav_bytes
 
 from stress_model.bundle import make_bundle
 from stress_model.config import Config, FeatureConfig

@@ -1,4 +1,4 @@
-"""The HTTP adapters against fakes that speak each API's real wire format (httpx.MockTransport)."""
+"""The HTTP adapters against fakes that speak each API's real wire format (fakes.pipeline.scripted)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,19 @@ import json
 import httpx
 import openai
 import pytest
+from fakes.pipeline import scripted
 
-from emochat.adapters.hf_stress import HuggingFaceStressScorer, parse_stressed_probability
-from emochat.adapters.openai_stt import OpenAITranscriber
-from emochat.ports import ServiceError, VoiceClip
+from emochat.pipeline.adapters.hf_stress import (
+    HuggingFaceStressScorer,
+    parse_stressed_probability,
+    scale_up_hold_s,
+)
+from emochat.pipeline.adapters.openai_stt import SUPPORTED_MODELS, OpenAITranscriber
+from emochat.pipeline.ports import ServiceError, TranscriptionUsage, VoiceClip
 
 CLIP = VoiceClip(b"RIFF....WAVE", "m1.wav", "audio/wav")
+TIMED_CLIP = VoiceClip(b"RIFF....WAVE", "m1.wav", "audio/wav", duration_s=3.4)
 STRESSED = [{"label": "stressed", "score": 0.83}, {"label": "not_stressed", "score": 0.17}]
-
-
-def scripted(responses: list[httpx.Response | Exception]):
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        item = responses[min(len(seen), len(responses)) - 1]
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-    return httpx.MockTransport(handler), seen
 
 
 def scorer(responses, **kw) -> tuple[HuggingFaceStressScorer, list[httpx.Request], list[float]]:
@@ -94,6 +87,107 @@ def test_hf_malformed_answer_is_retried_then_reported() -> None:
     assert err.value.code == "stress_bad_response" and len(seen) == 2
 
 
+LOADING = {"error": "Model emochat/stress-student is currently loading", "estimated_time": 40.0}
+
+
+def scaled_to_zero_endpoint(cold_start_s: float, honours_header: bool):
+    """An endpoint with no replica: its proxy holds a request carrying X-Scale-Up-Timeout until the
+    replica is up (if it may wait that long), and answers 503 otherwise, as HF's proxy does."""
+    state = {"waited_s": 0.0}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        hold = request.headers.get("x-scale-up-timeout")
+        if honours_header and hold is not None and float(hold) >= cold_start_s - state["waited_s"]:
+            return httpx.Response(200, json=STRESSED)
+        if state["waited_s"] >= cold_start_s:
+            return httpx.Response(200, json=STRESSED)
+        return httpx.Response(503, json=LOADING)
+
+    return answer, state
+
+
+def test_hf_asks_a_scaled_to_zero_endpoint_to_hold_the_request() -> None:
+    answer, _ = scaled_to_zero_endpoint(cold_start_s=40.0, honours_header=True)
+    stress, seen, sleeps = scorer([], deadline_s=150, scale_up_timeout_s=120)
+    stress._client = httpx.Client(
+        transport=httpx.MockTransport(lambda r: seen.append(r) or answer(r)), timeout=30
+    )
+    assert stress.score_stress(CLIP) == 0.83
+    # The 503 says it is scaling up; after the usual short wait, one request it holds until ready.
+    # (The fake sleep takes no time, so the deadline still leaves the whole configured hold.)
+    assert [r.headers.get("x-scale-up-timeout") for r in seen] == [None, "120"]
+    assert sleeps == [10.0]
+    # The held request may take the hold plus the model's own read timeout, within the deadline.
+    assert seen[1].extensions["timeout"]["read"] == pytest.approx(150, abs=0.5)
+
+
+def test_hf_a_stalled_request_on_a_warm_endpoint_is_still_cut_at_the_read_timeout() -> None:
+    stress, seen, _ = scorer([httpx.ReadTimeout("stalled"), httpx.Response(200, json=STRESSED)])
+    assert stress.score_stress(CLIP) == 0.83
+    assert "x-scale-up-timeout" not in seen[0].headers
+    assert seen[0].extensions["timeout"]["read"] == pytest.approx(5.0)
+    assert len(seen) == 2
+
+
+def test_hf_still_retries_503_from_an_endpoint_that_ignores_the_header() -> None:
+    answer, state = scaled_to_zero_endpoint(cold_start_s=15.0, honours_header=False)
+    seen: list[httpx.Request] = []
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        state["waited_s"] += seconds
+
+    stress = HuggingFaceStressScorer(
+        httpx.Client(transport=httpx.MockTransport(lambda r: seen.append(r) or answer(r)), timeout=30),
+        "https://endpoint.test/",
+        deadline_s=150,
+        sleep=sleep,
+    )
+    assert stress.score_stress(CLIP) == 0.83
+    assert len(seen) == 3 and sleeps == [10.0, 10.0]  # estimated_time 40, polled every 10 s at most
+    assert [("x-scale-up-timeout" in r.headers) for r in seen] == [False, True, True]
+
+
+def test_hf_default_scale_up_hold_plus_model_time_fits_the_stress_deadline() -> None:
+    from emochat import config
+
+    hold, read = config.STRESS_SCALE_UP_TIMEOUT_S.default, config.STRESS_TIMEOUT_S.default
+    assert hold > 0 and hold + read <= config.STRESS_DEADLINE_S.default
+    assert scale_up_hold_s(hold, config.STRESS_DEADLINE_S.default, read) == hold
+
+
+def test_stt_default_model_is_one_the_adapter_is_tested_with() -> None:
+    from emochat import config
+
+    assert config.STT_MODEL.default in SUPPORTED_MODELS
+
+
+def test_hf_scale_up_header_can_be_turned_off() -> None:
+    stress, seen, _ = scorer(
+        [httpx.Response(503, json=LOADING), httpx.Response(200, json=STRESSED)], scale_up_timeout_s=0
+    )
+    stress.score_stress(CLIP)
+    assert len(seen) == 2 and not any("x-scale-up-timeout" in r.headers for r in seen)
+
+
+@pytest.mark.parametrize(
+    ("configured", "remaining", "read", "hold"),
+    [
+        (120, 150, 30, 120),  # the defaults: hold plus read fill the stress deadline exactly
+        (120, 100, 30, 70),  # later attempts hold only what the deadline leaves
+        (120, 30.5, 30, 0),  # no time left to hold: no header
+        (120, 10, 30, 0),
+        (0, 150, 30, 0),  # turned off
+        (600, 150, 30, 120),
+        (45.9, 150, 30, 45),  # whole seconds, never more than configured
+    ],
+)
+def test_hf_scale_up_hold_fits_the_deadline(configured, remaining, read, hold) -> None:
+    assert scale_up_hold_s(configured, remaining, read) == hold
+    assert hold == 0 or hold + read <= remaining + 0.5
+
+
 @pytest.mark.parametrize(
     ("body", "p"),
     [
@@ -156,6 +250,104 @@ def test_openai_newer_models_use_json_and_keep_hint() -> None:
     )
     assert stt.transcribe(CLIP, "ko").language == "ko"
     assert b"verbose_json" not in seen[0].read()
+
+
+# The bodies each model answers with (OpenAI's wire format; the stand-in's tests check the same shapes).
+WHISPER_VERBOSE = {
+    "task": "transcribe",
+    "language": "korean",
+    "duration": 3.4,
+    "text": "안녕하세요",
+    "segments": [],
+    "usage": {"type": "duration", "seconds": 4},
+}
+GPT_4O_JSON = {
+    "text": "hello",
+    "usage": {
+        "type": "tokens",
+        "input_tokens": 40,
+        "input_token_details": {"text_tokens": 0, "audio_tokens": 40},
+        "output_tokens": 3,
+        "total_tokens": 43,
+    },
+}
+GPT_TRANSCRIBE_JSON = {
+    "text": "안녕",
+    "languages": [{"code": "ko"}],
+    "usage": {"type": "duration", "seconds": 2},
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "response_format"),
+    [
+        ("whisper-1", b"verbose_json"),
+        ("gpt-4o-mini-transcribe", b"json"),
+        ("gpt-4o-transcribe", b"json"),
+        ("gpt-transcribe", b"json"),
+        ("gpt-4o-mini-transcribe-2025-12-15", b"json"),
+    ],
+)
+def test_openai_each_model_is_asked_for_the_format_it_gives(model: str, response_format: bytes) -> None:
+    stt, seen = openai_transcriber([httpx.Response(200, json={"text": "hi"})], model=model)
+    stt.transcribe(CLIP, "en")
+    body = seen[0].read()
+    assert b'name="response_format"\r\n\r\n' + response_format + b"\r\n" in body
+    assert model.encode() in body
+
+
+def test_openai_supported_models_are_the_four_of_issue_14() -> None:
+    assert set(SUPPORTED_MODELS) == {
+        "whisper-1",
+        "gpt-4o-mini-transcribe",
+        "gpt-4o-transcribe",
+        "gpt-transcribe",
+    }
+
+
+def test_openai_whisper_reports_the_detected_language_and_duration_usage() -> None:
+    stt, _ = openai_transcriber([httpx.Response(200, json=WHISPER_VERBOSE)])
+    transcript = stt.transcribe(TIMED_CLIP, "en")
+    assert transcript.language == "ko"  # detected beats the hint
+    assert transcript.usage == TranscriptionUsage(
+        model="whisper-1", audio_seconds=3.4, api_usage={"type": "duration", "seconds": 4.0}
+    )
+    assert transcript.usage.as_field() == {
+        "model": "whisper-1",
+        "audioSeconds": 3.4,
+        "usage": {"type": "duration", "seconds": 4.0},
+    }
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini-transcribe", "gpt-4o-transcribe"])
+def test_openai_gpt_4o_models_keep_the_hint_and_report_token_usage(model: str) -> None:
+    stt, _ = openai_transcriber([httpx.Response(200, json=GPT_4O_JSON)], model=model)
+    transcript = stt.transcribe(TIMED_CLIP, "en")
+    assert transcript.text == "hello" and transcript.language == "en"
+    assert transcript.usage is not None and transcript.usage.model == model
+    assert transcript.usage.audio_seconds == 3.4
+    assert transcript.usage.api_usage == GPT_4O_JSON["usage"]
+
+
+def test_openai_gpt_transcribe_reports_detected_languages() -> None:
+    stt, _ = openai_transcriber([httpx.Response(200, json=GPT_TRANSCRIBE_JSON)], model="gpt-transcribe")
+    transcript = stt.transcribe(TIMED_CLIP, "en")
+    assert transcript.language == "ko"
+    assert transcript.usage is not None and transcript.usage.api_usage == {"type": "duration", "seconds": 2.0}
+
+
+def test_openai_gpt_transcribe_without_a_reliable_language_keeps_the_hint() -> None:
+    body = {"text": "", "languages": [], "usage": {"type": "duration", "seconds": 1}}
+    stt, _ = openai_transcriber([httpx.Response(200, json=body)], model="gpt-transcribe")
+    assert stt.transcribe(TIMED_CLIP, "ja").language == "ja"
+    stt, _ = openai_transcriber([httpx.Response(200, json=body)], model="gpt-transcribe")
+    assert stt.transcribe(TIMED_CLIP, None).language is None
+
+
+def test_openai_answer_without_usage_records_the_seconds_sent() -> None:
+    stt, _ = openai_transcriber([httpx.Response(200, json={"text": "hi"})], model="gpt-4o-transcribe")
+    usage = stt.transcribe(TIMED_CLIP, None).usage
+    assert usage == TranscriptionUsage(model="gpt-4o-transcribe", audio_seconds=3.4, api_usage=None)
 
 
 def test_openai_no_language_hint_is_omitted() -> None:

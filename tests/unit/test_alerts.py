@@ -1,4 +1,4 @@
-"""The alert decisions (emochat.alerts): pure values in, decisions out."""
+"""The alert decisions (emochat.alerts.model, .delivery, .texts): pure values in, decisions out."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from emochat import alerts
-from emochat.alerts import (
+from emochat.alerts import delivery
+from emochat.alerts import model as alerts
+from emochat.alerts.delivery import TokenFate
+from emochat.alerts.model import (
     AlertDecision,
     AlertPolicy,
     AlertPrefs,
@@ -21,10 +23,11 @@ from emochat.alerts import (
     ReadyReading,
     Recipient,
     Role,
-    TokenFate,
     Verdict,
 )
+from emochat.alerts.texts import texts_for
 from emochat.domain import StressLevel
+from emochat.profile import user_language
 
 
 def message(
@@ -286,7 +289,7 @@ def test_pushes_for_sender_and_members() -> None:
     }
     assert all(isinstance(v, str) for v in own.data.values())
     anonymous = alerts.alert_push(Role.MEMBER, None, reading(), decision, "n1")
-    assert anonymous.title == f"{alerts.FALLBACK_NAME} sounds stressed"
+    assert anonymous.title == f"{texts_for('en')['someone']} sounds stressed"
 
 
 def test_korean_pushes_and_language_choice() -> None:
@@ -294,15 +297,8 @@ def test_korean_pushes_and_language_choice() -> None:
     other = alerts.alert_push(Role.MEMBER, "미나", reading(), decision, "n1", language="ko")
     assert other.title == "미나님이 스트레스를 받은 것 같아요" and "미나님" in other.body
     assert other.data == alerts.alert_push(Role.MEMBER, "미나", reading(), decision, "n1").data
-    assert (
-        alerts.alert_language("ko")
-        == alerts.alert_language("ko-KR")
-        == alerts.alert_language("KO_kr")
-        == "ko"
-    )
-    assert (
-        alerts.alert_language("en-US") == alerts.alert_language("fr") == alerts.alert_language(None) == "en"
-    )
+    assert user_language("ko") == user_language("ko-KR") == user_language("KO_kr") == "ko"
+    assert user_language("en-US") == user_language("fr") == user_language(None) == "en"
 
 
 def test_display_names_are_tidied() -> None:
@@ -341,18 +337,18 @@ def test_display_names_are_tidied() -> None:
     ],
 )
 def test_token_fates(code: str, status: int | None, message: str, fate: TokenFate) -> None:
-    assert alerts.token_fate(code, status, message) is fate
+    assert delivery.token_fate(code, status, message) is fate
 
 
 def test_backoff() -> None:
-    assert [alerts.backoff_s(i, 0.5, 8.0) for i in range(6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
-    assert alerts.backoff_s(0, 0.5, 8.0, retry_after_s=3) == 3
-    assert alerts.backoff_s(3, 0.5, 8.0, retry_after_s=1) == 4.0  # never shorter than the backoff
-    assert alerts.backoff_s(0, 0.5, 8.0, retry_after_s=120) == 8.0  # capped
+    assert [delivery.backoff_s(i, 0.5, 8.0) for i in range(6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    assert delivery.backoff_s(0, 0.5, 8.0, retry_after_s=3) == 3
+    assert delivery.backoff_s(3, 0.5, 8.0, retry_after_s=1) == 4.0  # never shorter than the backoff
+    assert delivery.backoff_s(0, 0.5, 8.0, retry_after_s=120) == 8.0  # capped
 
 
 def test_delivery_fields() -> None:
-    delivery = alerts.Delivery(
+    fields = delivery.Delivery(
         tokens=3,
         success=1,
         failure=2,
@@ -360,7 +356,7 @@ def test_delivery_fields() -> None:
         retries=1,
         errors={"UNREGISTERED": 1, "QUOTA_EXCEEDED": 1},
     )
-    assert delivery.as_fields(removed_tokens=1) == {
+    assert fields.as_fields(removed_tokens=1) == {
         "tokens": 3,
         "success": 1,
         "failure": 2,

@@ -11,86 +11,18 @@ from collections.abc import Iterator
 import firebase_admin
 import httpx
 import pytest
-import requests
+from fakes.alerts import FakeFcm, Sleeps
 from firebase_admin import exceptions, messaging
 
-from emochat.adapters.fcm_notifier import EmulatorCredential, FcmNotifier, use_fcm_endpoint
-from emochat.alerts import Delivery, Push
+from emochat.alerts.adapters.fcm_notifier import EmulatorCredential, FcmNotifier, use_fcm_endpoint
+from emochat.alerts.delivery import Delivery
+from emochat.alerts.model import Push
 
 PUSH = Push(
     title="Mina sounds stressed",
     body="Maybe check in?",
     data={"chatId": "c1", "messageId": "m1", "score": "82.5", "level": "high"},
 )
-
-
-def http_response(status: int, retry_after: str | None = None) -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    if retry_after is not None:
-        response.headers["Retry-After"] = retry_after
-    return response
-
-
-def error_for(token: str) -> exceptions.FirebaseError | None:
-    """FCM's answer for a token, as firebase_admin reports it (its exception types)."""
-    if token.startswith("unregistered-"):
-        return messaging.UnregisteredError(
-            "Requested entity was not found.", http_response=http_response(404)
-        )
-    if token.startswith("invalid-"):
-        return exceptions.InvalidArgumentError(
-            "The registration token is not a valid FCM registration token", http_response=http_response(400)
-        )
-    if token.startswith("badpayload-"):
-        return exceptions.InvalidArgumentError(
-            "Invalid value at 'message.data[0].value'", http_response=http_response(400)
-        )
-    if token.startswith("mismatch-"):
-        return messaging.SenderIdMismatchError("SenderId mismatch", http_response=http_response(403))
-    if token.startswith("throttled-"):
-        return messaging.QuotaExceededError("Quota exceeded", http_response=http_response(429, "2"))
-    if token.startswith("down-"):
-        return exceptions.UnavailableError("unavailable", http_response=http_response(503))
-    if token.startswith("denied-"):
-        return exceptions.PermissionDeniedError("no", http_response=http_response(403))
-    return None
-
-
-class FakeFcm:
-    """send_each_for_multicast's contract; tokens fail as `error_for` says, the first `fail_times` sends."""
-
-    def __init__(self, fail_times: int = 1) -> None:
-        self.calls: list[list[str]] = []
-        self.fail_times = fail_times
-        self.raise_whole_call: exceptions.FirebaseError | None = None
-
-    def __call__(self, message: messaging.MulticastMessage) -> messaging.BatchResponse:
-        tokens = list(message.tokens)
-        self.calls.append(tokens)
-        assert all(isinstance(v, str) for v in message.data.values())
-        if self.raise_whole_call is not None:
-            raise self.raise_whole_call
-        responses = []
-        for token in tokens:
-            error = error_for(token)
-            transient = token.startswith(("throttled-", "down-"))
-            if error is not None and transient and self.calls_for(token) > self.fail_times:
-                error = None
-            answer = None if error else {"name": f"projects/p/messages/{token}"}
-            responses.append(messaging.SendResponse(answer, error))
-        return messaging.BatchResponse(responses)
-
-    def calls_for(self, token: str) -> int:
-        return sum(token in call for call in self.calls)
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def notifier(fcm: FakeFcm, sleeps: Sleeps, **options: float) -> FcmNotifier:

@@ -1,133 +1,27 @@
-"""The alert service (emochat.alerting) with an in-memory store and notifier."""
+"""The alert service (emochat.alerts.service) with an in-memory store and notifier."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from fakes.alerts import Clock, FakeNotifier, FakeStore
 
-from emochat import alerts
-from emochat.alerting import AlertConfig, AlertServices, Claimed, alert_on_reading
-from emochat.alerts import (
+from emochat.alerts import model as alerts
+from emochat.alerts.model import (
     AlertDecision,
     AlertPolicy,
     AlertPrefs,
     AlertReason,
     Baseline,
-    Delivery,
-    Marker,
     MarkerAction,
     MarkerState,
-    Push,
     ReadyReading,
     Verdict,
 )
+from emochat.alerts.service import AlertConfig, AlertServices, alert_on_reading
+from emochat.alerts.texts import texts_for
 from emochat.domain import StressLevel
-
-
-@dataclass
-class FakeStore:
-    """The AlertStore contract over dicts; decisions come from emochat.alerts, as in the real one."""
-
-    members: dict[str, list[str]] = field(default_factory=dict)
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    devices: dict[str, list[str]] = field(default_factory=dict)
-    baselines: dict[str, Baseline] = field(default_factory=dict)
-    markers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    last_alert: dict[str, float] = field(default_factory=dict)
-    notifications: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-
-    def record_ready(self, reading: ReadyReading, policy: AlertPolicy, now: float, lease_s: float) -> Claimed:
-        stored = self.markers.get(reading.message_doc)
-        marker = Marker(MarkerState(stored["state"]), stored["lease"]) if stored else None
-        action = alerts.decide_marker(marker, now)
-        if action is MarkerAction.SKIP:
-            return Claimed(action)
-        if action is MarkerAction.RETAKE:
-            assert stored is not None
-            stored["lease"] = now + lease_s
-            return Claimed(action, stored["decision"], stored["prior"])
-        prior = self.baselines.get(reading.sender_id, Baseline())
-        decision = alerts.decide_alert(reading, prior, policy)
-        self.baselines[reading.sender_id] = prior.add(reading.score)
-        self.markers[reading.message_doc] = {
-            "state": MarkerState.CLAIMED if decision.alert else MarkerState.DONE,
-            "lease": now + lease_s,
-            "decision": decision,
-            "prior": prior,
-            "recipients": {},
-        }
-        return Claimed(action, decision, prior)
-
-    def finish_message(self, reading: ReadyReading, verdicts: Mapping[str, str]) -> None:
-        self.markers[reading.message_doc].update(state=MarkerState.DONE, recipients=dict(verdicts))
-
-    def chat_members(self, chat_id: str) -> list[str] | None:
-        return self.members.get(chat_id)
-
-    def user_display_name(self, uid: str) -> str | None:
-        return self.users.get(uid, {}).get("displayName")
-
-    def user_language(self, uid: str) -> str | None:
-        return self.users.get(uid, {}).get("language")
-
-    def reserve(
-        self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
-    ) -> Verdict:
-        feed = self.notifications.setdefault(uid, {})
-        prefs = alerts.alert_prefs(self.users.get(uid, {}).get("alertPrefs"), default_prefs)
-        verdict = alerts.decide_recipient(prefs, self.last_alert.get(uid), now, notification_id in feed)
-        if verdict is Verdict.SEND:
-            feed[notification_id] = dict(record)
-            self.last_alert[uid] = now
-        return verdict
-
-    def device_tokens(self, uid: str) -> list[str]:
-        return list(self.devices.get(uid, []))
-
-    def remove_tokens(self, uid: str, tokens: Sequence[str]) -> int:
-        before = self.devices.get(uid, [])
-        self.devices[uid] = [t for t in before if t not in tokens]
-        return len(before) - len(self.devices[uid])
-
-    def finish_notification(self, uid: str, notification_id: str, fields: Mapping[str, Any]) -> None:
-        self.notifications[uid][notification_id].update(fields)
-
-
-@dataclass
-class FakeNotifier:
-    """Delivers to every token except those starting with 'stale-' (stale) or 'down-' (failed)."""
-
-    sent: list[tuple[tuple[str, ...], Push]] = field(default_factory=list)
-    explode: bool = False
-
-    def send(self, tokens: Sequence[str], push: Push) -> Delivery:
-        self.sent.append((tuple(tokens), push))
-        if self.explode:
-            raise RuntimeError("boom")
-        stale = tuple(t for t in tokens if t.startswith("stale-"))
-        down = [t for t in tokens if t.startswith("down-")]
-        errors = {
-            **({"UNREGISTERED": len(stale)} if stale else {}),
-            **({"UNAVAILABLE": len(down)} if down else {}),
-        }
-        return Delivery(
-            tokens=len(tokens),
-            success=len(tokens) - len(stale) - len(down),
-            failure=len(stale) + len(down),
-            stale_tokens=stale,
-            errors=errors,
-        )
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -237,7 +131,7 @@ def test_each_recipient_is_alerted_in_their_language(
     alert_on_reading(reading(), services, CONFIG)
     pushes = {tokens: push for tokens, push in notifier.sent}
     own = pushes[("mina-phone",)]
-    assert own.title == alerts.ALERT_TEXTS["ko"]["self_title"] and "짧은 산책" in own.body
+    assert own.title == texts_for("ko")["self_title"] and "짧은 산책" in own.body
     assert asked == ["ko"]  # the suggestion is asked for in the alert's language
     assert pushes[("joon-phone", "joon-tablet")].title == "Mina sounds stressed"  # Joon has no language set
 
@@ -407,7 +301,7 @@ def test_firebase_app_under_the_emulators_needs_no_network(monkeypatch: pytest.M
     import firebase_admin
 
     from emochat import wiring
-    from emochat.adapters.fcm_notifier import EmulatorCredential
+    from emochat.alerts.adapters.fcm_notifier import EmulatorCredential
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
     monkeypatch.setenv("GCLOUD_PROJECT", "demo-wiring")

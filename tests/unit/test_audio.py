@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from wavs import make_wav
 
-from emochat.audio import SAMPLE_RATE, UndecodableAudio, decode_audio
+from emochat.pipeline.audio import SAMPLE_RATE, UndecodableAudio, decode_audio
 
 
 @pytest.mark.parametrize("rate", [8_000, 16_000, 44_100, 48_000])
@@ -39,9 +39,10 @@ def test_garbage_is_undecodable(data: bytes) -> None:
         decode_audio(data)
 
 
-def test_decoding_stops_past_the_cap() -> None:
-    decoded = decode_audio(make_wav(seconds=20.0), max_duration_s=3.0)
-    assert 3_000 < decoded.duration_ms < 6_000
+def test_declared_length_past_the_cap_is_refused_before_decoding() -> None:
+    with pytest.raises(UndecodableAudio) as raised:
+        decode_audio(make_wav(seconds=20.0), max_duration_s=3.0)
+    assert raised.value.code == "audio_too_long" and raised.value.duration_ms == 20_000
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (make bootstrap)")
@@ -49,8 +50,13 @@ def test_decoding_stops_past_the_cap() -> None:
     ("ext", "args"),
     [
         ("m4a", ["-c:a", "aac"]),
+        ("mp4", ["-c:a", "aac"]),
+        ("aac", ["-c:a", "aac"]),
+        ("wav", []),
         ("webm", ["-c:a", "libopus"]),
         ("ogg", ["-c:a", "libopus"]),
+        ("ogg", ["-c:a", "libvorbis"]),
+        ("opus", ["-c:a", "libopus"]),
         ("mp3", []),
         ("3gp", ["-c:a", "aac"]),
         ("caf", ["-c:a", "alac"]),

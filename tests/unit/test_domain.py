@@ -4,18 +4,9 @@ import math
 
 import pytest
 
-from emochat import domain
-from emochat.domain import (
-    AudioLimits,
-    Claim,
-    MessageState,
-    MessageStatus,
-    Problem,
-    StageResult,
-    StressLevel,
-    StressThresholds,
-    VoicePath,
-)
+from emochat.domain import MessageStatus, Problem, StressLevel
+from emochat.pipeline import model as domain
+from emochat.pipeline.model import AudioLimits, Claim, MessageState, StageResult, StressThresholds, VoicePath
 
 
 @pytest.mark.parametrize(

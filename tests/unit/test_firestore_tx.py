@@ -8,7 +8,7 @@ import pytest
 def test_store_transactions_back_off_between_rounds_of_aborts(monkeypatch: pytest.MonkeyPatch) -> None:
     from google.api_core import exceptions as api_exceptions
 
-    from emochat.adapters import firestore_tx
+    from emochat import firestore_tx
 
     sleeps: list[float] = []
     monkeypatch.setattr(firestore_tx.time, "sleep", sleeps.append)

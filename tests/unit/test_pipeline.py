@@ -5,13 +5,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fakes import FakeStressScorer, FakeTranscriber, InMemoryAudio, InMemoryMessages
+from fakes.pipeline import FakeStressScorer, FakeTranscriber, InMemoryAudio, InMemoryMessages
+from hostile_audio import HOSTILE
 from wavs import make_wav
 
-from emochat import domain
-from emochat.domain import AudioLimits, Claim, MessageStatus
-from emochat.pipeline import PipelineConfig, Services, Upload, process_upload, sweep_abandoned
-from emochat.ports import ServiceError
+from emochat.domain import MessageStatus
+from emochat.pipeline import model as domain
+from emochat.pipeline.model import AudioLimits, Claim
+from emochat.pipeline.ports import ServiceError
+from emochat.pipeline.service import PipelineConfig, Services, Upload, process_upload, sweep_abandoned
 
 BUCKET = "demo-emochat.appspot.com"
 NAME = "voice/u1/c1/m1.wav"
@@ -121,6 +123,20 @@ def test_bad_input_is_rejected_with_its_code(name: str, data: bytes, kw: dict, c
     assert doc["text"] is None and doc["stress"] is None
     # Rejected before any paid call.
     assert services.transcriber.calls == [] and services.stress_scorer.calls == []
+
+
+@pytest.mark.parametrize("case", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_hostile_audio_is_rejected_with_its_code_before_any_paid_call(case) -> None:
+    services = make_services()
+    data = case.make()
+    event = upload(services, data, name="voice/u1/c1/m1.webm", content_type="audio/webm")
+    outcome = process_upload(event, services, PipelineConfig())
+    assert outcome.status is MessageStatus.REJECTED and outcome.stage == "decode", case.why
+    doc = services.messages.docs[DOC]
+    assert doc["error"]["code"] == case.code and doc["error"]["message"], case.why
+    assert services.transcriber.calls == [] and services.stress_scorer.calls == []
+    if case.code == "audio_too_long":  # refused from its header: the declared length is kept
+        assert doc["audio"]["durationMs"] == 4 * 3600 * 1000
 
 
 def test_stress_failure_keeps_transcript(tone_wav: bytes) -> None:
@@ -236,7 +252,7 @@ def test_abandoned_message_is_retaken_by_redelivery(tone_wav: bytes) -> None:
 
 
 def _initial_fields_for(event: Upload, lease_s: float) -> dict:
-    from emochat.pipeline import _initial_fields
+    from emochat.pipeline.service import _initial_fields
 
     return _initial_fields(domain.parse_voice_path(event.name), event, lease_s)
 

@@ -9,11 +9,9 @@ from datetime import datetime
 
 import pytest
 
-from emochat import recommend
-from emochat.recommend import (
+from emochat.suggestions import bandit as recommend
+from emochat.suggestions.bandit import (
     ArmModel,
-    Catalog,
-    CatalogError,
     Context,
     Counts,
     PolicyParams,
@@ -21,14 +19,20 @@ from emochat.recommend import (
     UserModel,
     Verdict,
 )
-from emochat.wellbeing import BUNDLED_CATALOG
+from emochat.suggestions.catalog import (
+    BUNDLED_CATALOG,
+    Catalog,
+    CatalogError,
+    catalog_from_docs,
+    parse_catalog,
+)
 
 AFTERNOON = Context("moderate", "afternoon")
 
 
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
-    return recommend.parse_catalog(json.loads(BUNDLED_CATALOG.read_text()))
+    return parse_catalog(json.loads(BUNDLED_CATALOG.read_text()))
 
 
 def simulate(
@@ -74,7 +78,7 @@ def test_bundled_catalog_is_complete(catalog: Catalog) -> None:
 
 def test_catalog_round_trips_through_documents(catalog: Catalog) -> None:
     docs = {s.id: s.as_doc(catalog.version) for s in catalog.suggestions}
-    back = recommend.catalog_from_docs(catalog.version, docs)
+    back = catalog_from_docs(catalog.version, docs)
     assert {s.id: s for s in back.suggestions} == {s.id: s for s in catalog.suggestions}
 
 
@@ -95,7 +99,7 @@ def test_bad_catalogs_are_refused(mutate, message: str) -> None:
     data = json.loads(BUNDLED_CATALOG.read_text())
     mutate(data)
     with pytest.raises(CatalogError, match=message):
-        recommend.parse_catalog(data)
+        parse_catalog(data)
 
 
 def test_localized_falls_back_to_english(catalog: Catalog) -> None:

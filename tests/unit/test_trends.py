@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from emochat import trends
-from emochat.trends import Reading
+from emochat.trends import model as trends
+from emochat.trends.model import Reading
 
 SEOUL = ZoneInfo("Asia/Seoul")
 T0 = datetime(2025, 11, 20, 1, 0, tzinfo=UTC)
@@ -36,10 +36,27 @@ def message(score: float | None, status: str = "ready", at: datetime = T0, sende
         ({**message(50), "stress": {"score": "50", "level": "moderate"}}, None),
         ({**message(50), "stress": {"score": 50, "level": "extreme"}}, None),
         ({**message(50), "createdAt": None}, None),
+        # The shared parser's stricter checks (domain.reading_of, as the alerts always had them):
+        ({**message(50), "stress": {"score": float("nan"), "level": "moderate"}}, None),
+        ({**message(50), "stress": {"score": True, "level": "low"}}, None),
+        ({**message(50), "senderId": ""}, None),
     ],
 )
 def test_reading_of(msg, expected) -> None:
     assert trends.reading_of(msg) == expected
+
+
+def test_alerts_and_trends_read_a_message_through_one_parser() -> None:
+    from emochat.alerts import model as alerts
+    from emochat.domain import reading_of
+
+    msg = message(72.5)
+    parsed = reading_of(msg)
+    assert parsed is not None and parsed.sender_id == "u1" and parsed.at == T0
+    alert_reading = alerts.ready_reading("c", "m", None, msg)
+    trend_reading = trends.reading_of(msg)
+    assert alert_reading is not None and trend_reading is not None
+    assert (alert_reading.score, alert_reading.level.value) == (trend_reading.score, trend_reading.level)
 
 
 def test_day_is_the_senders_local_date() -> None:

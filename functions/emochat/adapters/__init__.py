@@ -1,1 +1,0 @@
-"""Adapters: the real services behind the ports (OpenAI, Hugging Face, Firestore, Cloud Storage, FCM)."""

@@ -1,0 +1,23 @@
+"""Voice files from Cloud Storage (or the Storage emulator, via STORAGE_EMULATOR_HOST)."""
+
+from __future__ import annotations
+
+from google.api_core import exceptions as gexc
+from google.cloud import storage
+
+from emochat.pipeline.ports import ServiceError
+
+
+class CloudStorageAudio:
+    def __init__(self, client: storage.Client) -> None:
+        self._client = client
+
+    def download(self, bucket: str, name: str, generation: int) -> bytes:
+        # Pin the generation: a re-upload of the same path must not be read in place of this one.
+        blob = self._client.bucket(bucket).blob(name, generation=generation or None)
+        try:
+            return blob.download_as_bytes()
+        except gexc.NotFound as exc:
+            raise ServiceError("audio_unavailable", "The uploaded file is no longer in storage.") from exc
+        except gexc.GoogleAPICallError as exc:
+            raise ServiceError("audio_unavailable", f"Storage answered {exc.code}.") from exc

@@ -1,0 +1,59 @@
+"""In-memory fake of the trends' port (TrendStore), decided by the same pure code as the adapter."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from emochat.trends import model as trends
+from emochat.trends.model import TrendChange
+from fakes.documents import Documents
+
+
+class InMemoryTrendStore:
+    """The Firestore adapter's behaviour over the shared documents."""
+
+    def __init__(self, db: Documents) -> None:
+        self._db = db
+
+    def profile(self, uid: str) -> dict[str, Any]:
+        return self._db.profile(uid)
+
+    def message(self, chat_id: str, message_id: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self._db.docs.get(f"chats/{chat_id}/messages/{message_id}"))
+
+    def apply_reading(self, change: TrendChange, time_zone: str) -> bool:
+        with self._db.lock:
+            path = f"users/{change.user_id}/stressDaily/{change.day}"
+            update = trends.with_reading(
+                self._db.docs.get(path), change.day, time_zone, change.key, change.reading
+            )
+            if update.changed:
+                if update.doc is None:
+                    self._db.docs.pop(path, None)
+                else:
+                    self._db.docs[path] = update.doc
+            return update.changed
+
+    def day_docs(self, uid: str, days: Iterable[str]) -> dict[str, dict[str, Any]]:
+        paths = {day: f"users/{uid}/stressDaily/{day}" for day in days}
+        return {day: copy.deepcopy(self._db.docs[p]) for day, p in paths.items() if p in self._db.docs}
+
+    def sent_messages(self, uid: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        for path, doc in list(self._db.docs.items()):
+            parts = path.split("/")
+            if (
+                len(parts) == 4
+                and parts[0] == "chats"
+                and parts[2] == "messages"
+                and doc.get("senderId") == uid
+            ):
+                yield f"{parts[1]}/{parts[3]}", copy.deepcopy(doc)
+
+    def replace_days(self, uid: str, docs: Mapping[str, dict[str, Any] | None]) -> None:
+        for path in self._db.under(f"users/{uid}/stressDaily"):
+            del self._db.docs[path]
+        for day, doc in docs.items():
+            if doc is not None:
+                self._db.docs[f"users/{uid}/stressDaily/{day}"] = doc

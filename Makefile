@@ -140,7 +140,8 @@ model-report: venv
 
 test: lint test-unit test-stack
 
-test-unit: venv
+# node: tests/local compares our Storage rules runtime with firebase-tools' own where it is cached.
+test-unit: venv node
 	@$(call pytest_dirs,$(UNIT_TESTS))
 
 test-stack: bootstrap

@@ -21,8 +21,11 @@ def process_voice_message(event: storage_fn.CloudEvent[storage_fn.StorageObjectD
     """Takes: a Cloud Storage object finalized in the default bucket.
 
     Writes: for voice/{uid}/{chatId}/{messageId}.{ext}, the message chats/{chatId}/messages/{messageId}
-    — status processing first, then ready (transcript + stress), failed (a service gave up; what the
-    other produced is kept) or rejected (bad input, with error.code). Other objects are ignored.
+    — status processing first (the first of transcript and stress reading is filled in as soon as it
+    exists), then ready (transcript + stress), failed (a service gave up; what the other produced is
+    kept) or rejected (bad input, with error.code). Other objects, and any object for a message id
+    that already has a message (another uid, extension or generation), are ignored: a message belongs
+    to its sender's first upload. A run that cannot write its end logs the object at error level.
     """
     obj = event.data
     if not obj.name.startswith("voice/"):
@@ -48,8 +51,15 @@ def process_voice_message(event: storage_fn.CloudEvent[storage_fn.StorageObjectD
             "voice message crashed", object=obj.name, generation=upload.generation, error=type(exc).__name__
         )
         raise
-    # One line per event: ids, stage, status, error code and timings; never the transcript.
-    log = logger.warn if outcome.status is MessageStatus.FAILED else logger.info
+    # One line per event: ids, stage, status, error code and timings; never the transcript. Error
+    # level when the run could not write its end (the trigger is never redelivered: README, "When a
+    # message cannot be written") or turned an unexpected exception into a stage's failure.
+    if outcome.lost or outcome.crashes:
+        log = logger.error
+    elif outcome.status is MessageStatus.FAILED or not outcome.written:
+        log = logger.warn
+    else:
+        log = logger.info
     log(
         "voice message processed",
         object=obj.name,
@@ -61,6 +71,9 @@ def process_voice_message(event: storage_fn.CloudEvent[storage_fn.StorageObjectD
         status=outcome.status,
         errorCode=outcome.problem.code if outcome.problem else None,
         timings=outcome.timings,
+        written=outcome.written,
+        unwritten=outcome.unwritten,
+        crashes=list(outcome.crashes),
     )
 
 
@@ -69,7 +82,8 @@ def sweep_stuck_messages(event: scheduler_fn.ScheduledEvent) -> None:
     """Takes: a Cloud Scheduler tick every 5 minutes.
 
     Writes: status failed with error.code processing_timeout on each message still processing past
-    its lease (the function timeout), so no placeholder bubble stays forever.
+    its lease (the function timeout plus a margin, so never one whose run is alive), so no
+    placeholder bubble stays forever.
     """
     from emochat import wiring
     from emochat.pipeline.service import sweep_abandoned
@@ -90,9 +104,11 @@ def alert_on_high_stress(
     Acts only on the transition into status ready (each message once, duplicates included); every
     other write returns at once. Writes: the sender's baseline users/{uid}/stats/baseline and the
     marker chats/{chatId}/alertMarkers/{messageId}; for a high reading that is also unusual for the
-    sender (or before the sender has a baseline), an FCM push and a feed entry
-    users/{uid}/notifications/{id} for the sender (self-care) and the other members (empathy),
-    within each one's alertPrefs and cooldown; device tokens that FCM calls stale are deleted.
+    sender (or before the sender has a baseline), an FCM push (to each one's most recent devices)
+    and a feed entry users/{uid}/notifications/{id} for the sender (self-care) and the other members
+    (empathy; never invitees), within each one's alertPrefs, per-sender cooldown and hourly cap;
+    device tokens that FCM calls stale are deleted. Recipients are served concurrently under one
+    deadline; whatever a crash or the deadline leaves, sweep_stuck_alerts finishes.
     """
     from emochat.alerts import model as alerts
 
@@ -117,7 +133,28 @@ def alert_on_high_stress(
         z=outcome.decision.z if outcome.decision else None,
         recipients={uid: verdict.value for uid, verdict in outcome.verdicts.items()},
         delivered={uid: d.success for uid, d in outcome.deliveries.items()},
+        pending=list(outcome.pending),
     )
+
+
+@scheduler_fn.on_schedule(schedule="every 5 minutes", timeout_sec=config.ALERT_SWEEP_TIMEOUT_S)
+def sweep_stuck_alerts(event: scheduler_fn.ScheduledEvent) -> None:
+    """Takes: a Cloud Scheduler tick every 5 minutes.
+
+    Writes: for each alert marker chats/{chatId}/alertMarkers/{messageId} still claimed past its
+    lease (its run died, or its deadline left recipients), what alert_on_high_stress would have:
+    the feed entries and pushes of the recipients not yet served (reserved ones are skipped, ones
+    reserved but never finished are resumed), then the marker done. No trigger is ever redelivered:
+    this is what finishes every alert.
+    """
+    from emochat import wiring
+    from emochat.alerts.service import sweep_stuck_alerts as sweep
+
+    alert_config = wiring.alert_config()
+    run_s = config.ALERT_SWEEP_TIMEOUT_S - alert_config.finish_margin_s
+    finished = sweep(wiring.alert_services(), alert_config, run_s=run_s)
+    if finished:
+        logger.warn("finished stuck alerts", count=len(finished), messages=finished)
 
 
 # ── Coping suggestions, stress trends, data deletion ─────────────────────────────────────────────
@@ -140,16 +177,27 @@ _ensure_default_app()
 def _caller(req: https_fn.CallableRequest) -> str:
     if req.auth is None or not req.auth.uid:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAUTHENTICATED, "Sign in first.")
+    if config.ENFORCE_APP_CHECK.value and req.app is None:
+        raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAUTHENTICATED, "App Check token required.")
     return req.auth.uid
 
 
-def _answer(req: https_fn.CallableRequest, handler: Callable[..., dict], *deps: object) -> dict:
-    """Run a service function as `handler(*deps, uid, data)` for the signed-in caller; RequestError
-    becomes the error the app sees."""
+def _answer(
+    req: https_fn.CallableRequest,
+    name: str,
+    handler: Callable[..., dict],
+    *deps: object,
+    deleted_ok: bool = False,
+) -> dict:
+    """Run a service function as `handler(*deps, uid, data)` for the signed-in caller, within the
+    caller's rate limit for callable `name`; RequestError becomes the error the app sees."""
     uid = _caller(req)
+    from emochat import wiring
     from emochat.domain import RequestError
+    from emochat.ratelimit.service import admit
 
     try:
+        admit(wiring.rate_limit_services(), uid, name, wiring.callable_limit(), deleted_ok=deleted_ok)
         return handler(*deps, uid, req.data)
     except RequestError as exc:
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode(exc.code), exc.message) from exc
@@ -168,7 +216,13 @@ def recommend_coping(req: https_fn.CallableRequest) -> dict:
     from emochat import wiring
     from emochat.suggestions import service
 
-    return _answer(req, service.recommend_coping, wiring.suggestion_services(), wiring.suggestion_config())
+    return _answer(
+        req,
+        "recommend_coping",
+        service.recommend_coping,
+        wiring.suggestion_services(),
+        wiring.suggestion_config(),
+    )
 
 
 @https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
@@ -184,7 +238,13 @@ def rate_suggestion(req: https_fn.CallableRequest) -> dict:
     from emochat import wiring
     from emochat.suggestions import service
 
-    return _answer(req, service.rate_suggestion, wiring.suggestion_services(), wiring.suggestion_config())
+    return _answer(
+        req,
+        "rate_suggestion",
+        service.rate_suggestion,
+        wiring.suggestion_services(),
+        wiring.suggestion_config(),
+    )
 
 
 @https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
@@ -197,21 +257,27 @@ def stress_trends(req: https_fn.CallableRequest) -> dict:
     from emochat import wiring
     from emochat.trends import service
 
-    return _answer(req, service.stress_trends, wiring.trend_services(), wiring.trend_config())
+    return _answer(
+        req, "stress_trends", service.stress_trends, wiring.trend_services(), wiring.trend_config()
+    )
 
 
 @https_fn.on_call(timeout_sec=config.WELLBEING_TIMEOUT_S)
 def delete_my_data(req: https_fn.CallableRequest) -> dict:
     """Takes: a signed-in user's call {confirm: true}. The app calls it, then deletes the Auth account.
 
-    Returns: {deleted: <documents>}. Deletes users/{uid} and everything under it: profile, devices,
-    notifications, recommendations, feedback model, stress aggregates. (The Python SDK has no Auth
-    user-deleted trigger; purge_deleted_users catches accounts deleted any other way.)
+    Returns: {deleted: <documents>}. Writes the tombstone deletedUsers/{uid}, takes the uid out of
+    every chat's members and invited, deletes its messages in every chat with their alert markers,
+    other users' feed entries about it, its voice objects voice/{uid}/**, and users/{uid} with
+    everything under it (README "Deleting an account"). (The Python SDK has no Auth user-deleted
+    trigger; purge_deleted_users catches accounts deleted any other way.)
     """
     from emochat import wiring
     from emochat.accounts import service
 
-    result = _answer(req, service.delete_my_data, wiring.account_services())
+    result = _answer(
+        req, "delete_my_data", service.delete_my_data, wiring.account_services(), deleted_ok=True
+    )
     logger.info("user data deleted on request", uid=_caller(req), documents=result["deleted"])
     return result
 
@@ -255,8 +321,8 @@ def update_stress_trends(
 def purge_deleted_users(event: scheduler_fn.ScheduledEvent) -> None:
     """Takes: a Cloud Scheduler tick once a day.
 
-    Writes: deletes users/{uid} and everything under it for each uid that has no Firebase Auth
-    account any more (at most 1000 a run): the Python SDK has no user-deleted trigger.
+    Writes: for each uid under users/ that has no Firebase Auth account any more (at most 1000 a
+    run), the same deletion as delete_my_data: the Python SDK has no user-deleted trigger.
     """
     from emochat import wiring
     from emochat.accounts.service import purge_deleted_users

@@ -7,7 +7,7 @@ services at the stand-in servers of the local stack.
 
 from __future__ import annotations
 
-from firebase_functions.params import IntParam, SecretParam, StringParam
+from firebase_functions.params import BoolParam, IntParam, SecretParam, StringParam
 
 OPENAI_API_KEY = SecretParam("OPENAI_API_KEY", description="OpenAI API key for speech-to-text")
 HF_TOKEN = SecretParam("HF_TOKEN", description="Hugging Face token for the stress endpoint")
@@ -44,6 +44,15 @@ STRESS_SCALE_UP_TIMEOUT_S = IntParam(
 STRESS_MODERATE_AT = IntParam("STRESS_MODERATE_AT", default=30, description="Score where moderate starts")
 STRESS_HIGH_AT = IntParam("STRESS_HIGH_AT", default=60, description="Score where high starts")
 MAX_AUDIO_SECONDS = IntParam("MAX_AUDIO_SECONDS", default=120, description="Longest voice message accepted")
+# Per-user daily budget (UTC days) of voice messages that reach the paid services, and of their audio.
+VOICE_DAILY_MESSAGES = IntParam(
+    "VOICE_DAILY_MESSAGES", default=200, description="Voice messages one user may send per UTC day"
+)
+VOICE_DAILY_AUDIO_MINUTES = IntParam(
+    "VOICE_DAILY_AUDIO_MINUTES",
+    default=60,
+    description="Minutes of voice audio one user may send per UTC day",
+)
 
 MAX_VOICE_INSTANCES = IntParam(
     "MAX_VOICE_INSTANCES",
@@ -67,7 +76,17 @@ FCM_MAX_ATTEMPTS = IntParam(
 ALERT_COOLDOWN_MINUTES = IntParam(
     "ALERT_COOLDOWN_MINUTES",
     default=30,
-    description="At most one alert per person per this many minutes, unless alertPrefs says otherwise",
+    description="At most one alert per (recipient, sender) per this many minutes, unless alertPrefs differs",
+)
+ALERT_MAX_PER_HOUR = IntParam(
+    "ALERT_MAX_PER_HOUR",
+    default=6,
+    description="Most alert pushes one person gets in an hour, across all senders (1..60)",
+)
+ALERT_MAX_DEVICES = IntParam(
+    "ALERT_MAX_DEVICES",
+    default=5,
+    description="Alert pushes go to at most this many of a person's most recently updated devices (1..20)",
 )
 ALERT_BASELINE_MIN_SAMPLES = IntParam(
     "ALERT_BASELINE_MIN_SAMPLES",
@@ -81,8 +100,13 @@ ALERT_Z_THRESHOLD = StringParam(
     description="A high reading alerts when it is this many standard deviations above the person's mean",
 )
 
-# The alert trigger's timeout; also how long its per-message claim holds before a redelivery retakes it.
-ALERT_TIMEOUT_S = 120
+# The alert trigger's timeout. Its per-message claim holds this plus ALERT_LEASE_MARGIN_S before the
+# sweeper (sweep_stuck_alerts, every 5 minutes, its own timeout ALERT_SWEEP_TIMEOUT_S) retakes it.
+ALERT_TIMEOUT_S = 300
+ALERT_LEASE_MARGIN_S = 60
+ALERT_SWEEP_TIMEOUT_S = 540
+# firebase_admin's HTTP timeout for FCM calls (per connect and per read, each of its retries).
+FCM_HTTP_TIMEOUT_S = 5
 
 # ── Wellbeing: coping suggestions and stress trends ──────────────────────────────────────────────
 
@@ -103,3 +127,19 @@ RECOMMEND_EXPLORE_PERCENT = IntParam(
 )
 # Callables and the trend trigger: a few Firestore round trips each.
 WELLBEING_TIMEOUT_S = 60
+
+# ── Callables: per-user rate limit and App Check ─────────────────────────────────────────────────
+
+CALLABLE_CALLS_PER_MINUTE = IntParam(
+    "CALLABLE_CALLS_PER_MINUTE",
+    default=30,
+    description="Calls one user may make to each callable per minute; more are refused resource-exhausted",
+)
+# firebase-functions 0.6.0 reads on_call(enforce_app_check=...) as a plain bool when the module is
+# imported, so a param cannot go there: the callables check the request's App Check token themselves
+# when this is true (the SDK verifies the token and sets req.app; a missing or invalid one leaves None).
+ENFORCE_APP_CHECK = BoolParam(
+    "ENFORCE_APP_CHECK",
+    default=False,
+    description="Refuse callable requests without a valid App Check token (on once the app sends them)",
+)

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
+from emochat.accounts import model as accounts
+
 ATTEMPTS_PER_ROUND = 5
 BATCH_WRITES = 400  # under Firestore's 500 writes per batch
 ROUNDS = 6
@@ -56,3 +58,17 @@ def read_profile(db: firestore.Client, uid: str) -> dict[str, Any]:
     """users/{uid}, empty when missing."""
     snap = db.collection("users").document(uid).get()
     return (snap.to_dict() or {}) if snap.exists else {}
+
+
+def account_open(
+    db: firestore.Client, transaction: firestore.Transaction, uid: str, needs_profile: bool
+) -> bool:
+    """Whether a writer may create documents for `uid` (accounts.model.account_open), read inside
+    the writer's own transaction: the one check every writer makes, so that a deleted account's
+    tombstone stops triggers and callables still in flight (Firestore reruns a transaction whose
+    reads changed before it commits)."""
+    tombstoned = db.document(accounts.tombstone_path(uid)).get(transaction=transaction).exists
+    profile = (
+        db.collection("users").document(uid).get(transaction=transaction).exists if needs_profile else False
+    )
+    return accounts.account_open(profile, tombstoned, needs_profile)

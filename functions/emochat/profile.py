@@ -6,10 +6,11 @@ Pure: the callers read the profile document; these functions only decide.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 from emochat.language import language_code
 
@@ -36,13 +37,24 @@ def user_language(*candidates: Any) -> str:
     return DEFAULT_LANGUAGE
 
 
+# The longest IANA name is 32 characters; the rules side caps users/{uid}.timeZone too.
+MAX_TIME_ZONE_CHARS = 64
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def valid_time_zone(name: Any) -> bool:
+    """A real IANA zone name. Checked against the zone list before ZoneInfo ever sees it: ZoneInfo
+    opens a file named after its argument and raises OSError for "America" (a directory) or a
+    300-character name, which crashed the trend trigger and the callables."""
+    return isinstance(name, str) and 0 < len(name) <= MAX_TIME_ZONE_CHARS and name in _known_zones()
+
+
 def _zone(name: Any) -> tzinfo | None:
-    if not isinstance(name, str) or not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
+    return ZoneInfo(name) if valid_time_zone(name) else None
 
 
 def user_zone(profile: Mapping[str, Any], default_time_zone: str) -> tuple[str, tzinfo]:

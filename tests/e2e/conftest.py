@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from e2e_helpers import app, db, speech_dir  # noqa: F401  (fixtures)
+from e2e_helpers import app, clean_faults, db, speech_dir  # noqa: F401  (fixtures)

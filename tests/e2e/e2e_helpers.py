@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -21,6 +22,11 @@ SEED_CHAT = "chat-mina-joon"
 MINA = ("mina@example.com", "mina-password")
 T = TypeVar("T")
 JOON = ("joon@example.com", "joon-password")
+MINA_UID = "mina-seed-uid"
+JOON_UID = "joon-seed-uid"
+# The stand-ins: (environment variable with the URL the functions use, default port).
+STT = ("STT_BASE_URL", 8711)
+STRESS = ("STRESS_ENDPOINT_URL", 8712)
 
 
 def past_the_rules(upload: Callable[[bool], T]) -> T:
@@ -94,3 +100,70 @@ def standin_requests(port_env: str, default_port: int) -> int:
     url = os.environ.get(port_env) or f"http://127.0.0.1:{default_port}"
     base = url.removesuffix("/v1")
     return int(httpx.get(f"{base}/_emochat/requests", timeout=5).json()["count"])
+
+
+# ── Scripted faults on the stand-ins (local_stack/faults.py) ─────────────────────────────────────
+
+
+def base_url(service: tuple[str, int]) -> str:
+    env, port = service
+    return (os.environ.get(env) or f"http://127.0.0.1:{port}").removesuffix("/v1")
+
+
+def script_faults(service: tuple[str, int], faults: list[dict[str, Any]]) -> None:
+    response = httpx.post(f"{base_url(service)}/_emochat/faults", json=faults, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def clear_faults(service: tuple[str, int]) -> None:
+    httpx.delete(f"{base_url(service)}/_emochat/faults", timeout=10).raise_for_status()
+
+
+@pytest.fixture
+def clean_faults():
+    """No scripted fault before or after the test (the stand-ins' fault lists are global)."""
+    for service in (STT, STRESS):
+        clear_faults(service)
+    yield
+    for service in (STT, STRESS):
+        clear_faults(service)
+
+
+def pending_faults(service: tuple[str, int]) -> list[dict[str, Any]]:
+    return httpx.get(f"{base_url(service)}/_emochat/faults", timeout=10).json()["pending"]
+
+
+# ── The Functions emulator's log ──────────────────────────────────────────────────────────────────
+
+
+def function_log() -> Path | None:
+    from local_stack.stack import LOG_DIR
+
+    path = LOG_DIR / "firebase.log"
+    return path if path.exists() else None
+
+
+def outcome_log_entry(
+    object_name: str, generation: int | None = None, timeout_s: float = 15.0
+) -> dict[str, Any]:
+    """process_voice_message's outcome line for this object (and generation, when given), from the
+    Functions emulator's log (worker stdout, one structured JSON entry a line after a '>  ' prefix).
+    Its presence means the function has decided about that object."""
+    path = function_log()
+    if path is None:
+        pytest.skip("no Functions emulator log file (the stack runs in the foreground?)")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for line in path.read_text(errors="replace").splitlines():
+            start = line.find("{")
+            if start < 0 or "voice message processed" not in line:
+                continue
+            try:
+                entry = json.loads(line[start:])
+            except ValueError:
+                continue
+            if entry.get("object") == object_name and generation in (None, entry.get("generation")):
+                return entry
+        if time.monotonic() >= deadline:
+            pytest.fail(f"no 'voice message processed' log line for {object_name} in {path}")
+        time.sleep(0.3)

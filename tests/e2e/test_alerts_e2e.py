@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -86,14 +86,16 @@ class World:
     def tokens(self) -> set[str]:
         return {f"e2e-{uid}-phone" for uid in (self.mina, self.joon)}
 
-    def processing(self, message_id: str, sender: str | None = None) -> dict[str, Any]:
+    def processing(
+        self, message_id: str, sender: str | None = None, chat: str | None = None
+    ) -> dict[str, Any]:
         return {
             "kind": "voice",
             "senderId": sender or self.mina,
             "createdAt": datetime.now(UTC),
             "status": "processing",
             "audio": {
-                "path": f"voice/{sender or self.mina}/{self.chat}/{message_id}.m4a",
+                "path": f"voice/{sender or self.mina}/{chat or self.chat}/{message_id}.m4a",
                 "contentType": "audio/mp4",
                 "sizeBytes": 1234,
                 "durationMs": None,
@@ -116,24 +118,30 @@ class World:
             "timings": {"sttMs": 400, "stressMs": 300, "totalMs": 800},
         }
 
-    def send(self, score: float, level: str, sender: str | None = None) -> str:
+    def send(self, score: float, level: str, sender: str | None = None, chat: str | None = None) -> str:
         """Write a message as the pipeline does: processing, then ready. Returns its id."""
         message_id = f"m-{uuid.uuid4().hex[:16]}"
-        ref = self.db.document(f"chats/{self.chat}/messages/{message_id}")
-        ref.set(self.processing(message_id, sender))
+        ref = self.db.document(f"chats/{chat or self.chat}/messages/{message_id}")
+        ref.set(self.processing(message_id, sender, chat))
         ref.update(self.ready_fields(score, level))
         return message_id
 
-    def marker(self, message_id: str) -> dict[str, Any] | None:
-        snapshot = self.db.document(f"chats/{self.chat}/alertMarkers/{message_id}").get()
+    def marker(self, message_id: str, chat: str | None = None) -> dict[str, Any] | None:
+        snapshot = self.db.document(f"chats/{chat or self.chat}/alertMarkers/{message_id}").get()
         return snapshot.to_dict() if snapshot.exists else None
 
-    def wait_done(self, message_id: str) -> dict[str, Any]:
+    def wait_done(self, message_id: str, chat: str | None = None) -> dict[str, Any]:
         marker = wait_for(
-            lambda: (m := self.marker(message_id)) and m.get("state") == "done" and m,
+            lambda: (m := self.marker(message_id, chat)) and m.get("state") == "done" and m,
             f"alert marker of {message_id} done",
         )
         return marker
+
+    def add_user(self, name: str, display_name: str) -> str:
+        uid = f"e2e-{name}-{self.unique}"
+        self.db.document(f"users/{uid}").set({"displayName": display_name, "createdAt": datetime.now(UTC)})
+        self.add_device(uid, "phone", f"e2e-{uid}-phone")
+        return uid
 
     def notifications(self, uid: str) -> list[dict[str, Any]]:
         return [s.to_dict() for s in self.db.collection(f"users/{uid}/notifications").stream()]
@@ -240,8 +248,10 @@ def test_high_stress_alerts_every_member_once(world: World, fcm_url: str) -> Non
     (other,) = world.notifications(world.joon)
     assert own["role"] == "self" and other["role"] == "member"
     assert other["title"] == "Mina sounds stressed"
+    assert own["reason"] == "fixed_threshold" and own["baseline"] == {"count": 0, "mean": 0.0, "std": 0.0}
+    assert not {"baseline", "z", "reason"} & set(other)  # nothing computed from Mina's history
     for entry in (own, other):
-        assert entry["status"] == "sent" and entry["reason"] == "fixed_threshold"
+        assert entry["status"] == "sent"
         assert entry["chatId"] == world.chat and entry["messageId"] == message_id and entry["score"] == 82.5
         assert entry["delivery"] == {
             "tokens": 1,
@@ -266,7 +276,6 @@ def test_high_stress_alerts_every_member_once(world: World, fcm_url: str) -> Non
         "senderId": world.mina,
         "score": "82.5",
         "level": "high",
-        "reason": "fixed_threshold",
         "notificationId": nid,
     }
     # The sender's self-care alert carries one coping suggestion, recorded so it can be rated.
@@ -376,6 +385,62 @@ def test_personal_baseline_decides_once_it_has_enough_samples(world: World) -> N
     message_id = world.send(75.0, "high")
     marker = world.wait_done(message_id)
     assert marker["decision"]["reason"] == "personal_baseline" and marker["decision"]["z"] > 1.0
+    (own,) = world.notifications(world.mina)
+    assert own["reason"] == "personal_baseline" and own["z"] == marker["decision"]["z"]
+    assert own["baseline"]["count"] == 5 and own["baseline"]["mean"] == pytest.approx(20.0)
+    # Joon's entry says who, which message, when and the score the chat shows: none of her baseline.
+    (other,) = world.notifications(world.joon)
+    assert not {"baseline", "z", "reason"} & set(other) and "reason" not in other["data"]
+    assert other["score"] == 75.0 and other["messageId"] == message_id and other["createdAt"]
+
+
+def test_a_strangers_alerts_do_not_suppress_a_real_one(world: World, fcm_url: str) -> None:
+    """Issue 10 item 2: Eve's chat with Joon alerts him first; Mina's real alert still reaches him."""
+    eve = world.add_user("eve", "Eve")
+    spam = f"e2e-spam-{world.unique}"
+    world.db.document(f"chats/{spam}").set({"members": [eve, world.joon], "createdAt": datetime.now(UTC)})
+    first = world.send(93.0, "high", sender=eve, chat=spam)
+    assert world.wait_done(first, spam)["recipients"] == {eve: "send", world.joon: "send"}
+    again = world.send(94.0, "high", sender=eve, chat=spam)
+    assert world.wait_done(again, spam)["recipients"][world.joon] == "cooldown"
+
+    real = world.send(88.0, "high")
+    assert world.wait_done(real)["recipients"] == {world.mina: "send", world.joon: "send"}
+    titles = {n["messageId"]: n["title"] for n in world.notifications(world.joon)}
+    assert titles == {first: "Eve sounds stressed", real: "Mina sounds stressed"}
+    log = world.db.document(f"users/{world.joon}/stats/alerts").get().to_dict()
+    assert set(log["lastBySender"]) == {eve, world.mina} and len(log["recentAlerts"]) == 2
+
+
+def test_invitees_get_no_alerts_and_a_bad_name_is_never_a_title(world: World, fcm_url: str) -> None:
+    ivy = world.add_user("ivy", "Ivy")
+    world.db.document(f"chats/{world.chat}").update({"invited": [ivy]})
+    world.db.document(f"users/{world.mina}").update({"displayName": "Mina\nURGENT: your account is locked"})
+    message_id = world.send(86.0, "high")
+    assert world.wait_done(message_id)["recipients"] == {world.mina: "send", world.joon: "send"}
+    assert world.notifications(ivy) == []
     (entry,) = world.notifications(world.joon)
-    assert entry["reason"] == "personal_baseline" and entry["z"] == marker["decision"]["z"]
-    assert entry["baseline"]["count"] == 5 and entry["baseline"]["mean"] == pytest.approx(20.0)
+    assert entry["title"] == "Someone in your chat sounds stressed"
+    requests = wait_for(lambda: len(r := fcm_requests(fcm_url, world.tokens())) >= 2 and r, "FCM requests")
+    assert all("URGENT" not in r["notification"]["title"] + r["notification"]["body"] for r in requests)
+    assert fcm_requests(fcm_url, {f"e2e-{ivy}-phone"}) == []
+
+
+def test_pushes_go_to_the_most_recent_devices_only(world: World, fcm_url: str) -> None:
+    """Issue 11 item 5: one account registering many tokens gets pushes on its newest few (5)."""
+    base = datetime.now(UTC)
+    for i in range(9):
+        world.db.document(f"users/{world.joon}/devices/extra{i}").set(
+            {
+                "token": f"e2e-{world.joon}-extra{i}",
+                "platform": "ios",
+                "updatedAt": base + timedelta(minutes=i + 1),
+            }
+        )
+    message_id = world.send(84.0, "high")
+    world.wait_done(message_id)
+    (entry,) = world.notifications(world.joon)
+    assert entry["delivery"]["tokens"] == 5 and entry["delivery"]["success"] == 5
+    every = {f"e2e-{world.joon}-extra{i}" for i in range(9)} | {f"e2e-{world.joon}-phone"}
+    pushed = {r["token"] for r in fcm_requests(fcm_url, every)}
+    assert pushed == {f"e2e-{world.joon}-extra{i}" for i in range(4, 9)}

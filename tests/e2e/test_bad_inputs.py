@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2e_helpers import JOON, SEED_CHAT, deliver_finalize_event, espeak_m4a, past_the_rules, storage_object
+from e2e_helpers import (
+    JOON,
+    MINA_UID,
+    SEED_CHAT,
+    deliver_finalize_event,
+    espeak_m4a,
+    past_the_rules,
+    storage_object,
+)
 from google.cloud.firestore_v1.base_query import FieldFilter
 from hostile_audio import HOSTILE
 
@@ -28,8 +36,6 @@ from local_stack.app_client import FINAL_STATUSES, AppClient, auto_id, voice_pat
 pytestmark = pytest.mark.stack
 
 WAIT_S = 180.0  # the first upload of a run also starts the Python worker
-MINA_UID = "mina-seed-uid"
-JOON_UID = "joon-seed-uid"
 MINA_ONLY_CHAT = "chat-bad-inputs-mina-only"  # made by the module fixture; Joon is not a member
 MISSING_CHAT = "chat-that-does-not-exist"
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024

@@ -20,26 +20,31 @@ message, with its status and error code, and never the transcript.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from e2e_helpers import SEED_CHAT, espeak_m4a, standin_requests
+from e2e_helpers import (
+    SEED_CHAT,
+    STRESS,
+    STT,
+    espeak_m4a,
+    function_log,
+    outcome_log_entry,
+    pending_faults,
+    script_faults,
+    standin_requests,
+)
 
 from local_stack.app_client import AppClient
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("clean_faults")]
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 180.0
-STT = ("STT_BASE_URL", 8711)
-STRESS = ("STRESS_ENDPOINT_URL", 8712)
 PHRASE = "The weather is lovely today, so we will walk along the harbour to the lighthouse."
 
 
@@ -66,33 +71,6 @@ LONG_TIMEOUTS_REASON = (
 )
 
 
-def base_url(service: tuple[str, int]) -> str:
-    env, port = service
-    return (os.environ.get(env) or f"http://127.0.0.1:{port}").removesuffix("/v1")
-
-
-def script_faults(service: tuple[str, int], faults: list[dict[str, Any]]) -> None:
-    response = httpx.post(f"{base_url(service)}/_emochat/faults", json=faults, timeout=10)
-    assert response.status_code == 200, response.text
-
-
-def clear_faults(service: tuple[str, int]) -> None:
-    httpx.delete(f"{base_url(service)}/_emochat/faults", timeout=10).raise_for_status()
-
-
-def pending_faults(service: tuple[str, int]) -> list[dict[str, Any]]:
-    return httpx.get(f"{base_url(service)}/_emochat/faults", timeout=10).json()["pending"]
-
-
-@pytest.fixture(autouse=True)
-def clean_faults():
-    for service in (STT, STRESS):
-        clear_faults(service)
-    yield
-    for service in (STT, STRESS):
-        clear_faults(service)
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return espeak_m4a(PHRASE, tmp_path_factory.mktemp("faults") / "harbour.m4a")
@@ -107,39 +85,6 @@ def wait_for_count(service: tuple[str, int], at_least: int, settle_s: float) -> 
         if count >= at_least or time.monotonic() >= deadline:
             return count
         time.sleep(0.2)
-
-
-# ── The Functions emulator's log ──────────────────────────────────────────────────────────────────
-
-
-def function_log() -> Path | None:
-    from local_stack.stack import LOG_DIR
-
-    path = LOG_DIR / "firebase.log"
-    return path if path.exists() else None
-
-
-def outcome_log_entry(object_name: str, timeout_s: float = 15.0) -> dict[str, Any]:
-    """process_voice_message's outcome line for this object, from the Functions emulator's log
-    (worker stdout, one structured JSON entry a line after a '>  ' prefix)."""
-    path = function_log()
-    if path is None:
-        pytest.skip("no Functions emulator log file (the stack runs in the foreground?)")
-    deadline = time.monotonic() + timeout_s
-    while True:
-        for line in path.read_text(errors="replace").splitlines():
-            start = line.find("{")
-            if start < 0 or "voice message processed" not in line:
-                continue
-            try:
-                entry = json.loads(line[start:])
-            except ValueError:
-                continue
-            if entry.get("object") == object_name:
-                return entry
-        if time.monotonic() >= deadline:
-            pytest.fail(f"no 'voice message processed' log line for {object_name} in {path}")
-        time.sleep(0.3)
 
 
 def assert_not_logged(text: str | None) -> None:

@@ -223,7 +223,15 @@ def test_delete_my_data_leaves_nothing_behind(http, store, db, person) -> None:
         reading = Reading(70.0, "high", datetime.now(UTC))
         FirestoreTrendStore(db).apply_reading(TrendChange(who.uid, "2025-11-20", "c/m", reading), "UTC")
     mina_collections = {c.id for c in db.document(f"users/{mina.uid}").collections()}
-    assert mina_collections == {"devices", "notifications", "recommendations", "wellbeing", "stressDaily"}
+    assert mina_collections == {
+        "devices",
+        "notifications",
+        "recommendations",
+        "wellbeing",
+        "stressDaily",
+        "stressIndex",
+        "rateLimits",
+    }
 
     refused(call(http, "delete_my_data", {}, mina), "INVALID_ARGUMENT")
     out = ok(call(http, "delete_my_data", {"confirm": True}, mina))
@@ -233,3 +241,27 @@ def test_delete_my_data_leaves_nothing_behind(http, store, db, person) -> None:
     assert mina.uid not in set(FirestoreAccountStore(db).user_ids())
     joon_collections = {c.id for c in db.document(f"users/{joon.uid}").collections()}
     assert joon_collections == mina_collections  # Joon's data untouched
+
+
+def _local_param(name: str) -> int:
+    env = Path(__file__).resolve().parents[2] / "functions" / ".env.local"
+    for line in env.read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return int(line.split("=", 1)[1])
+    raise AssertionError(f"{name} is not set in {env}")
+
+
+def test_each_callable_is_rate_limited_per_user(http, person) -> None:
+    """Issue 10 item 5: one account hammering a callable is refused once over its per-minute limit."""
+    limit = _local_param("CALLABLE_CALLS_PER_MINUTE")
+    hammer, bystander = person("hammer"), person("bystander")
+    statuses = []
+    for _ in range(limit + 5):
+        response = call(http, "stress_trends", {"days": 1}, hammer)
+        statuses.append(response.json().get("error", {}).get("status", "OK"))
+        if statuses[-1] != "OK":
+            break
+    assert statuses[-1] == "RESOURCE_EXHAUSTED", statuses[-3:]
+    assert statuses.count("OK") <= limit  # the window may have turned once during the loop
+    ok(call(http, "stress_trends", {"days": 1}, bystander))  # another account is not affected
+    ok(call(http, "recommend_coping", {"count": 1}, hammer))  # nor another callable

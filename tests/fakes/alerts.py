@@ -16,17 +16,18 @@ from firebase_admin import exceptions, messaging
 from emochat.alerts import model as alerts
 from emochat.alerts.delivery import Delivery
 from emochat.alerts.model import (
+    AlertLog,
     AlertPolicy,
-    AlertPrefs,
     Baseline,
     Marker,
     MarkerAction,
     MarkerState,
     Push,
     ReadyReading,
+    RecipientLimits,
     Verdict,
 )
-from emochat.alerts.ports import Claimed
+from emochat.alerts.ports import Claimed, Reservation
 
 
 @dataclass
@@ -34,14 +35,17 @@ class FakeStore:
     """The AlertStore contract over dicts; decisions come from emochat.alerts, as in the real one."""
 
     members: dict[str, list[str]] = field(default_factory=dict)
+    invited: dict[str, list[str]] = field(default_factory=dict)  # chats/{id}.invited: never recipients
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     devices: dict[str, list[str]] = field(default_factory=dict)
     baselines: dict[str, Baseline] = field(default_factory=dict)
     markers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    last_alert: dict[str, float] = field(default_factory=dict)
+    alert_logs: dict[str, AlertLog] = field(default_factory=dict)
     notifications: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def record_ready(self, reading: ReadyReading, policy: AlertPolicy, now: float, lease_s: float) -> Claimed:
+        if reading.sender_id not in self.users:  # the adapter's accounts.model.account_open
+            return Claimed(MarkerAction.SKIP)
         stored = self.markers.get(reading.message_doc)
         marker = Marker(MarkerState(stored["state"]), stored["lease"]) if stored else None
         action = alerts.decide_marker(marker, now)
@@ -55,6 +59,7 @@ class FakeStore:
         decision = alerts.decide_alert(reading, prior, policy)
         self.baselines[reading.sender_id] = prior.add(reading.score)
         self.markers[reading.message_doc] = {
+            "reading": reading,
             "state": MarkerState.CLAIMED if decision.alert else MarkerState.DONE,
             "lease": now + lease_s,
             "decision": decision,
@@ -66,6 +71,10 @@ class FakeStore:
     def finish_message(self, reading: ReadyReading, verdicts: Mapping[str, str]) -> None:
         self.markers[reading.message_doc].update(state=MarkerState.DONE, recipients=dict(verdicts))
 
+    def stuck_alerts(self, now: float, limit: int) -> list[ReadyReading]:
+        stuck = [m for m in self.markers.values() if m["state"] is MarkerState.CLAIMED and m["lease"] <= now]
+        return [m["reading"] for m in sorted(stuck, key=lambda m: m["lease"])][:limit]
+
     def chat_members(self, chat_id: str) -> list[str] | None:
         return self.members.get(chat_id)
 
@@ -75,19 +84,26 @@ class FakeStore:
     def user_language(self, uid: str) -> str | None:
         return self.users.get(uid, {}).get("language")
 
-    def reserve(
-        self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
-    ) -> Verdict:
+    def reserve(self, reservation: Reservation, limits: RecipientLimits) -> Verdict:
+        uid, sender_id, now = reservation.uid, reservation.sender_id, reservation.now
+        if uid not in self.users:  # the adapter's accounts.model.account_open: no tree for it
+            return Verdict.NO_ACCOUNT
         feed = self.notifications.setdefault(uid, {})
-        prefs = alerts.alert_prefs(self.users.get(uid, {}).get("alertPrefs"), default_prefs)
-        verdict = alerts.decide_recipient(prefs, self.last_alert.get(uid), now, notification_id in feed)
+        prefs = alerts.alert_prefs(self.users.get(uid, {}).get("alertPrefs"), limits.default_prefs)
+        log = self.alert_logs.get(uid, AlertLog())
+        entry = feed.get(reservation.notification_id)
+        status = entry["status"] if entry else None
+        verdict = alerts.decide_recipient(prefs, log, sender_id, now, status, limits.max_per_hour)
         if verdict is Verdict.SEND:
-            feed[notification_id] = dict(record)
-            self.last_alert[uid] = now
+            feed[reservation.notification_id] = dict(reservation.record)
+            self.alert_logs[uid] = log.sent(sender_id, now)
         return verdict
 
-    def device_tokens(self, uid: str) -> list[str]:
-        return list(self.devices.get(uid, []))
+    def device_tokens(self, uid: str, limit: int) -> list[str]:
+        """`devices[uid]` lists tokens oldest first: a token's place stands for its updatedAt."""
+        return alerts.most_recent_tokens(
+            ((t, float(i)) for i, t in enumerate(self.devices.get(uid, []))), limit
+        )
 
     def remove_tokens(self, uid: str, tokens: Sequence[str]) -> int:
         before = self.devices.get(uid, [])
@@ -105,7 +121,7 @@ class FakeNotifier:
     sent: list[tuple[tuple[str, ...], Push]] = field(default_factory=list)
     explode: bool = False
 
-    def send(self, tokens: Sequence[str], push: Push) -> Delivery:
+    def send(self, tokens: Sequence[str], push: Push, budget_s: float = float("inf")) -> Delivery:
         self.sent.append((tuple(tokens), push))
         if self.explode:
             raise RuntimeError("boom")

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from emochat.suggestions import bandit as recommend
-from emochat.suggestions.bandit import Counts, UserModel, Verdict
+from emochat.suggestions.bandit import Counts, PolicyParams, UserModel, Verdict
 from emochat.suggestions.catalog import Catalog, catalog_from_docs
 from emochat.suggestions.ports import RatingOutcome
 from fakes.documents import Documents
@@ -51,7 +51,9 @@ class InMemorySuggestionStore:
     def model(self, uid: str) -> UserModel:
         return UserModel.from_doc(self._db.docs.get(f"users/{uid}/wellbeing/model"))
 
-    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str]:
+    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str] | None:
+        if not self._db.account_open(uid, needs_profile=False):
+            return None
         ids = []
         for record in records:
             rec_id = f"rec{next(self._ids)}"
@@ -60,18 +62,29 @@ class InMemorySuggestionStore:
         return ids
 
     def rate(
-        self, uid: str, recommendation_id: str, helpful: bool, suggestion_id: str | None, now: datetime
+        self,
+        uid: str,
+        recommendation_id: str,
+        helpful: bool,
+        suggestion_id: str | None,
+        now: datetime,
+        params: PolicyParams,
     ) -> RatingOutcome:
         with self._db.lock:
             record = self._db.docs.get(f"users/{uid}/recommendations/{recommendation_id}")
+            if not self._db.account_open(uid, needs_profile=False):
+                record = None  # the account is being deleted: its recommendations are as good as gone
             verdict = recommend.judge_rating(record, helpful, suggestion_id)
             if verdict is not Verdict.RECORD:
                 return RatingOutcome(verdict, record.get("suggestionId") if record else None)
-            model, sid, _ = recommend.feedback_update(record, self.model(uid), helpful)
+            before = self.model(uid)
+            model, sid, _ = recommend.feedback_update(record, before, helpful)
+            delta = recommend.population_delta(before, model, sid, params)
             self._db.docs[f"users/{uid}/wellbeing/model"] = model.to_doc()
             record["feedback"] = {"helpful": helpful, "ratedAt": now}
             stats = self._db.docs.setdefault(f"suggestionStats/{sid}", {"helpful": 0, "notHelpful": 0})
-            stats["helpful" if helpful else "notHelpful"] += 1
+            stats["helpful"] += delta.helpful
+            stats["notHelpful"] += delta.not_helpful
             return RatingOutcome(verdict, sid)
 
     def recommendations(self, uid: str, limit: int) -> list[tuple[str, dict[str, Any]]]:

@@ -25,35 +25,41 @@ class InMemoryTrendStore:
 
     def apply_reading(self, change: TrendChange, time_zone: str) -> bool:
         with self._db.lock:
-            path = f"users/{change.user_id}/stressDaily/{change.day}"
-            update = trends.with_reading(
-                self._db.docs.get(path), change.day, time_zone, change.key, change.reading
-            )
-            if update.changed:
-                if update.doc is None:
+            if not self._db.account_open(change.user_id, needs_profile=True):
+                return False
+            index_path = f"users/{change.user_id}/stressIndex/{trends.index_id(change.key)}"
+            stored_day = self._db.docs.get(index_path, {}).get("day")
+            changed = False
+            for day, reading in trends.day_writes(stored_day, change):
+                path = f"users/{change.user_id}/stressDaily/{day}"
+                update = trends.with_reading(self._db.docs.get(path), day, time_zone, change.key, reading)
+                changed = changed or update.changed
+                if update.changed and update.doc is None:
                     self._db.docs.pop(path, None)
-                else:
+                elif update.changed:
                     self._db.docs[path] = update.doc
-            return update.changed
+            if change.reading is None:
+                self._db.docs.pop(index_path, None)
+            else:
+                self._db.docs[index_path] = {"day": change.day}
+            return changed
 
     def day_docs(self, uid: str, days: Iterable[str]) -> dict[str, dict[str, Any]]:
         paths = {day: f"users/{uid}/stressDaily/{day}" for day in days}
         return {day: copy.deepcopy(self._db.docs[p]) for day, p in paths.items() if p in self._db.docs}
 
     def sent_messages(self, uid: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        for path, doc in list(self._db.docs.items()):
-            parts = path.split("/")
-            if (
-                len(parts) == 4
-                and parts[0] == "chats"
-                and parts[2] == "messages"
-                and doc.get("senderId") == uid
-            ):
-                yield f"{parts[1]}/{parts[3]}", copy.deepcopy(doc)
+        for path, chat_id, message_id in self._db.sent_messages(uid):
+            yield f"{chat_id}/{message_id}", copy.deepcopy(self._db.docs[path])
 
     def replace_days(self, uid: str, docs: Mapping[str, dict[str, Any] | None]) -> None:
-        for path in self._db.under(f"users/{uid}/stressDaily"):
+        for path in {
+            **self._db.under(f"users/{uid}/stressDaily"),
+            **self._db.under(f"users/{uid}/stressIndex"),
+        }:
             del self._db.docs[path]
         for day, doc in docs.items():
             if doc is not None:
                 self._db.docs[f"users/{uid}/stressDaily/{day}"] = doc
+                for key in doc.get("readings", {}):
+                    self._db.docs[f"users/{uid}/stressIndex/{trends.index_id(key)}"] = {"day": day}

@@ -108,9 +108,9 @@ def test_storage_download_pins_the_generation(speech: bytes) -> None:
         # chat "adapter-test"; no overwrite), so they are made with the emulator's owner credential.
         first = app.upload(name, speech, content_type="audio/mp4", admin=True)
         audio = CloudStorageAudio(storage.Client(project=app.project_id))
-        assert audio.download(app.bucket, name, int(first["generation"])) == speech
+        assert audio.download(app.bucket, name, int(first["generation"]), 30.0) == speech
         second = app.upload(name, speech[: len(speech) // 2], content_type="audio/mp4", admin=True)
-        assert audio.download(app.bucket, name, int(second["generation"])) == speech[: len(speech) // 2]
+        assert audio.download(app.bucket, name, int(second["generation"]), 30.0) == speech[: len(speech) // 2]
         with pytest.raises(ServiceError) as err:
-            audio.download(app.bucket, f"voice/{session.uid}/adapter-test/missing.m4a", 1)
+            audio.download(app.bucket, f"voice/{session.uid}/adapter-test/missing.m4a", 1, 30.0)
         assert err.value.code == "audio_unavailable"

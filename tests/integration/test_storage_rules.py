@@ -108,7 +108,11 @@ class World:
     clients: dict[str, StorageRest]
     admin: StorageRest
     chat_id: str
-    seeded: str  # an existing voice object uploaded by the owner
+    seeded: str  # an existing voice object uploaded by the owner, with its message
+
+    @property
+    def seeded_message_id(self) -> str:
+        return self.seeded.rsplit("/", 1)[1].rsplit(".", 1)[0]
 
     def as_(self, identity: str) -> StorageRest:
         return self.clients[identity]
@@ -136,6 +140,10 @@ def world(rest, db, enforcement: Enforcement) -> World:
     admin = StorageRest(rest, ADMIN_TOKEN)
     seeded = f"voice/{users[OWNER].uid}/{chat_id}/{unique_id()}.m4a"
     assert admin.upload(seeded, AUDIO, "audio/mp4") == ALLOW
+    message_id = seeded.rsplit("/", 1)[1].rsplit(".", 1)[0]
+    db.document(f"chats/{chat_id}/messages/{message_id}").set(
+        {"kind": "voice", "senderId": users[OWNER].uid, "status": "ready", "createdAt": datetime.now(UTC)}
+    )
     return World(users=users, clients=clients, admin=admin, chat_id=chat_id, seeded=seeded)
 
 
@@ -169,7 +177,13 @@ cell("upload_into_owners_folder", D, A, D, D)(
 )
 cell("upload_video_mp4", D, A, A, D)(_upload("mp4", "video/mp4"))
 cell("upload_webm_opus_codecs", D, A, A, D)(_upload("webm", "audio/webm;codecs=opus"))
-cell("upload_uppercase_ext", D, A, A, D)(_upload("M4A"))
+cell("upload_uppercase_ext", D, D, D, D)(_upload("M4A"))
+# Another object for a message id that has a message: the caller's own folder, another extension.
+cell("upload_for_existing_message", D, D, D, D)(
+    lambda w, me: w.as_(me).upload(
+        f"voice/{w.uid(me)}/{w.chat_id}/{w.seeded_message_id}.wav", AUDIO, "audio/mp4"
+    )
+)
 cell("upload_each_allowed_ext", D, A, A, D)(
     lambda w, me: next(
         (
@@ -249,6 +263,11 @@ MUTANTS = {
         "allow update, delete: if false;",
         "allow update: if true;",
         ("overwrite_existing", OWNER),
+    ),
+    "existing_message_ignored": (
+        "&& isNewMessage(chatId, fileName)\n",
+        "\n",
+        ("upload_for_existing_message", MEMBER),
     ),
     "members_check_dropped": (
         "&& isChatMember(chatId);",

@@ -17,7 +17,7 @@ import pytest
 from emochat.accounts.adapters.firebase_accounts import FirebaseAccounts
 from emochat.accounts.adapters.firestore_store import FirestoreAccountStore
 from emochat.suggestions.adapters.firestore_store import FirestoreSuggestionStore
-from emochat.suggestions.bandit import Context, Counts, Verdict
+from emochat.suggestions.bandit import Context, Counts, PolicyParams, Verdict
 from emochat.suggestions.catalog import BUNDLED_CATALOG, parse_catalog
 from emochat.suggestions.service import AlertContext
 from emochat.trends import model as trends
@@ -30,6 +30,7 @@ pytestmark = pytest.mark.stack
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TRENDS = TrendConfig()
+PARAMS = PolicyParams()
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_rating_is_transactional_and_once(store, db, unique) -> None:
     rec_id, other_id = store.save_recommendations(uid, [record("box-breathing"), record("calm-music")])
     before = store.population().get("box-breathing", Counts())
     with ThreadPoolExecutor(max_workers=4) as pool:
-        outcomes = list(pool.map(lambda _: store.rate(uid, rec_id, True, None, NOW), range(4)))
+        outcomes = list(pool.map(lambda _: store.rate(uid, rec_id, True, None, NOW, PARAMS), range(4)))
     verdicts = sorted(o.verdict.value for o in outcomes)
     assert verdicts == ["duplicate"] * 3 + ["record"]
     model = store.model(uid)
@@ -81,18 +82,19 @@ def test_rating_is_transactional_and_once(store, db, unique) -> None:
     )
     after = store.population()["box-breathing"]
     assert after.helpful - before.helpful >= 1  # other tests may rate it too, never fewer
-    assert store.rate(uid, rec_id, False, None, NOW).verdict is Verdict.ALREADY_RATED
-    assert store.rate(uid, "made-up", True, None, NOW).verdict is Verdict.NOT_SHOWN
-    assert store.rate(f"other-{unique}", rec_id, True, None, NOW).verdict is Verdict.NOT_SHOWN
-    assert store.rate(uid, other_id, True, "box-breathing", NOW).verdict is Verdict.MISMATCH
+    assert store.rate(uid, rec_id, False, None, NOW, PARAMS).verdict is Verdict.ALREADY_RATED
+    assert store.rate(uid, "made-up", True, None, NOW, PARAMS).verdict is Verdict.NOT_SHOWN
+    assert store.rate(f"other-{unique}", rec_id, True, None, NOW, PARAMS).verdict is Verdict.NOT_SHOWN
+    assert store.rate(uid, other_id, True, "box-breathing", NOW, PARAMS).verdict is Verdict.MISMATCH
     doc = db.document(f"users/{uid}/recommendations/{rec_id}").get().to_dict()
     assert doc["feedback"]["helpful"] is True
     assert [r[0] for r in store.recommendations(uid, 10)] in ([rec_id, other_id], [other_id, rec_id])
 
 
-def test_concurrent_readings_of_one_day_all_count(trend_store, unique) -> None:
+def test_concurrent_readings_of_one_day_all_count(trend_store, db, unique) -> None:
     store = trend_store
     uid = f"trend-{unique}"
+    db.document(f"users/{uid}").set({"timeZone": "UTC"})  # trends are kept for accounts only
     day = NOW.date().isoformat()
     readings = {f"c/m{i}": Reading(float(15 * i), "high" if i >= 4 else "low", NOW) for i in range(6)}
     changes = [TrendChange(uid, day, key, r) for key, r in readings.items()]
@@ -113,6 +115,7 @@ def test_concurrent_readings_of_one_day_all_count(trend_store, unique) -> None:
 
 def test_message_changes_match_recomputation(services, store, db, unique) -> None:
     uid, chat = f"sender-{unique}", f"chat-{unique}"
+    db.document(f"users/{uid}").set({"timeZone": "Asia/Seoul"})  # trends are kept for accounts only
     rng, written = random.Random(6), {}
     for i in range(12):
         ref = db.document(f"chats/{chat}/messages/m{i}")
@@ -154,11 +157,11 @@ def test_delete_user_removes_the_whole_tree(store, trend_store, db, unique) -> N
         store.save_recommendations(who, [record("calm-music")])
         trend_store.apply_reading(TrendChange(who, "2025-11-20", "c/m", Reading(70.0, "high", NOW)), "UTC")
         rec_id = store.recommendations(who, 1)[0][0]
-        store.rate(who, rec_id, True, None, NOW)
-    assert accounts.delete_user(uid) == 7
+        store.rate(who, rec_id, True, None, NOW, PARAMS)
+    assert accounts.delete_user(uid) == 8
     assert not db.document(f"users/{uid}").get().exists
     assert list(db.document(f"users/{uid}").collections()) == []
-    assert len(list(db.document(f"users/{bystander}").collections())) == 6
+    assert len(list(db.document(f"users/{bystander}").collections())) == 7
     # A user whose profile is gone but whose subcollections are not is still found.
     db.document(f"users/orphan-{unique}/devices/d1").set({"token": "t"})
     assert f"orphan-{unique}" in set(accounts.user_ids())

@@ -32,6 +32,8 @@ OWNER, MEMBER, OUTSIDER = "owner-uid", "member-uid", "outsider-uid"
 IDENTITIES = {"anonymous": None, "owner": OWNER, "member": MEMBER, "non_member": OUTSIDER}
 CHAT = "chat-1"
 CHAT_DOC = f"/databases/(default)/documents/chats/{CHAT}"
+# The message the voice() objects are for (isNewMessage: no object for an id whose message exists).
+MESSAGE_DOC = f"{CHAT_DOC}/messages/msg0123456789abcdefgh"
 DOCUMENTS = {CHAT_DOC: {"members": [OWNER, MEMBER], "title": "a chat"}}
 
 
@@ -144,7 +146,7 @@ MATRIX: dict[str, tuple[Callable[[str], Call], tuple[bool, bool, bool, bool]]] =
     "upload_into_owners_folder": (lambda me: upload()(OWNER), (D, A, D, D)),
     "upload_video_mp4": (upload("mp4", content_type="video/mp4"), (D, A, A, D)),
     "upload_webm_opus_codecs": (upload("webm", content_type="audio/webm;codecs=opus"), (D, A, A, D)),
-    "upload_uppercase_ext": (upload("M4A"), (D, A, A, D)),
+    "upload_uppercase_ext": (upload("M4A"), (D, D, D, D)),
     "upload_with_language": (upload(language="ko"), (D, A, A, D)),
     "upload_bad_language": (upload(language="<script>"), (D, D, D, D)),
     "upload_text_plain": (upload(content_type="text/plain"), (D, D, D, D)),
@@ -223,19 +225,29 @@ def test_firestore_reads_go_through_the_emulator(runtime: RulesRuntime, storage_
     member = runtime.verify(
         storage_rules, "create", call.object_name, uid=MEMBER, after=call.after, documents=DOCUMENTS
     )
-    # isChatMember: firestore.exists, then firestore.get, of the chat named by the path.
-    assert member.permit is True and member.fetched == [CHAT_DOC, CHAT_DOC]
+    # isNewMessage: firestore.exists of the message; isChatMember: exists, then get, of the chat.
+    assert member.permit is True and member.fetched == [MESSAGE_DOC, CHAT_DOC, CHAT_DOC]
 
     others = {CHAT_DOC: {"members": [OWNER]}}
     not_member = runtime.verify(
         storage_rules, "create", call.object_name, uid=MEMBER, after=call.after, documents=others
     )
-    assert not_member.permit is False and not_member.fetched == [CHAT_DOC, CHAT_DOC]
+    assert not_member.permit is False and not_member.fetched == [MESSAGE_DOC, CHAT_DOC, CHAT_DOC]
 
     missing = runtime.verify(
         storage_rules, "create", call.object_name, uid=MEMBER, after=call.after, documents={}
     )
-    assert missing.permit is False and missing.fetched == [CHAT_DOC]  # exists() false: no get()
+    assert missing.permit is False and missing.fetched == [MESSAGE_DOC, CHAT_DOC]  # no chat: no get()
+
+    taken = runtime.verify(
+        storage_rules,
+        "create",
+        call.object_name,
+        uid=MEMBER,
+        after=call.after,
+        documents={**DOCUMENTS, MESSAGE_DOC: {"senderId": OWNER, "status": "ready"}},
+    )
+    assert taken.permit is False and taken.fetched == [MESSAGE_DOC]  # its message exists: refused
 
 
 def test_firestore_read_failure_denies(runtime: RulesRuntime, storage_rules: str) -> None:

@@ -13,6 +13,7 @@ from emochat.alerts import model as alerts
 from emochat.alerts.delivery import TokenFate
 from emochat.alerts.model import (
     AlertDecision,
+    AlertLog,
     AlertPolicy,
     AlertPrefs,
     AlertReason,
@@ -251,13 +252,68 @@ def test_alert_prefs_fall_back_field_by_field() -> None:
 def test_recipient_verdicts() -> None:
     prefs = AlertPrefs(enabled=True, cooldown_minutes=30)
     now = 10_000.0
-    assert alerts.decide_recipient(prefs, None, now, False) is Verdict.SEND
-    assert alerts.decide_recipient(prefs, now - 29 * 60, now, False) is Verdict.COOLDOWN
-    assert alerts.decide_recipient(prefs, now - 30 * 60, now, False) is Verdict.SEND
-    assert alerts.decide_recipient(AlertPrefs(True, 0), now, now, False) is Verdict.SEND
-    assert alerts.decide_recipient(AlertPrefs(False, 30), None, now, False) is Verdict.DISABLED
+
+    def verdict(log: AlertLog, entry: str | None = None, p: AlertPrefs = prefs) -> Verdict:
+        return alerts.decide_recipient(p, log, "mina", now, entry, max_per_hour=6)
+
+    assert verdict(AlertLog()) is Verdict.SEND
+    assert verdict(AlertLog().sent("mina", now - 29 * 60)) is Verdict.COOLDOWN
+    assert verdict(AlertLog().sent("mina", now - 30 * 60)) is Verdict.SEND
+    assert verdict(AlertLog().sent("mina", now), p=AlertPrefs(True, 0)) is Verdict.SEND
+    assert verdict(AlertLog(), p=AlertPrefs(False, 30)) is Verdict.DISABLED
     # A redelivery of an alert already sent is a duplicate, whatever the cooldown says.
-    assert alerts.decide_recipient(prefs, now, now, True) is Verdict.DUPLICATE
+    assert verdict(AlertLog().sent("mina", now), entry="sent") is Verdict.DUPLICATE
+    assert verdict(AlertLog().sent("mina", now), entry="no_devices") is Verdict.DUPLICATE
+    # Reserved by a run that died before pushing: a retake serves it, whatever the cooldown says.
+    assert verdict(AlertLog().sent("mina", now), entry=alerts.SENDING) is Verdict.RESUME
+
+
+def test_most_recent_tokens() -> None:
+    devices = [
+        ("old", 1.0),
+        ("new", 3.0),
+        ("", 4.0),
+        (None, 5.0),
+        ("mid", 2.0),
+        ("new", 2.5),
+        ("undated", None),
+    ]
+    assert alerts.most_recent_tokens(devices, 2) == ["new", "mid"]
+    assert alerts.most_recent_tokens(devices, 10) == ["new", "mid", "old", "undated"]
+    assert alerts.most_recent_tokens(devices, 0) == []
+
+
+def test_cooldown_is_per_sender_and_a_cap_bounds_the_rest() -> None:
+    """Issue 10: one sender's alert (a stranger's, say) must not silence another's real one."""
+    prefs = AlertPrefs(enabled=True, cooldown_minutes=30)
+    now = 10_000.0
+    log = AlertLog().sent("eve", now - 60)
+
+    def verdict(sender: str, at: float = now) -> Verdict:
+        return alerts.decide_recipient(prefs, log, sender, at, None, max_per_hour=6)
+
+    assert verdict("eve") is Verdict.COOLDOWN and verdict("mina") is Verdict.SEND
+    for i in range(5):
+        log = log.sent(f"s{i}", now - 50 + i)
+    assert verdict("mina") is Verdict.CAPPED
+    # The cap is a sliding hour: the oldest push leaving it frees one slot.
+    assert verdict("mina", now + 3600 - 59) is Verdict.SEND
+    assert verdict("mina", now + 3600 - 61) is Verdict.CAPPED
+
+
+def test_alert_log_round_trips_and_stays_bounded() -> None:
+    now = 1_000_000.0
+    log = AlertLog()
+    for i in range(50):
+        log = log.sent(f"s{i}", now + i * 60)
+    assert len(log.recent) <= alerts.MAX_ALERTS_PER_HOUR_LIMIT
+    late = now + 50 * 60 + alerts.MAX_COOLDOWN_MINUTES * 60
+    trimmed = log.sent("last", late)
+    assert set(trimmed.last_by_sender) == {"last"} and trimmed.recent == (late,)
+    assert AlertLog.from_fields(log.as_fields()) == log
+    messy = {"lastBySender": {"a": "x", "b": 5.0}, "recentAlerts": [1.0, "y"]}
+    assert AlertLog.from_fields(messy) == AlertLog({"b": 5.0}, (1.0,))
+    assert AlertLog.from_fields(None) == AlertLog() == AlertLog.from_fields({"lastBySender": 3})
 
 
 def test_notification_id_is_per_message_and_unambiguous() -> None:
@@ -284,9 +340,10 @@ def test_pushes_for_sender_and_members() -> None:
         "senderId": "mina",
         "score": "82.5",
         "level": "high",
-        "reason": "personal_baseline",
         "notificationId": "n1",
     }
+    # Why it alerted (the sender's own baseline) is for the sender's eyes only.
+    assert own.data["reason"] == "personal_baseline"
     assert all(isinstance(v, str) for v in own.data.values())
     anonymous = alerts.alert_push(Role.MEMBER, None, reading(), decision, "n1")
     assert anonymous.title == f"{texts_for('en')['someone']} sounds stressed"
@@ -303,10 +360,26 @@ def test_korean_pushes_and_language_choice() -> None:
 
 def test_display_names_are_tidied() -> None:
     assert alerts.display_name("  Mina   Kim ") == "Mina Kim"
+    assert alerts.display_name("미나") == "미나"
     assert alerts.display_name("") is None and alerts.display_name("  ") is None
     assert alerts.display_name(None) is None and alerts.display_name(3) is None
-    long = alerts.display_name("x" * 100)
-    assert long is not None and len(long) == alerts.MAX_NAME_CHARS and long.endswith("…")
+    assert alerts.display_name("x" * alerts.MAX_NAME_CHARS) == "x" * alerts.MAX_NAME_CHARS
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x" * (alerts.MAX_NAME_CHARS + 1),  # too long to be a name: a message in a title
+        "Mina\nURGENT: your account is locked",  # a second line in the push
+        "Bank\tsupport",
+        "Mina\x00",
+        "\u202eanim",  # right-to-left override: shows another name than it is
+        "Mi\u200bna",  # zero-width space
+        "\x1b[31mMina",
+    ],
+)
+def test_display_names_with_control_characters_or_too_long_are_refused(name: str) -> None:
+    assert alerts.display_name(name) is None
 
 
 # ── FCM answers ──────────────────────────────────────────────────────────────────────────────────
@@ -345,6 +418,22 @@ def test_backoff() -> None:
     assert delivery.backoff_s(0, 0.5, 8.0, retry_after_s=3) == 3
     assert delivery.backoff_s(3, 0.5, 8.0, retry_after_s=1) == 4.0  # never shorter than the backoff
     assert delivery.backoff_s(0, 0.5, 8.0, retry_after_s=120) == 8.0  # capped
+
+
+def test_worst_http_call_under_urllib3_retries() -> None:
+    # 1 + 1 connect + 1 read + 4 status retries = 7 attempts of 2 × 5 s; waits 0, 1, 2, 4, 8, 16 s.
+    assert (
+        delivery.http_call_worst_s(5, connect=1, read=1, status=4, backoff_factor=0.5, backoff_max_s=120)
+        == 101
+    )
+    assert (
+        delivery.http_call_worst_s(5, connect=0, read=0, status=0, backoff_factor=0.5, backoff_max_s=120)
+        == 10
+    )
+    assert (
+        delivery.http_call_worst_s(1, 0, 0, 9, backoff_factor=10, backoff_max_s=30)
+        == 20 + 20 + 7 * 30  # 10 attempts of 2 s; waits 0, 20, then 30 (capped) x 7
+    )
 
 
 def test_delivery_fields() -> None:

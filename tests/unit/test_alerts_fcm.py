@@ -70,6 +70,29 @@ def test_retries_are_bounded_by_the_deadline() -> None:
     assert delivery.failure == 1 and delivery.errors == {"UNAVAILABLE": 1}
 
 
+def test_no_call_starts_that_could_not_end_within_the_budget() -> None:
+    """Each FCM call may take up to call_s; one that could end past the caller's budget is not made."""
+    fcm, sleeps = FakeFcm(fail_times=99), Sleeps()
+    clock = [0.0]
+
+    def slow_fcm(message: messaging.MulticastMessage) -> messaging.BatchResponse:
+        clock[0] += 10.0  # every call takes as long as it may
+        return fcm(message)
+
+    def sleep(seconds: float) -> None:
+        sleeps(seconds)
+        clock[0] += seconds
+
+    sender = FcmNotifier(
+        slow_fcm, max_attempts=10, backoff_s=1.0, call_s=10.0, sleep=sleep, clock=lambda: clock[0]
+    )
+    delivery = sender.send(["down-a", "ok-b"], PUSH, budget_s=25.0)
+    assert len(fcm.calls) == 2 and clock[0] <= 25.0  # 10 + wait 1 + 10; a third call would end at 33
+    assert delivery.success == 1 and delivery.errors == {"UNAVAILABLE": 1}
+    none = sender.send(["ok-c"], PUSH, budget_s=9.0)
+    assert none == Delivery(tokens=1, failure=1, unsent=1) and none.never_tried and len(fcm.calls) == 2
+
+
 def test_a_failed_call_counts_for_every_token_and_is_retried() -> None:
     fcm, sleeps = FakeFcm(), Sleeps()
     fcm.raise_whole_call = exceptions.UnavailableError("connection refused")
@@ -88,6 +111,10 @@ def test_message_shape() -> None:
     assert message.tokens == ["t1"] and message.data == PUSH.data
     assert message.notification.title == PUSH.title and message.notification.body == PUSH.body
     assert message.android.priority == "high"
+    # A re-sent alert (a retake after a crash) replaces the first on the device instead of adding one.
+    keyed = FcmNotifier.message(["t1"], Push("t", "b", {"notificationId": "n1"}))
+    assert keyed.android.collapse_key == "n1" and keyed.android.notification.tag == "n1"
+    assert keyed.apns.headers == {"apns-collapse-id": "n1"}
 
 
 # ── the real client against the FCM stand-in ─────────────────────────────────────────────────────

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from fakes.alerts import Clock, FakeNotifier, FakeStore
+from fakes.alerts import Clock, FakeFcm, FakeNotifier, FakeStore
 
 from emochat.alerts import model as alerts
+from emochat.alerts.adapters.fcm_notifier import FcmNotifier
+from emochat.alerts.delivery import Delivery
 from emochat.alerts.model import (
     AlertDecision,
     AlertPolicy,
@@ -16,10 +21,12 @@ from emochat.alerts.model import (
     Baseline,
     MarkerAction,
     MarkerState,
+    Push,
     ReadyReading,
     Verdict,
 )
-from emochat.alerts.service import AlertConfig, AlertServices, alert_on_reading
+from emochat.alerts.ports import Reservation
+from emochat.alerts.service import AlertConfig, AlertServices, alert_on_reading, sweep_stuck_alerts
 from emochat.alerts.texts import texts_for
 from emochat.domain import StressLevel
 
@@ -29,7 +36,8 @@ def store() -> FakeStore:
     return FakeStore(
         members={"chat1": ["mina", "joon", "ara"]},
         users={"mina": {"displayName": "Mina"}, "joon": {"displayName": "Joon"}, "ara": {}},
-        devices={"mina": ["mina-phone"], "joon": ["joon-phone", "joon-tablet"], "ara": ["ara-phone"]},
+        # Oldest first, as registered: pushes list the newest first.
+        devices={"mina": ["mina-phone"], "joon": ["joon-tablet", "joon-phone"], "ara": ["ara-phone"]},
     )
 
 
@@ -72,7 +80,7 @@ def test_high_reading_alerts_sender_and_members(
 
     nid = alerts.notification_id("chat1", "m1")
     joon = store.notifications["joon"][nid]
-    assert joon["status"] == "sent" and joon["role"] == "member" and joon["reason"] == "fixed_threshold"
+    assert joon["status"] == "sent" and joon["role"] == "member"
     assert joon["delivery"] == {
         "tokens": 2,
         "success": 2,
@@ -82,7 +90,11 @@ def test_high_reading_alerts_sender_and_members(
         "errors": {},
     }
     assert joon["title"] == pushes[("joon-phone", "joon-tablet")].title
-    assert joon["baseline"] == {"count": 0, "mean": 0.0, "std": 0.0}
+    # Mina's baseline is hers alone: her own entry shows the yardstick, a member's nothing of it.
+    assert store.notifications["mina"][nid]["baseline"] == {"count": 0, "mean": 0.0, "std": 0.0}
+    assert store.notifications["mina"][nid]["reason"] == "fixed_threshold"
+    assert not {"baseline", "z", "reason"} & set(joon) and "reason" not in joon["data"]
+    assert joon["score"] == 85.0 and joon["level"] == "high" and joon["senderId"] == "mina"
     assert store.baselines["mina"] == Baseline().add(85.0)
     assert store.markers["chats/chat1/messages/m1"]["state"] is MarkerState.DONE
     assert store.markers["chats/chat1/messages/m1"]["recipients"] == {
@@ -179,6 +191,69 @@ def test_cooldown_per_recipient(
     assert set(third.verdicts.values()) == {Verdict.SEND}
 
 
+def test_a_strangers_alerts_do_not_suppress_a_real_one(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
+    """Issue 10 item 2: Eve put Joon in a chat of hers and alerts him; Mina's real alert still reaches him."""
+    store.members["spam"] = ["eve", "joon"]
+    store.users["eve"] = {"displayName": "Eve"}
+    eve = alert_on_reading(ReadyReading("spam", "e1", "eve", 95.0, StressLevel.HIGH), services, CONFIG)
+    assert eve.verdicts["joon"] is Verdict.SEND
+    clock.now += 60
+    again = alert_on_reading(ReadyReading("spam", "e2", "eve", 96.0, StressLevel.HIGH), services, CONFIG)
+    assert again.verdicts["joon"] is Verdict.COOLDOWN  # Eve's own pair is cooling down
+    clock.now += 60
+    real = alert_on_reading(reading("m1"), services, CONFIG)
+    assert real.verdicts["joon"] is Verdict.SEND
+    assert [p.title for tokens, p in notifier.sent if "joon-phone" in tokens][-1] == "Mina sounds stressed"
+
+
+def test_a_per_recipient_cap_bounds_pushes_across_senders(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
+    config = AlertConfig(policy=CONFIG.policy, default_prefs=CONFIG.default_prefs, max_alerts_per_hour=6)
+    verdicts = []
+    for i in range(8):  # eight senders, each in a chat with Joon, within the hour
+        store.members[f"c{i}"] = [f"s{i}", "joon"]
+        store.users[f"s{i}"] = {}  # real accounts: the backend writes nothing for made-up uids
+        verdicts.append(
+            alert_on_reading(
+                ReadyReading(f"c{i}", "m", f"s{i}", 90.0, StressLevel.HIGH), services, config
+            ).verdicts["joon"]
+        )
+        clock.now += 60
+    assert verdicts == [Verdict.SEND] * 6 + [Verdict.CAPPED] * 2
+    assert len(store.notifications["joon"]) == 6
+    assert sum("joon-phone" in tokens for tokens, _ in notifier.sent) == 6
+    clock.now += 3600
+    later = alert_on_reading(ReadyReading("c7", "m2", "s7", 90.0, StressLevel.HIGH), services, config)
+    assert later.verdicts["joon"] is Verdict.SEND
+
+
+@pytest.mark.parametrize("name", ["Mina\nURGENT: tap here", "\u202eanim", "M" * 200, "Mi\x00na"])
+def test_a_bad_display_name_becomes_someone_in_the_push_title(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, name: str
+) -> None:
+    store.users["mina"]["displayName"] = name
+    store.users["ara"]["language"] = "ko"
+    alert_on_reading(reading(), services, CONFIG)
+    pushes = {tokens: push for tokens, push in notifier.sent}
+    for tokens, language in ((("joon-phone", "joon-tablet"), "en"), (("ara-phone",), "ko")):
+        texts = texts_for(language)
+        assert pushes[tokens].title == texts["member_title"].format(name=texts["someone"])
+    assert all(name not in p.title + p.body for _, p in notifier.sent)
+
+
+def test_invitees_are_never_recipients(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier
+) -> None:
+    store.invited["chat1"] = ["eve"]
+    store.devices["eve"] = ["eve-phone"]
+    outcome = alert_on_reading(reading(), services, CONFIG)
+    assert set(outcome.verdicts) == {"mina", "joon", "ara"}
+    assert "eve" not in store.notifications and all("eve-phone" not in t for t, _ in notifier.sent)
+
+
 def test_disabled_recipient_gets_nothing(
     services: AlertServices, store: FakeStore, notifier: FakeNotifier
 ) -> None:
@@ -239,9 +314,14 @@ def test_personal_baseline_takes_over_after_enough_samples(
     clock.now += 3600
     spike = alert_on_reading(reading("spike", score=97.0), services, CONFIG)
     assert spike.decision is not None and spike.decision.reason is AlertReason.PERSONAL_BASELINE
-    entry = store.notifications["joon"][alerts.notification_id("chat1", "spike")]
-    assert entry["reason"] == "personal_baseline" and entry["z"] == spike.decision.z and entry["z"] >= 1.0
-    assert entry["baseline"]["count"] == 6
+    nid = alerts.notification_id("chat1", "spike")
+    own = store.notifications["mina"][nid]
+    assert own["reason"] == "personal_baseline" and own["z"] == spike.decision.z and own["z"] >= 1.0
+    assert own["baseline"]["count"] == 6
+    # Joon learns that Mina sounded stressed, with the score the chat shows; nothing of her history.
+    other = store.notifications["joon"][nid]
+    assert not {"baseline", "z", "reason"} & set(other) and "reason" not in other["data"]
+    assert other["score"] == 97.0
 
 
 def test_retake_after_a_crash_finishes_only_the_missing_recipients(
@@ -249,23 +329,194 @@ def test_retake_after_a_crash_finishes_only_the_missing_recipients(
 ) -> None:
     original_reserve = store.reserve
 
-    def crash_after_mina(uid: str, *args: Any, **kwargs: Any) -> Verdict:
-        if uid == "joon":
-            raise RuntimeError("instance died")
-        return original_reserve(uid, *args, **kwargs)
+    def fail_for_joon(reservation: Reservation, *args: Any) -> Verdict:
+        if reservation.uid == "joon":
+            raise RuntimeError("Firestore refused")
+        return original_reserve(reservation, *args)
 
-    store.reserve = crash_after_mina  # type: ignore[method-assign]
+    store.reserve = fail_for_joon  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         alert_on_reading(reading(), services, CONFIG)
     store.reserve = original_reserve  # type: ignore[method-assign]
+    # Served concurrently, Ara was not held up by Joon's failure; the marker stays claimed.
+    assert store.markers["chats/chat1/messages/m1"]["state"] is MarkerState.CLAIMED
 
     assert alert_on_reading(reading(), services, CONFIG).action is MarkerAction.SKIP  # lease still held
     clock.now += CONFIG.lease_s
     retake = alert_on_reading(reading(), services, CONFIG)
     assert retake.action is MarkerAction.RETAKE
-    assert retake.verdicts == {"mina": Verdict.DUPLICATE, "joon": Verdict.SEND, "ara": Verdict.SEND}
+    assert retake.verdicts == {"mina": Verdict.DUPLICATE, "joon": Verdict.SEND, "ara": Verdict.DUPLICATE}
     assert store.baselines["mina"].count == 1
-    assert [tokens for tokens, _ in notifier.sent].count(("mina-phone",)) == 1
+    assert sorted(tokens for tokens, _ in notifier.sent) == [
+        ("ara-phone",),
+        ("joon-phone", "joon-tablet"),
+        ("mina-phone",),
+    ]
+
+
+# ── delivery under one deadline, device cap, crashes (issue 11 item 5) ───────────────────────────
+
+
+class InstanceDied(BaseException):
+    """The function instance is gone (timeout, OOM, redeploy): nothing after it runs."""
+
+
+def test_recipients_are_served_concurrently(services: AlertServices, store: FakeStore) -> None:
+    """Three slow recipients at once: served one after another, no push would find the others."""
+    together = threading.Barrier(3, timeout=5)
+
+    class SlowNotifier(FakeNotifier):
+        def send(self, tokens: Sequence[str], push: Push, budget_s: float) -> Delivery:
+            together.wait()  # every recipient's push is in flight at the same time
+            return super().send(tokens, push, budget_s)
+
+    services.notifier = SlowNotifier()
+    outcome = alert_on_reading(reading(), services, CONFIG)
+    assert {uid: d.success for uid, d in outcome.deliveries.items()} == {"mina": 1, "joon": 2, "ara": 1}
+    assert {
+        store.notifications[uid][alerts.notification_id("chat1", "m1")]["status"]
+        for uid in outcome.deliveries
+    } == {"sent"}
+
+
+def test_pushes_go_to_at_most_the_n_most_recent_devices(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier
+) -> None:
+    store.devices["joon"] = [f"joon-{i}" for i in range(40)]  # oldest first, as registered
+    config = dataclasses.replace(CONFIG, max_devices=5)
+    outcome = alert_on_reading(reading(), services, config)
+    (joon,) = [tokens for tokens, _ in notifier.sent if tokens[0].startswith("joon-")]
+    assert joon == ("joon-39", "joon-38", "joon-37", "joon-36", "joon-35")
+    assert outcome.deliveries["joon"].tokens == 5
+
+
+def test_worst_case_delivery_fits_the_function_timeout(store: FakeStore) -> None:
+    """The production configuration, every FCM call as slow as it may be and always failing over:
+    the run ends within the function timeout, and recipients the deadline cut off are left claimed
+    for the sweeper (served one after another here: the slowest possible schedule)."""
+    from emochat import wiring
+
+    config = dataclasses.replace(wiring.alert_config(), max_parallel=1)
+    assert config.lease_s > config.timeout_s > config.delivery_window_s > config.fcm_call_s
+    clock = Clock()
+    start = clock.now
+    fcm = FakeFcm(fail_times=10**6)
+
+    def slowest_fcm(message: Any) -> Any:
+        clock.now += config.fcm_call_s
+        return fcm(message)
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    fcm_notifier = FcmNotifier(
+        slowest_fcm, max_attempts=99, call_s=config.fcm_call_s, sleep=sleep, clock=clock
+    )
+    store.members["big"] = [f"u{i}" for i in range(50)]
+    store.devices.update({f"u{i}": [f"down-{i}"] for i in range(50)})
+    store.users.update({f"u{i}": {} for i in range(50)})  # real accounts (accounts.model.account_open)
+    services = AlertServices(store=store, notifier=fcm_notifier, clock=clock)
+    outcome = alert_on_reading(ReadyReading("big", "m1", "u0", 90.0, StressLevel.HIGH), services, config)
+    assert clock.now - start <= config.timeout_s - config.finish_margin_s
+    assert outcome.pending  # the deadline left recipients to the sweeper, none of them reserved
+    assert all(uid not in store.notifications for uid in outcome.pending)
+    assert store.markers["chats/big/messages/m1"]["state"] is MarkerState.CLAIMED
+
+
+def test_a_recipient_reserved_when_the_deadline_came_is_resumed_by_the_sweeper(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
+    """Reserved in time, but the Firestore steps ate the budget: no FCM call fits any more. The
+    entry stays `sending` and the marker claimed, instead of ending `failed` and never pushed."""
+
+    class LateOnce(FakeNotifier):
+        late = True
+
+        def send(self, tokens: Sequence[str], push: Push, budget_s: float = float("inf")) -> Delivery:
+            if self.late:
+                self.late = False
+                return Delivery(tokens=len(tokens), failure=len(tokens), unsent=len(tokens))
+            return super().send(tokens, push, budget_s)
+
+    services.notifier = late = LateOnce()
+    store.members["chat1"] = ["joon"]
+    outcome = alert_on_reading(reading(sender="joon"), services, CONFIG)
+    nid = alerts.notification_id("chat1", "m1")
+    assert outcome.pending == ("joon",) and store.notifications["joon"][nid]["status"] == "sending"
+    assert store.markers["chats/chat1/messages/m1"]["state"] is MarkerState.CLAIMED
+    clock.now += CONFIG.lease_s
+    assert sweep_stuck_alerts(services, CONFIG) == ["chats/chat1/messages/m1"]
+    assert store.notifications["joon"][nid]["status"] == "sent"
+    assert [tokens for tokens, _ in late.sent] == [("joon-phone", "joon-tablet")]
+
+
+def test_a_crash_before_a_push_is_finished_by_the_sweeper_exactly_once(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
+    real_tokens = store.device_tokens
+
+    def die_at_joon(uid: str, limit: int) -> list[str]:
+        if uid == "joon":
+            raise InstanceDied
+        return real_tokens(uid, limit)
+
+    store.device_tokens = die_at_joon  # type: ignore[method-assign]
+    with pytest.raises(InstanceDied):
+        alert_on_reading(reading(), services, CONFIG)
+    store.device_tokens = real_tokens  # type: ignore[method-assign]
+    nid = alerts.notification_id("chat1", "m1")
+    assert store.notifications["joon"][nid]["status"] == "sending"  # reserved, never pushed
+    assert not [t for t, _ in notifier.sent if "joon-phone" in t]
+
+    # No trigger is redelivered: only the sweeper can finish it, once the lease has run out.
+    assert sweep_stuck_alerts(services, CONFIG) == []
+    clock.now += CONFIG.lease_s
+    assert sweep_stuck_alerts(services, CONFIG) == ["chats/chat1/messages/m1"]
+    assert store.markers["chats/chat1/messages/m1"]["state"] is MarkerState.DONE
+    assert store.markers["chats/chat1/messages/m1"]["recipients"] == {
+        "mina": "duplicate",
+        "joon": "resume",
+        "ara": "duplicate",
+    }
+    sent = [tokens for tokens, _ in notifier.sent]
+    assert sorted(sent) == [("ara-phone",), ("joon-phone", "joon-tablet"), ("mina-phone",)]  # each once
+    assert store.notifications["joon"][nid]["status"] == "sent"
+    assert store.alert_logs["joon"].recent == (clock.now - CONFIG.lease_s,)  # counted once
+    clock.now += CONFIG.lease_s
+    assert sweep_stuck_alerts(services, CONFIG) == []
+
+
+def test_a_crash_after_a_push_resends_it_under_the_same_collapse_id(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
+    """Pushed, then the instance died before writing so: which no one can know. The retake sends it
+    again with the same collapse id, so the device shows it once."""
+    real_finish = store.finish_notification
+
+    def die_after_joons_push(uid: str, nid: str, fields: Mapping[str, Any]) -> None:
+        if uid == "joon":
+            raise InstanceDied
+        real_finish(uid, nid, fields)
+
+    store.finish_notification = die_after_joons_push  # type: ignore[method-assign]
+    with pytest.raises(InstanceDied):
+        alert_on_reading(reading(), services, CONFIG)
+    store.finish_notification = real_finish  # type: ignore[method-assign]
+    clock.now += CONFIG.lease_s
+    assert sweep_stuck_alerts(services, CONFIG) == ["chats/chat1/messages/m1"]
+    to_joon = [push for tokens, push in notifier.sent if "joon-phone" in tokens]
+    assert len(to_joon) == 2 and len({p.data["notificationId"] for p in to_joon}) == 1
+    assert len([t for t, _ in notifier.sent if t == ("ara-phone",)]) == 1
+
+
+def test_the_sweeper_leaves_live_and_finished_markers_alone(
+    services: AlertServices, store: FakeStore, notifier: FakeNotifier, clock: Clock
+) -> None:
+    alert_on_reading(reading("done"), services, CONFIG)
+    alert_on_reading(reading("low", score=20.0, level=StressLevel.LOW), services, CONFIG)
+    sent = len(notifier.sent)
+    clock.now += 10 * CONFIG.lease_s
+    assert sweep_stuck_alerts(services, CONFIG) == [] and len(notifier.sent) == sent
 
 
 def test_sender_alone_in_a_missing_chat_still_gets_self_care(
@@ -283,13 +534,18 @@ def test_alert_config_from_params(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for name in ("ALERT_Z_THRESHOLD", "ALERT_BASELINE_MIN_SAMPLES", "ALERT_COOLDOWN_MINUTES"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("ALERT_MAX_PER_HOUR",):
+        monkeypatch.delenv(name, raising=False)
     default = wiring.alert_config()
     assert default.policy == AlertPolicy(z_threshold=1.0, min_samples=5)
     assert default.default_prefs == AlertPrefs(enabled=True, cooldown_minutes=30.0)
+    assert default.max_alerts_per_hour == 6
     monkeypatch.setenv("ALERT_Z_THRESHOLD", "1.75")
     monkeypatch.setenv("ALERT_BASELINE_MIN_SAMPLES", "8")
     monkeypatch.setenv("ALERT_COOLDOWN_MINUTES", "0")
+    monkeypatch.setenv("ALERT_MAX_PER_HOUR", "100000")
     custom = wiring.alert_config()
+    assert custom.max_alerts_per_hour == alerts.MAX_ALERTS_PER_HOUR_LIMIT
     assert custom.policy.z_threshold == 1.75 and custom.policy.min_samples == 8
     assert custom.default_prefs.cooldown_minutes == 0.0
     monkeypatch.setenv("ALERT_Z_THRESHOLD", "high")

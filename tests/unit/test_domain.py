@@ -6,14 +6,22 @@ import pytest
 
 from emochat.domain import MessageStatus, Problem, StressLevel
 from emochat.pipeline import model as domain
-from emochat.pipeline.model import AudioLimits, Claim, MessageState, StageResult, StressThresholds, VoicePath
+from emochat.pipeline.model import (
+    AudioLimits,
+    Claim,
+    MessageState,
+    StageResult,
+    StressThresholds,
+    UploadedObject,
+    VoicePath,
+)
 
 
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
         ("voice/u1/c1/m1.m4a", VoicePath("u1", "c1", "m1", "m4a")),
-        ("voice/u1/c1/m1.M4A", VoicePath("u1", "c1", "m1", "m4a")),
+        ("voice/u1/c1/m1.M4A", VoicePath("u1", "c1", "m1", "M4A")),  # kept: check_upload refuses it
         ("voice/u1/c1/m1.tar.gz", VoicePath("u1", "c1", "m1.tar", "gz")),
         ("voice/u1/c1/m1", VoicePath("u1", "c1", "m1", "")),
         ("voice/유저/채팅/메시지 1.ogg", VoicePath("유저", "채팅", "메시지 1", "ogg")),
@@ -148,30 +156,61 @@ def test_stress_reading_field() -> None:
 NOW = 1_000_000.0
 
 
+PATH = VoicePath("u1", "c1", "m1", "m4a")
+OBJ = UploadedObject("voice/u1/c1/m1.m4a", 5)
+
+
+def state(status: MessageStatus, lease: float | None = None, sender: str = "u1", obj=OBJ) -> MessageState:
+    return MessageState(status, sender, obj, lease)
+
+
 @pytest.mark.parametrize(
-    ("existing", "generation", "claim"),
+    ("existing", "path", "obj", "claim"),
     [
-        (None, 5, Claim.START),
-        (MessageState(MessageStatus.PROCESSING, 5, NOW + 10), 5, Claim.SKIP_DUPLICATE),
-        (MessageState(MessageStatus.PROCESSING, 5, NOW - 1), 5, Claim.RETAKE),
-        (MessageState(MessageStatus.READY, 5), 5, Claim.SKIP_DUPLICATE),
-        (MessageState(MessageStatus.FAILED, 5), 5, Claim.SKIP_DUPLICATE),
-        (MessageState(MessageStatus.REJECTED, 5), 5, Claim.SKIP_DUPLICATE),
-        (MessageState(MessageStatus.READY, 5), 4, Claim.SKIP_STALE),
-        (MessageState(MessageStatus.PROCESSING, 5, NOW + 10), 4, Claim.SKIP_STALE),
-        (MessageState(MessageStatus.READY, 5), 6, Claim.REPLACE),
-        (MessageState(MessageStatus.PROCESSING, 5, NOW + 10), 6, Claim.REPLACE),
+        (None, PATH, OBJ, Claim.START),
+        (state(MessageStatus.PROCESSING, NOW + 10), PATH, OBJ, Claim.SKIP_DUPLICATE),
+        (state(MessageStatus.PROCESSING, NOW - 1), PATH, OBJ, Claim.RETAKE),
+        (state(MessageStatus.READY), PATH, OBJ, Claim.SKIP_DUPLICATE),
+        (state(MessageStatus.FAILED), PATH, OBJ, Claim.SKIP_DUPLICATE),
+        (state(MessageStatus.REJECTED), PATH, OBJ, Claim.SKIP_DUPLICATE),
+        # Another uid under the sender's message id: never, whatever the message's state.
+        (state(MessageStatus.READY), VoicePath("u2", "c1", "m1", "m4a"), OBJ, Claim.SKIP_NOT_SENDER),
+        (
+            state(MessageStatus.PROCESSING, NOW - 1),
+            VoicePath("u2", "c1", "m1", "m4a"),
+            OBJ,
+            Claim.SKIP_NOT_SENDER,
+        ),
+        # The sender's other objects for the same id: the same name again, another extension or case.
+        (state(MessageStatus.READY), PATH, UploadedObject(OBJ.name, 6), Claim.SKIP_TAKEN),
+        (state(MessageStatus.READY), PATH, UploadedObject(OBJ.name, 4), Claim.SKIP_TAKEN),
+        (state(MessageStatus.PROCESSING, NOW + 10), PATH, UploadedObject(OBJ.name, 6), Claim.SKIP_TAKEN),
+        (
+            state(MessageStatus.PROCESSING, NOW - 1),
+            PATH,
+            UploadedObject("voice/u1/c1/m1.wav", 5),
+            Claim.SKIP_TAKEN,
+        ),
+        (state(MessageStatus.READY), PATH, UploadedObject("voice/u1/c1/m1.M4A", 5), Claim.SKIP_TAKEN),
     ],
 )
-def test_decide_claim(existing: MessageState | None, generation: int, claim: Claim) -> None:
-    assert domain.decide_claim(existing, generation, NOW) is claim
+def test_decide_claim(
+    existing: MessageState | None, path: VoicePath, obj: UploadedObject, claim: Claim
+) -> None:
+    assert domain.decide_claim(existing, path, obj, NOW) is claim
+    assert claim.proceeds is (claim in (Claim.START, Claim.RETAKE))
 
 
-def test_may_finish_only_for_current_or_newer_generation() -> None:
-    state = MessageState(MessageStatus.PROCESSING, 5, NOW)
-    assert domain.may_finish(state, 5)
-    assert not domain.may_finish(state, 4)
-    assert not domain.may_finish(None, 5)
+def test_may_write_only_while_holding_the_message() -> None:
+    holder = domain.Holder(OBJ, "token-a")
+    held = MessageState(MessageStatus.PROCESSING, "u1", OBJ, NOW + 10, "token-a")
+    assert domain.may_write(held, holder, NOW)
+    assert not domain.may_write(held, holder, NOW + 10)  # its lease ran out: a zombie writes nothing
+    assert not domain.may_write(held, domain.Holder(OBJ, "token-b"), NOW)  # retaken by another run
+    assert not domain.may_write(held, domain.Holder(UploadedObject(OBJ.name, 6), "token-a"), NOW)
+    for status in (MessageStatus.READY, MessageStatus.FAILED, MessageStatus.REJECTED):  # finished or swept
+        assert not domain.may_write(MessageState(status, "u1", OBJ, NOW + 10, "token-a"), holder, NOW)
+    assert not domain.may_write(None, holder, NOW)
 
 
 def test_outcome_status() -> None:
@@ -189,3 +228,17 @@ def test_outcome_status() -> None:
 def test_terminal_statuses() -> None:
     assert not MessageStatus.PROCESSING.is_terminal
     assert all(s.is_terminal for s in (MessageStatus.READY, MessageStatus.FAILED, MessageStatus.REJECTED))
+
+
+def test_charge_counts_one_message_unless_over_budget() -> None:
+    budget = domain.DailyBudget(messages=2, audio_seconds=60.0)
+    once = domain.charge(domain.Usage(), 20.0, budget)
+    assert once == domain.Usage(1, 20.0)
+    assert domain.charge(once, 40.0, budget) == domain.Usage(2, 60.0)  # exactly at the budget
+    assert domain.charge(once, 40.5, budget) is None  # audio over
+    assert domain.charge(domain.Usage(2, 0.0), 1.0, budget) is None  # messages over
+
+
+def test_usage_day_is_the_utc_date() -> None:
+    # 2026-01-05 23:30 UTC is already the 6th in Seoul: the budget day is the UTC one.
+    assert domain.usage_day(1767655800.0) == "2026-01-05"

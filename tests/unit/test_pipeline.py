@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,7 @@ from wavs import make_wav
 
 from emochat.domain import MessageStatus
 from emochat.pipeline import model as domain
-from emochat.pipeline.model import AudioLimits, Claim
+from emochat.pipeline.model import AudioLimits, Claim, DailyBudget
 from emochat.pipeline.ports import ServiceError
 from emochat.pipeline.service import PipelineConfig, Services, Upload, process_upload, sweep_abandoned
 
@@ -30,6 +31,11 @@ def make_services(**overrides) -> Services:
     for key, value in overrides.items():
         setattr(services, key, value)
     return services
+
+
+def final_writes(services: Services) -> list[tuple[str, str]]:
+    """The message's status writes, without the partial result written while it is processing."""
+    return [entry for entry in services.messages.history if entry[1] != "partial"]
 
 
 def upload(services: Services, data: bytes, name: str = NAME, generation: int = 1, **kw) -> Upload:
@@ -58,7 +64,7 @@ def test_ready_message_has_every_contract_field(tone_wav: bytes) -> None:
     assert doc["audio"]["sizeBytes"] == len(tone_wav) and doc["audio"]["durationMs"] == 1000
     assert set(doc["timings"]) == {"sttMs", "stressMs", "totalMs"}
     assert doc["createdAt"] is not None and doc["leaseExpiresAt"] is None
-    assert services.messages.history == [(DOC, "processing"), (DOC, "ready")]
+    assert final_writes(services) == [(DOC, "processing"), (DOC, "ready")]
 
 
 def test_language_hint_reaches_transcriber(tone_wav: bytes) -> None:
@@ -175,7 +181,7 @@ def test_duplicate_event_is_processed_once(tone_wav: bytes) -> None:
     second = process_upload(event, services, PipelineConfig())
     assert first.status is MessageStatus.READY and second.claim is Claim.SKIP_DUPLICATE
     assert len(services.transcriber.calls) == 1
-    assert services.messages.history == [(DOC, "processing"), (DOC, "ready")]
+    assert final_writes(services) == [(DOC, "processing"), (DOC, "ready")]
 
 
 def test_concurrent_duplicates_are_processed_once(tone_wav: bytes) -> None:
@@ -187,53 +193,85 @@ def test_concurrent_duplicates_are_processed_once(tone_wav: bytes) -> None:
     assert len(services.transcriber.calls) == 1
 
 
-def test_reupload_replaces_result_without_going_back_to_processing(tone_wav: bytes) -> None:
+# ── A message belongs to its sender and to the first object uploaded for it ─────────────────────
+
+JOON_NAME = "voice/u2/c1/m1.wav"  # u2, a member of c1, under u1's message id
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        pytest.param(JOON_NAME, make_wav(seconds=2.0), id="member_speech"),
+        pytest.param(JOON_NAME, b"junk, not audio" * 20, id="member_junk"),
+        pytest.param("voice/u3/c1/m1.wav", make_wav(seconds=2.0), id="non_member"),
+        pytest.param(NAME, make_wav(seconds=2.0), id="same_name_new_generation"),
+        pytest.param("voice/u1/c1/m1.mp3", make_wav(seconds=2.0), id="other_extension"),
+        pytest.param("voice/u1/c1/m1.WAV", make_wav(seconds=2.0), id="upper_case_extension"),
+    ],
+)
+def test_second_object_never_changes_a_finished_message(name: str, data: bytes, tone_wav: bytes) -> None:
     services = make_services()
     process_upload(upload(services, tone_wav, generation=1), services, PipelineConfig())
+    before = copy.deepcopy(services.messages.docs[DOC])
+    history = list(services.messages.history)
     services.stress_scorer.p = 0.1
-    outcome = process_upload(
-        upload(services, make_wav(seconds=2.0), generation=2), services, PipelineConfig()
-    )
-    doc = services.messages.docs[DOC]
-    assert outcome.claim is Claim.REPLACE
-    assert doc["status"] == "ready" and doc["audio"]["durationMs"] == 2000 and doc["stress"]["level"] == "low"
-    statuses = [s for _, s in services.messages.history]
-    assert statuses == ["processing", "ready", "ready"]
-    # The old generation delivered late changes nothing.
-    late = process_upload(upload(services, tone_wav, generation=1), services, PipelineConfig())
-    assert late.claim is Claim.SKIP_STALE and services.messages.docs[DOC]["audio"]["durationMs"] == 2000
+
+    outcome = process_upload(upload(services, data, name=name, generation=2), services, PipelineConfig())
+
+    assert outcome.status is None and outcome.claim in (Claim.SKIP_NOT_SENDER, Claim.SKIP_TAKEN)
+    assert services.messages.docs[DOC] == before and services.messages.history == history
+    assert len(services.transcriber.calls) == 1 and len(services.stress_scorer.calls) == 1
+    assert services.audio_store.downloads == 1  # the second object is not even read
 
 
-def test_older_result_never_overwrites_newer_generation(tone_wav: bytes) -> None:
-    """Generation 1 is slow; generation 2 claims the message meanwhile; 1's late result is dropped."""
+@pytest.mark.parametrize(
+    "name", [JOON_NAME, NAME, "voice/u1/c1/m1.mp3"], ids=["member", "same_name", "other_extension"]
+)
+def test_second_object_while_processing_does_not_take_the_message(name: str, tone_wav: bytes) -> None:
+    """The first upload is slow; a second object for its id arrives meanwhile and changes nothing."""
     gate = threading.Event()
 
     class SlowFirst(FakeTranscriber):
-        def transcribe(self, clip, language):
+        def transcribe(self, clip, language, *args):
             if not gate.is_set():
                 gate.set()
                 time.sleep(0.3)
-            return super().transcribe(clip, language)
+            return super().transcribe(clip, language, *args)
 
     services = make_services(transcriber=SlowFirst())
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        old = pool.submit(
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(
             process_upload, upload(services, tone_wav, generation=1), services, PipelineConfig()
         )
-        gate.wait(5)
-        new = process_upload(
-            upload(services, make_wav(seconds=2.0), generation=2), services, PipelineConfig()
+        assert gate.wait(5)
+        second = process_upload(
+            upload(services, b"junk, not audio" * 20, name=name, generation=2), services, PipelineConfig()
         )
-        old.result()
-    assert new.claim is Claim.REPLACE
-    assert services.messages.docs[DOC]["audio"]["generation"] == 2
+        assert first.result().status is MessageStatus.READY
+    assert second.claim in (Claim.SKIP_NOT_SENDER, Claim.SKIP_TAKEN) and second.status is None
+    doc = services.messages.docs[DOC]
+    assert doc["status"] == "ready" and doc["senderId"] == "u1" and doc["audio"]["path"] == NAME
+    assert doc["audio"]["generation"] == 1 and doc["text"] == "hello there"
+    assert [s for _, s in final_writes(services)] == ["processing", "ready"]
+
+
+def test_upper_case_extension_of_a_new_message_is_rejected(tone_wav: bytes) -> None:
+    """Extensions are lowercase only; a fresh message id has a message where the reason can show."""
+    services = make_services()
+    outcome = process_upload(
+        upload(services, tone_wav, name="voice/u1/c1/m1.WAV"), services, PipelineConfig()
+    )
+    assert outcome.status is MessageStatus.REJECTED and outcome.problem.code == "unsupported_extension"
+    assert services.transcriber.calls == []
 
 
 def test_sweeper_fails_only_abandoned_messages(tone_wav: bytes) -> None:
     services = make_services()
     process_upload(upload(services, tone_wav), services, PipelineConfig())  # ready
     stuck = upload(services, tone_wav, name="voice/u1/c1/m2.wav")
-    services.messages.claim(domain.parse_voice_path(stuck.name), 1, _initial_fields_for(stuck, lease_s=300))
+    services.messages.claim(
+        domain.parse_voice_path(stuck.name), stuck.object, _initial_fields_for(stuck, lease_s=300)
+    )
     now = time.time()
     assert sweep_abandoned(services.messages, now=now) == []  # lease still running
     assert sweep_abandoned(services.messages, now=now + 301) == ["chats/c1/messages/m2"]
@@ -246,7 +284,9 @@ def test_sweeper_fails_only_abandoned_messages(tone_wav: bytes) -> None:
 def test_abandoned_message_is_retaken_by_redelivery(tone_wav: bytes) -> None:
     services = make_services()
     event = upload(services, tone_wav)
-    services.messages.claim(domain.parse_voice_path(NAME), 1, _initial_fields_for(event, lease_s=-1))
+    services.messages.claim(
+        domain.parse_voice_path(NAME), event.object, _initial_fields_for(event, lease_s=-1)
+    )
     outcome = process_upload(event, services, PipelineConfig())
     assert outcome.claim is Claim.RETAKE and services.messages.docs[DOC]["status"] == "ready"
 
@@ -254,7 +294,7 @@ def test_abandoned_message_is_retaken_by_redelivery(tone_wav: bytes) -> None:
 def _initial_fields_for(event: Upload, lease_s: float) -> dict:
     from emochat.pipeline.service import _initial_fields
 
-    return _initial_fields(domain.parse_voice_path(event.name), event, lease_s)
+    return _initial_fields(domain.parse_voice_path(event.name), event, "an-earlier-run", lease_s)
 
 
 @pytest.mark.parametrize(
@@ -274,3 +314,181 @@ def test_outcome_names_the_deciding_stage(name: str, data: bytes, stage: str) ->
     assert outcome.stage == stage
     if stage != "route":
         assert outcome.path == domain.parse_voice_path(name)
+
+
+# ── Every path ends the message (issue 11, item 2) ───────────────────────────────────────────────
+
+
+class Broken(FakeTranscriber):
+    """A service whose call raises something no adapter maps (a bug, an unexpected library error)."""
+
+    def transcribe(self, clip, language, deadline=None):
+        raise KeyError("segments")
+
+
+class BrokenScorer(FakeStressScorer):
+    def score_stress(self, clip, deadline=None):
+        raise AttributeError("NoneType has no attribute 'json'")
+
+
+def test_unexpected_error_in_one_service_fails_that_stage_and_keeps_the_other(tone_wav: bytes) -> None:
+    services = make_services(transcriber=Broken())
+    outcome = process_upload(upload(services, tone_wav), services, PipelineConfig())
+    doc = services.messages.docs[DOC]
+    assert doc["status"] == "failed" and doc["error"]["code"] == "stt_unavailable"
+    assert doc["text"] is None and doc["stress"]["score"] == 80.0 and doc["leaseExpiresAt"] is None
+    assert outcome.crashes == ("stt: KeyError",)
+
+    services = make_services(stress_scorer=BrokenScorer())
+    outcome = process_upload(upload(services, tone_wav), services, PipelineConfig())
+    doc = services.messages.docs[DOC]
+    assert doc["status"] == "failed" and doc["error"]["code"] == "stress_unavailable"
+    assert doc["text"] == "hello there" and doc["stress"] is None
+    assert outcome.crashes == ("stress: AttributeError",)
+
+
+class ExplodingAudio(InMemoryAudio):
+    def download(self, bucket, name, generation, timeout_s):
+        raise ConnectionResetError("peer reset")  # e.g. a RetryError or a socket error, not a ServiceError
+
+
+def test_any_download_error_fails_the_message_as_audio_unavailable(tone_wav: bytes) -> None:
+    services = make_services(audio_store=ExplodingAudio())
+    outcome = process_upload(upload(services, tone_wav), services, PipelineConfig())
+    doc = services.messages.docs[DOC]
+    assert outcome.status is MessageStatus.FAILED and outcome.stage == "download"
+    assert doc["status"] == "failed" and doc["error"]["code"] == "audio_unavailable"
+    assert services.transcriber.calls == []
+
+
+def test_unexpected_decoder_error_rejects_the_upload(
+    tone_wav: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emochat.pipeline import service
+
+    def decoder_bug(data, max_duration_s=None):
+        raise AttributeError("'NoneType' object has no attribute 'name'")  # e.g. a codec with no decoder
+
+    monkeypatch.setattr(service, "decode_audio", decoder_bug)
+    services = make_services()
+    outcome = process_upload(upload(services, tone_wav), services, PipelineConfig())
+    doc = services.messages.docs[DOC]
+    assert outcome.status is MessageStatus.REJECTED and outcome.stage == "decode"
+    assert doc["status"] == "rejected" and doc["error"]["code"] == "undecodable_audio"
+    assert "AttributeError" in doc["error"]["message"] and services.transcriber.calls == []
+
+
+# ── Progressive results (issue 14) ───────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("slow", ["stt", "stress"])
+def test_first_result_is_written_while_processing(slow: str, tone_wav: bytes) -> None:
+    seen: list[dict] = []
+
+    class Watching(InMemoryMessages):
+        def finish(self, path, holder, fields):
+            written = super().finish(path, holder, fields)
+            seen.append(copy.deepcopy(self.docs[path.message_doc]))
+            return written
+
+    services = make_services(
+        transcriber=FakeTranscriber(delay_s=0.3 if slow == "stt" else 0.0),
+        stress_scorer=FakeStressScorer(delay_s=0.3 if slow == "stress" else 0.0),
+        messages=Watching({"c1": ["u1", "u2"]}),
+    )
+    process_upload(upload(services, tone_wav), services, PipelineConfig())
+    partial, final = seen
+    assert partial["status"] == "processing" and partial["error"] is None
+    if slow == "stt":
+        assert partial["stress"]["score"] == 80.0 and partial["text"] is None
+        assert set(partial["timings"]) == {"stressMs"}
+    else:
+        assert partial["text"] == "hello there" and partial["stress"] is None
+        assert set(partial["timings"]) == {"sttMs"}
+    assert final["status"] == "ready" and final["text"] == "hello there" and final["stress"]["score"] == 80.0
+
+
+def test_a_failed_first_stage_writes_no_partial_result(tone_wav: bytes) -> None:
+    services = make_services(
+        transcriber=FakeTranscriber(error=ServiceError("stt_rejected", "400")),
+        stress_scorer=FakeStressScorer(delay_s=0.3),
+    )
+    process_upload(upload(services, tone_wav), services, PipelineConfig())
+    assert [s for _, s in services.messages.history] == ["processing", "failed"]
+
+
+def test_alerts_and_trends_ignore_a_partial_result() -> None:
+    """A processing message that already carries a high reading is not a ready one."""
+    from emochat import domain as shared
+    from emochat.alerts import model as alerts
+    from emochat.trends import model as trends
+
+    processing = {"senderId": "u1", "status": "processing", "stress": None, "text": None}
+    partial = {**processing, "stress": {"score": 91.0, "level": "high", "probability": 0.91, "model": "m"}}
+    assert shared.reading_of(partial) is None
+    assert alerts.ready_reading("c1", "m1", processing, partial) is None
+    assert not trends.is_relevant(processing, partial)
+    ready = {**partial, "status": "ready", "text": "hi"}
+    assert alerts.ready_reading("c1", "m1", partial, ready) is not None  # the transition still counts
+
+
+# ── Daily voice budget (issue 10, item 5) ────────────────────────────────────────────────────────
+
+
+def usage_of(services: Services, uid: str = "u1"):
+    (day,) = {d for u, d in services.messages.usage if u == uid} or {None}
+    return services.messages.usage.get((uid, day)) if day else None
+
+
+def test_each_admitted_message_is_counted_with_its_audio(tone_wav: bytes) -> None:
+    services = make_services()
+    process_upload(upload(services, tone_wav), services, PipelineConfig())
+    process_upload(
+        upload(services, make_wav(seconds=2.0), name="voice/u1/c1/m2.wav"), services, PipelineConfig()
+    )
+    used = usage_of(services)
+    assert used.messages == 2 and used.audio_seconds == pytest.approx(3.0)
+    # Bad input reaches no paid call and costs no budget.
+    process_upload(upload(services, b"junk" * 40, name="voice/u1/c1/m3.wav"), services, PipelineConfig())
+    assert usage_of(services).messages == 2
+
+
+@pytest.mark.parametrize(
+    "budget", [DailyBudget(messages=1, audio_seconds=600), DailyBudget(messages=10, audio_seconds=1.5)]
+)
+def test_over_budget_is_rejected_before_any_paid_call(budget: DailyBudget, tone_wav: bytes) -> None:
+    services = make_services()
+    config = PipelineConfig(budget=budget)
+    assert process_upload(upload(services, tone_wav), services, config).status is MessageStatus.READY
+    outcome = process_upload(upload(services, tone_wav, name="voice/u1/c1/m2.wav"), services, config)
+    doc = services.messages.docs["chats/c1/messages/m2"]
+    assert outcome.status is MessageStatus.REJECTED and outcome.stage == "quota"
+    assert (
+        doc["status"] == "rejected" and doc["error"]["code"] == "quota_exceeded" and doc["error"]["message"]
+    )
+    assert doc["audio"]["durationMs"] == 1000 and doc["text"] is None and doc["stress"] is None
+    assert len(services.transcriber.calls) == 1 and len(services.stress_scorer.calls) == 1
+    assert usage_of(services).messages == 1  # a refusal is not counted
+    # Another user's budget is theirs.
+    other = process_upload(upload(services, tone_wav, name="voice/u2/c1/m3.wav"), services, config)
+    assert other.status is MessageStatus.READY
+
+
+def test_concurrent_uploads_never_overdraw_the_budget(tone_wav: bytes) -> None:
+    services = make_services(transcriber=FakeTranscriber(delay_s=0.05))
+    config = PipelineConfig(budget=DailyBudget(messages=3, audio_seconds=600))
+    events = [upload(services, tone_wav, name=f"voice/u1/c1/burst{i}.wav") for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(lambda e: process_upload(e, services, config), events))
+    statuses = sorted(o.status.value for o in outcomes)
+    assert statuses.count("ready") == 3 and statuses.count("rejected") == 5
+    assert len(services.transcriber.calls) == 3 and usage_of(services).messages == 3
+
+
+def test_transcription_usage_is_kept_apart_from_the_message(tone_wav: bytes) -> None:
+    services = make_services()
+    process_upload(upload(services, tone_wav), services, PipelineConfig())
+    ((uid, day, doc_path), usage), *_ = services.messages.stt_usage.items()
+    assert (uid, doc_path) == ("u1", DOC) and day == next(d for u, d in services.messages.usage if u == "u1")
+    assert usage.model == "fake-stt" and usage.audio_seconds == pytest.approx(1.0) and usage.api_usage
+    assert "usage" not in services.messages.docs[DOC]  # not a field the app shows

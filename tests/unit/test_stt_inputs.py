@@ -57,7 +57,7 @@ def test_the_processing_placeholder_carries_the_normalised_hint() -> None:
     from emochat.pipeline.service import _initial_fields
 
     event = Upload(BUCKET, "voice/u1/c1/m1.wav", 1, "audio/wav", 10, {"language": "en_US"})
-    assert _initial_fields(parse_voice_path(event.name), event, 300)["language"] == "en"
+    assert _initial_fields(parse_voice_path(event.name), event, "run-1", 300)["language"] == "en"
 
 
 def test_a_file_between_25_mb_and_25_mib_is_reencoded_before_speech_to_text() -> None:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fakes.accounts import FakeAccounts, InMemoryAccountStore
-from fakes.documents import Documents
+from fakes.accounts import FakeAccounts, InMemoryAccountStore, InMemoryVoiceObjects
+from fakes.documents import Documents, mentions
 from fakes.suggestions import InMemorySuggestionStore
 from fakes.trends import InMemoryTrendStore
 
@@ -55,7 +55,7 @@ def services_over(store: Documents, clock: list[datetime], seed: int = 1) -> Ops
             clock=now,
         ),
         trends=TrendServices(store=InMemoryTrendStore(store), clock=now),
-        accounts=AccountServices(store=InMemoryAccountStore(store)),
+        accounts=AccountServices(store=InMemoryAccountStore(store), voice=InMemoryVoiceObjects()),
     )
 
 
@@ -427,7 +427,7 @@ def test_deletion_leaves_nothing_behind(services, store) -> None:
     for uid in ("alice", "bob"):
         _populate(services, store, uid)
     kinds = {p.split("/")[2] for p in store.docs if p.startswith("users/alice/")}
-    assert kinds == {"devices", "notifications", "recommendations", "wellbeing", "stressDaily"}
+    assert kinds == {"devices", "notifications", "recommendations", "wellbeing", "stressDaily", "stressIndex"}
     bob_before = {p: d for p, d in store.docs.items() if p.startswith("users/bob")}
     with pytest.raises(RequestError):
         account_service.delete_my_data(services.accounts, "alice", {})
@@ -435,7 +435,7 @@ def test_deletion_leaves_nothing_behind(services, store) -> None:
     assert out["deleted"] >= 7
     assert not [p for p in store.docs if p == "users/alice" or p.startswith("users/alice/")]
     assert {p: d for p, d in store.docs.items() if p.startswith("users/bob")} == bob_before
-    assert "chats/chat-alice/messages/m1" in store.docs  # chat content is the chat's, not the profile's
+    assert "chats/chat-alice/messages/m1" not in store.docs  # the account's messages go too
 
 
 def test_purge_deleted_users(services, store) -> None:
@@ -527,3 +527,141 @@ def test_a_user_without_a_language_gets_english_suggestions_as_alerts_do(service
     store.docs["users/bob"]["language"] = "fr-FR"  # unsupported: English too
     recs = suggestions.recommend_coping(services.suggestions, CONFIG, "bob", {"count": 1})["recommendations"]
     assert recs[0]["language"] == "en"
+
+
+# ── Time zones (issue 11 item 7) ─────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    "zone", ["America", "x" * 300, "../../etc/passwd", "Asia/", "", 42, None, "Not/AZone", "asia/seoul"]
+)
+def test_an_odd_time_zone_falls_back_to_the_default(services, store, zone) -> None:
+    store.docs["users/alice"]["timeZone"] = zone
+    write(services, store, "c1", "m1", _msg("alice", NOW, 70.0))  # the trend trigger
+    out = trend_service.stress_trends(services.trends, TRENDS, "alice", {"days": 1})
+    assert out["timeZone"] == TRENDS.default_time_zone
+    assert out["days"] == [{"date": "2025-11-20", "count": 1, "mean": 70.0, "max": 70.0, "high": 1}]
+    shown = suggestions.recommend_coping(services.suggestions, CONFIG, "alice", {"count": 1})
+    assert shown["recommendations"]
+
+
+# ── Deletion leaves nothing (issue 10 item 4) ────────────────────────────────────────────────────
+
+
+def _shared_world(services, store) -> InMemoryVoiceObjects:
+    """Alice and Bob share a chat; Alice sent voice messages, was alerted about, is invited elsewhere."""
+    objects = InMemoryVoiceObjects()
+    for uid in ("alice", "bob"):
+        _populate(services, store, uid)
+        store.docs[f"users/{uid}/usage/2025-11-20"] = {"messages": 2, "audioSeconds": 9.5}
+        store.docs[f"users/{uid}/stats/baseline"] = {"count": 1, "mean": 75.0, "m2": 0.0}
+    store.docs["chats/shared"] = {"members": ["alice", "bob"], "createdAt": NOW}
+    store.docs["chats/bobs"] = {"members": ["bob"], "invited": ["alice", "carol"], "createdAt": NOW}
+    store.docs["chats/alone"] = {"members": ["alice"], "invited": ["bob"], "createdAt": NOW}
+    for chat, mid, sender in (("shared", "a1", "alice"), ("shared", "b1", "bob"), ("alone", "a2", "alice")):
+        msg = {**_msg(sender, NOW, 80.0), "text": f"words of {sender}", "language": "en"}
+        msg["audio"] = {"path": f"voice/{sender}/{chat}/{mid}.m4a", "contentType": "audio/mp4"}
+        write(services, store, chat, mid, msg)
+        objects.objects[f"voice/{sender}/{chat}/{mid}.m4a"] = b"audio"
+        store.docs[f"chats/{chat}/alertMarkers/{mid}"] = {"senderId": sender, "state": "done"}
+        for member in ("alice", "bob"):
+            store.docs[f"users/{member}/notifications/{chat}-{mid}"] = {
+                "senderId": sender,
+                "title": f"{sender.title()} sounds stressed",
+                "score": 80.0,
+            }
+    return objects
+
+
+def test_deleting_an_account_leaves_nothing_of_it_anywhere(services, store) -> None:
+    objects = _shared_world(services, store)
+    services.accounts.voice = objects
+    bob_before = {p: d for p, d in store.docs.items() if p.startswith("users/bob/stressDaily")}
+
+    account_service.delete_my_data(services.accounts, "alice", {"confirm": True})
+
+    left = {p: d for p, d in store.docs.items() if mentions(p, "alice") or mentions(d, "alice")}
+    assert set(left) <= {"deletedUsers/alice"}, sorted(left)  # the tombstone, with no content
+    assert store.docs["deletedUsers/alice"].keys() <= {"deletedAt", "expireAt"}
+    assert not [name for name in objects.objects if "alice" in name]
+    assert "chats/alone" not in store.docs and not store.under("chats/alone/messages")
+    assert store.docs["chats/shared"]["members"] == ["bob"]
+    assert store.docs["chats/bobs"]["invited"] == ["carol"]
+    # Bob's own message, its audio, its marker and his trends stay.
+    assert store.docs["chats/shared/messages/b1"]["text"] == "words of bob"
+    assert "voice/bob/shared/b1.m4a" in objects.objects and "chats/shared/alertMarkers/b1" in store.docs
+    assert {p: d for p, d in store.docs.items() if p.startswith("users/bob/stressDaily")} == bob_before
+
+
+def test_purge_deletes_a_gone_account_as_completely(services, store) -> None:
+    objects = _shared_world(services, store)
+    services.accounts.voice = objects
+    services.accounts.accounts = FakeAccounts({"bob"})
+    assert account_service.purge_deleted_users(services.accounts) == ["alice"]
+    assert set(p for p, d in store.docs.items() if mentions(p, "alice") or mentions(d, "alice")) <= {
+        "deletedUsers/alice"
+    }
+    assert not [name for name in objects.objects if "alice" in name]
+
+
+def test_a_trigger_in_flight_after_deletion_recreates_nothing(services, store) -> None:
+    objects = _shared_world(services, store)
+    services.accounts.voice = objects
+    message = copy.deepcopy(store.docs["chats/shared/messages/a1"])
+    account_service.delete_my_data(services.accounts, "alice", {"confirm": True})
+    # The pipeline's late write of the message, and the trends trigger for it:
+    store.docs["chats/shared/messages/a1"] = message
+    trend_service.record_message_change(services.trends, TRENDS, "shared", "a1", None, message)
+    del store.docs["chats/shared/messages/a1"]
+    trend_service.record_message_change(services.trends, TRENDS, "shared", "a1", message, None)
+    # A callable racing the deletion:
+    with pytest.raises(RequestError):
+        suggestions.recommend_coping(services.suggestions, CONFIG, "alice", {"count": 1})
+    assert not [p for p in store.docs if p.startswith("users/alice")]
+
+
+# ── One account cannot poison the population prior (issue 10 item 6) ────────────────────────────
+
+
+def test_one_user_rating_many_times_cannot_move_the_prior_beyond_the_cap(services, store) -> None:
+    cap = CONFIG.params.max_population_ratings_per_user
+    for _ in range(40):
+        shown = suggestions.recommend_coping(services.suggestions, CONFIG, "alice", {"count": 5})
+        for rec in shown["recommendations"]:
+            suggestions.rate_suggestion(
+                services.suggestions,
+                CONFIG,
+                "alice",
+                {"recommendationId": rec["recommendationId"], "helpful": True},
+            )
+    stats = {p.rsplit("/", 1)[1]: Counts.from_field(d) for p, d in store.under("suggestionStats").items()}
+    rated = InMemorySuggestionStore(store).model("alice").arms
+    assert max(arm.overall.total for arm in rated.values()) > cap  # she did rate some many times
+    assert stats and all(counts.total <= cap + 1e-9 for counts in stats.values()), stats
+    # Bob's ratings still count in full up to the cap, and a mixed record keeps its helpful share.
+    for helpful in (False, True, False, False):
+        rec = suggestions.recommend_coping(services.suggestions, CONFIG, "bob", {"count": 1})[
+            "recommendations"
+        ][0]
+        suggestions.rate_suggestion(
+            services.suggestions,
+            CONFIG,
+            "bob",
+            {"recommendationId": rec["recommendationId"], "helpful": helpful},
+        )
+    after = {p.rsplit("/", 1)[1]: Counts.from_field(d) for p, d in store.under("suggestionStats").items()}
+    assert sum(c.total for c in after.values()) == pytest.approx(sum(c.total for c in stats.values()) + 4)
+
+
+def test_a_reading_is_taken_out_of_the_day_it_was_stored_on_after_a_time_zone_change(services, store) -> None:
+    """Issue 11 item 7: 23:30 in Seoul is the 20th; in New York the 20th's morning, but 01:30 Seoul
+    on the 21st is the 20th in New York. Moving to New York must not strand the stored reading."""
+    at = datetime(2025, 11, 20, 16, 30, tzinfo=UTC)  # 01:30 on the 21st in Seoul, 11:30 the 20th in NY
+    ready = _msg("alice", at, 70.0)
+    write(services, store, "c1", "m1", ready)
+    assert "users/alice/stressDaily/2025-11-21" in store.docs
+    store.docs["users/alice"]["timeZone"] = "America/New_York"
+    write(services, store, "c1", "m1", {**ready, "status": "failed"})  # no longer ready: out it goes
+    assert not store.under("users/alice/stressDaily")
+    write(services, store, "c1", "m1", ready)  # ready again: now on the New York day
+    assert list(store.under("users/alice/stressDaily")) == ["users/alice/stressDaily/2025-11-20"]

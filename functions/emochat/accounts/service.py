@@ -3,11 +3,12 @@ deleted any other way (the scheduled `purge_deleted_users`, and the ops CLI)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from emochat.accounts.ports import AccountDirectory, AccountStore
+from emochat.accounts.ports import AccountDirectory, AccountStore, VoiceObjects
 from emochat.domain import RequestError
 
 
@@ -15,12 +16,28 @@ from emochat.domain import RequestError
 class AccountServices:
     store: AccountStore
     accounts: AccountDirectory | None = None
+    voice: VoiceObjects | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 def delete_user_data(services: AccountServices, uid: str) -> int:
-    """Everything kept for a user under users/{uid}: profile, devices, notifications, suggestions
-    shown, feedback model, stress aggregates. Chat messages stay: they belong to the chat too."""
-    return services.store.delete_user(uid)
+    """Everything of an account, in its own tree and in shared places; returns the documents deleted.
+
+    Order matters: the tombstone first (from then on no writer creates anything for the uid, see
+    accounts.model), then the memberships (storage.rules refuse its uploads from then on), then its
+    messages in every chat with their alert markers, other users' feed entries about it, its voice
+    objects, and last users/{uid} with everything under it (profile, devices, notifications, usage,
+    recommendations, feedback model, stats, stress aggregates). Safe to run again after a failure.
+    """
+    if services.voice is None:
+        raise RuntimeError("deleting an account needs its voice objects (Cloud Storage)")
+    store = services.store
+    store.mark_deleted(uid, services.clock())
+    store.leave_chats(uid)
+    deleted = store.delete_sent_messages(uid)
+    deleted += store.delete_traces(uid)
+    services.voice.delete_prefix(f"voice/{uid}/")
+    return deleted + store.delete_user(uid)
 
 
 def delete_my_data(services: AccountServices, uid: str, data: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -46,6 +46,19 @@ def backoff_s(retry: int, base_s: float, cap_s: float, retry_after_s: float | No
     return max(0.0, min(wait, cap_s))
 
 
+def http_call_worst_s(
+    timeout_s: float, connect: int, read: int, status: int, backoff_factor: float, backoff_max_s: float
+) -> float:
+    """The longest one HTTP call can take under a urllib3 Retry (firebase_admin's own retries beneath
+    FcmNotifier): every attempt the retries allow, each spending its whole connect and read timeout,
+    with urllib3's exponential backoff between them. Retry-After waits are not bounded by urllib3 and
+    are not counted (FCM sends them with 429, which firebase_admin does not retry itself)."""
+    attempts = 1 + connect + read + status
+    # urllib3 waits nothing after the first error, then factor × 2^(n-1) after the n-th.
+    backoffs = sum(min(backoff_max_s, backoff_factor * 2 ** (n - 1)) for n in range(2, attempts))
+    return attempts * 2 * timeout_s + backoffs
+
+
 @dataclass(frozen=True)
 class Delivery:
     """What FCM made of one push to one recipient's tokens."""
@@ -56,6 +69,12 @@ class Delivery:
     stale_tokens: tuple[str, ...] = ()
     retries: int = 0  # rounds of re-sending the tokens that failed transiently
     errors: dict[str, int] = field(default_factory=dict)  # FCM error code → tokens that ended with it
+    unsent: int = 0  # tokens not tried at all: the deadline left no room for a call
+
+    @property
+    def never_tried(self) -> bool:
+        """Nothing was sent: the recipient is still to be served (by the sweeper)."""
+        return self.tokens > 0 and self.unsent == self.tokens
 
     def as_fields(self, removed_tokens: int) -> dict[str, Any]:
         return {

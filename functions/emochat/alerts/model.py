@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -226,6 +227,19 @@ def decide_marker(existing: Marker | None, now: float) -> MarkerAction:
     return MarkerAction.SKIP
 
 
+def marker_reading(chat_id: str, message_id: str, marker: Mapping[str, Any] | None) -> ReadyReading | None:
+    """The reading a claimed marker was made for (the sweeper's view), or None if it is unreadable."""
+    marker = marker or {}
+    sender, score = marker.get("senderId"), finite_number(marker.get("score"))
+    try:
+        level = StressLevel(marker.get("level"))
+    except ValueError:
+        return None
+    if not (chat_id and message_id and isinstance(sender, str) and sender) or score is None:
+        return None
+    return ReadyReading(chat_id, message_id, sender, score, level)
+
+
 # ── Who hears about it ───────────────────────────────────────────────────────────────────────────
 
 
@@ -273,21 +287,101 @@ class Verdict(StrEnum):
     """What becomes of one recipient of one alert."""
 
     SEND = "send"
+    RESUME = "resume"  # reserved by a run that died before finishing it: serve it now
     DUPLICATE = "duplicate"  # already notified about this message (a redelivery)
     DISABLED = "disabled"  # alertPrefs.enabled is false
-    COOLDOWN = "cooldown"  # alerted less than cooldownMinutes ago
+    COOLDOWN = "cooldown"  # alerted about this sender less than cooldownMinutes ago
+    NO_ACCOUNT = "no_account"  # no users/{uid} profile, or deleted: nothing is written for it
+    CAPPED = "capped"  # already pushed the per-recipient cap within the last hour, across all senders
+
+
+CAP_WINDOW_S = 3600.0
+MAX_ALERTS_PER_HOUR_LIMIT = 60  # the most a param may allow; also bounds the stored log
+
+
+@dataclass(frozen=True)
+class AlertLog:
+    """users/{uid}/stats/alerts: when each sender last alerted this recipient, and the recent pushes.
+
+    The cooldown runs per (recipient, sender) pair, so one sender (a stranger who put the recipient
+    in a chat, say) cannot silence the others; the recent pushes bound all senders together.
+    """
+
+    last_by_sender: Mapping[str, float] = field(default_factory=dict)
+    recent: tuple[float, ...] = ()
+
+    def sent(self, sender_id: str, now: float) -> AlertLog:
+        """The log after one more push; entries that can no longer matter are dropped."""
+        horizon = now - MAX_COOLDOWN_MINUTES * 60
+        last = {s: t for s, t in self.last_by_sender.items() if t > horizon}
+        last[sender_id] = now
+        recent = (*(t for t in self.recent if t > now - CAP_WINDOW_S), now)
+        return AlertLog(last, recent[-MAX_ALERTS_PER_HOUR_LIMIT:])
+
+    def as_fields(self) -> dict[str, Any]:
+        return {"lastBySender": dict(self.last_by_sender), "recentAlerts": list(self.recent)}
+
+    @classmethod
+    def from_fields(cls, raw: Mapping[str, Any] | None) -> AlertLog:
+        """A stored log; what makes no sense in it is left out."""
+        raw = raw if isinstance(raw, Mapping) else {}
+        by_sender = raw.get("lastBySender")
+        by_sender = by_sender if isinstance(by_sender, Mapping) else {}
+        recent = raw.get("recentAlerts")
+        recent = recent if isinstance(recent, list) else []
+        return cls(
+            {s: t for s, v in by_sender.items() if (t := finite_number(v)) is not None},
+            tuple(t for v in recent if (t := finite_number(v)) is not None),
+        )
+
+
+@dataclass(frozen=True)
+class RecipientLimits:
+    """How often one person may be alerted: their prefs' defaults and the cap across all senders."""
+
+    default_prefs: AlertPrefs = field(default_factory=AlertPrefs)
+    max_per_hour: int = 6
+
+
+# A feed entry's status from its reservation until the push's outcome is written over it.
+SENDING = "sending"
 
 
 def decide_recipient(
-    prefs: AlertPrefs, last_alert_at: float | None, now: float, already_notified: bool
+    prefs: AlertPrefs,
+    log: AlertLog,
+    sender_id: str,
+    now: float,
+    entry_status: str | None,
+    max_per_hour: int,
 ) -> Verdict:
-    if already_notified:
+    """`entry_status`: the status of the recipient's feed entry for this alert, None if it has none.
+
+    An entry still SENDING was reserved by a run that died before it finished (only a retake, past
+    the lease, sees one): serve it now, already counted against the cooldown and the cap.
+    """
+    if entry_status == SENDING:
+        return Verdict.RESUME
+    if entry_status is not None:
         return Verdict.DUPLICATE
     if not prefs.enabled:
         return Verdict.DISABLED
-    if last_alert_at is not None and now - last_alert_at < prefs.cooldown_minutes * 60:
+    last = log.last_by_sender.get(sender_id)
+    if last is not None and now - last < prefs.cooldown_minutes * 60:
         return Verdict.COOLDOWN
+    if sum(1 for t in log.recent if now - CAP_WINDOW_S < t <= now) >= max_per_hour:
+        return Verdict.CAPPED
     return Verdict.SEND
+
+
+def most_recent_tokens(devices: Iterable[tuple[Any, float | None]], limit: int) -> list[str]:
+    """FCM tokens of the `limit` most recently updated devices, newest first, each once.
+
+    `devices`: (token, updatedAt epoch seconds) pairs; blank or non-string tokens are no device.
+    """
+    usable = [(t, at if at is not None else -math.inf) for t, at in devices if isinstance(t, str) and t]
+    newest_first = sorted(usable, key=lambda pair: pair[1], reverse=True)
+    return list(dict.fromkeys(t for t, _ in newest_first))[: max(0, limit)]
 
 
 def notification_id(chat_id: str, message_id: str) -> str:
@@ -302,13 +396,22 @@ def notification_id(chat_id: str, message_id: str) -> str:
 # ── What they read ───────────────────────────────────────────────────────────────────────────────
 
 MAX_NAME_CHARS = 40
+# Control, format (bidi overrides, zero-width), surrogate, private-use, unassigned characters and
+# line or paragraph separators:
+# none belongs in a name, and each can make a push title say something other than a name.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def display_name(raw: Any) -> str | None:
-    if not isinstance(raw, str) or not raw.strip():
+    """users/{uid}.displayName fit for a push title, or None (the text's "someone" stands in).
+
+    Refused, not repaired: longer than MAX_NAME_CHARS, or holding any character outside printable
+    text and spaces, which a name never needs and a spoofed title does.
+    """
+    if not isinstance(raw, str) or any(unicodedata.category(ch) in _UNPRINTABLE for ch in raw):
         return None
     name = " ".join(raw.split())
-    return name if len(name) <= MAX_NAME_CHARS else name[: MAX_NAME_CHARS - 1].rstrip() + "…"
+    return name if name and len(name) <= MAX_NAME_CHARS else None
 
 
 @dataclass(frozen=True)
@@ -343,9 +446,10 @@ def alert_push(
         "senderId": reading.sender_id,
         "score": str(round(reading.score, 1)),
         "level": reading.level.value,
-        "reason": decision.reason.value,
         "notificationId": notification,
     }
+    if role is Role.SELF:  # why it alerted comes from the sender's own history: theirs alone
+        data["reason"] = decision.reason.value
     return Push(title=title, body=body, data=data)
 
 

@@ -13,13 +13,24 @@ from emochat.alerts.delivery import Delivery
 from emochat.alerts.model import (
     AlertDecision,
     AlertPolicy,
-    AlertPrefs,
     Baseline,
     MarkerAction,
     Push,
     ReadyReading,
+    RecipientLimits,
     Verdict,
 )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One recipient of one alert, to be decided and, if so, entered in their feed."""
+
+    uid: str
+    sender_id: str
+    notification_id: str
+    record: Mapping[str, Any]  # the feed entry users/{uid}/notifications/{notification_id}
+    now: float
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class AlertStore(Protocol):
         the score to the sender's baseline and store alerts.decide_alert's decision on the marker.
 
         A decision not to alert finishes the marker at once; RETAKE returns the stored decision.
+        SKIP, writing nothing, for a sender without a profile or with a deleted account.
         """
         ...
 
@@ -48,14 +60,16 @@ class AlertStore(Protocol):
         """users/{uid}.language as the app stored it ("ko", "en-US", ...), or None."""
         ...
 
-    def reserve(
-        self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
-    ) -> Verdict:
-        """In one transaction: decide (alerts.decide_recipient, from the user's alertPrefs, cooldown
-        marker and feed) and, on SEND, create the feed entry from `record` and restart the cooldown."""
+    def reserve(self, reservation: Reservation, limits: RecipientLimits) -> Verdict:
+        """In one transaction: decide (alerts.decide_recipient, from the user's alertPrefs, alert log
+        and feed entry) and, on SEND, create the feed entry from the reservation's record and log
+        the push (AlertLog.sent); RESUME and the rest write nothing;
+        NO_ACCOUNT, writing nothing, for a uid without a profile or with a deleted account."""
         ...
 
-    def device_tokens(self, uid: str) -> list[str]: ...
+    def device_tokens(self, uid: str, limit: int) -> list[str]:
+        """The tokens of the user's `limit` most recently updated devices (alerts.most_recent_tokens)."""
+        ...
 
     def remove_tokens(self, uid: str, tokens: Sequence[str]) -> int:
         """Delete the user's device docs holding these tokens; how many were deleted."""
@@ -67,8 +81,14 @@ class AlertStore(Protocol):
         """Mark the message's alerts done, with what became of each recipient (the ops trail)."""
         ...
 
+    def stuck_alerts(self, now: float, limit: int) -> list[ReadyReading]:
+        """Messages whose alert marker is still claimed with its lease run out by `now`: a run died
+        mid-way and no trigger is ever redelivered. At most `limit`, oldest lease first."""
+        ...
+
 
 class Notifier(Protocol):
-    def send(self, tokens: Sequence[str], push: Push) -> Delivery:
-        """Push to every token, retrying transient failures; never raises for a delivery failure."""
+    def send(self, tokens: Sequence[str], push: Push, budget_s: float) -> Delivery:
+        """Push to every token, retrying transient failures, all within `budget_s` seconds (no call
+        starts that could end later); never raises for a delivery failure."""
         ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from emochat.domain import MessageStatus, Problem, StressLevel
@@ -63,7 +64,9 @@ def parse_voice_path(name: str) -> VoicePath | None:
         message_id, ext = file_name, ""
     if not all(_is_valid_doc_id(s) for s in (uid, chat_id, message_id)):
         return None
-    return VoicePath(uid=uid, chat_id=chat_id, message_id=message_id, ext=ext.lower())
+    # The extension is kept as written: only lowercase ones are accepted (check_upload), so one
+    # message id cannot be reached under `.WAV`, `.Wav` and `.wav` (storage.rules agree).
+    return VoicePath(uid=uid, chat_id=chat_id, message_id=message_id, ext=ext)
 
 
 # ── Upload checks (before any paid call) ─────────────────────────────────────────────────────────
@@ -177,13 +180,31 @@ def stress_reading(p_stressed: float, thresholds: StressThresholds, model: str) 
 
 
 class Claim(StrEnum):
-    """What to do with a finalize event, given what the message document already holds."""
+    """What to do with a finalize event, given what the message document already holds.
 
-    START = "start"  # first delivery: create the message as processing
-    RETAKE = "retake"  # an earlier attempt died mid-way (its lease ran out): process again
-    REPLACE = "replace"  # a newer upload of the same path: process it, keep showing the old result
-    SKIP_DUPLICATE = "skip_duplicate"  # this generation is done or in flight already
-    SKIP_STALE = "skip_stale"  # an older generation than the message already reflects
+    A message id belongs to the first object uploaded for it: its sender (the path's uid) and that
+    object's name and generation. Any other object for the same id (another uid, another extension
+    or case, the same name uploaded again) never changes the message; a retry is a new message id.
+    """
+
+    START = "start"  # no message yet: create it as processing
+    RETAKE = "retake"  # this object's earlier attempt died mid-way (its lease ran out): process again
+    SKIP_DUPLICATE = "skip_duplicate"  # this object is done or in flight already (a redelivery)
+    SKIP_NOT_SENDER = "skip_not_sender"  # the path's uid is not the message's sender
+    SKIP_TAKEN = "skip_taken"  # the message stands for another object of its sender
+    SKIP_DELETED = "skip_deleted"  # the sender's account was deleted (accounts.model.account_open)
+
+    @property
+    def proceeds(self) -> bool:
+        return self in (Claim.START, Claim.RETAKE)
+
+
+@dataclass(frozen=True)
+class UploadedObject:
+    """Which object a finalize event is about: the identity a message is bound to."""
+
+    name: str
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -191,27 +212,49 @@ class MessageState:
     """The parts of a stored message that decide how a new delivery is handled."""
 
     status: MessageStatus
-    generation: int
+    sender_id: str | None
+    object: UploadedObject | None  # audio.path and audio.generation of the object it stands for
     lease_expires_at: float | None = None  # epoch seconds; only while processing
+    claim_token: str | None = None  # which run holds it (a new one per START and RETAKE)
 
 
-def decide_claim(existing: MessageState | None, generation: int, now: float) -> Claim:
-    """At-least-once delivery made idempotent: key on the message and the object's generation."""
+@dataclass(frozen=True)
+class Holder:
+    """One run's hold on a message: the object it processes and the token its claim wrote."""
+
+    object: UploadedObject
+    token: str
+
+
+def decide_claim(existing: MessageState | None, path: VoicePath, obj: UploadedObject, now: float) -> Claim:
+    """At-least-once delivery made idempotent, and a message bound to its sender and first object."""
     if existing is None:
         return Claim.START
-    if generation < existing.generation:
-        return Claim.SKIP_STALE
-    if generation > existing.generation:
-        return Claim.REPLACE
+    if existing.sender_id != path.uid:
+        return Claim.SKIP_NOT_SENDER
+    if existing.object != obj:
+        return Claim.SKIP_TAKEN
     if existing.status is MessageStatus.PROCESSING:
         expired = existing.lease_expires_at is not None and existing.lease_expires_at <= now
         return Claim.RETAKE if expired else Claim.SKIP_DUPLICATE
     return Claim.SKIP_DUPLICATE
 
 
-def may_finish(existing: MessageState | None, generation: int) -> bool:
-    """A result is written only for the generation the message is on, and never over a newer one."""
-    return existing is not None and generation >= existing.generation
+def may_write(existing: MessageState | None, holder: Holder, now: float) -> bool:
+    """A run writes (a partial or the final result) only while it holds the message: the message
+    stands for its object, carries its claim token, is still processing and its lease runs.
+
+    So a run that outlived its lease (a zombie) writes nothing, and a message that was swept
+    (failed) or retaken (a new token) keeps what its new owner wrote.
+    """
+    return (
+        existing is not None
+        and existing.object == holder.object
+        and existing.claim_token == holder.token
+        and existing.status is MessageStatus.PROCESSING
+        and existing.lease_expires_at is not None
+        and now < existing.lease_expires_at
+    )
 
 
 @dataclass(frozen=True)
@@ -251,3 +294,44 @@ def is_abandoned(state: MessageState | None, now: float) -> bool:
 ABANDONED = Problem(
     "processing_timeout", "Processing did not finish in time. Please send the voice message again."
 )
+
+
+# ── Daily voice budget (per user) ────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class DailyBudget:
+    """What one user may send to the paid services per UTC day."""
+
+    messages: int = 200
+    audio_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Usage:
+    """users/{uid}/usage/{YYYY-MM-DD}: what the user has sent that day."""
+
+    messages: int = 0
+    audio_seconds: float = 0.0
+
+
+def usage_day(epoch_s: float) -> str:
+    """The usage document's id: the UTC date. Not the user's local date: users/{uid}.timeZone is the
+    user's to change, and a budget day must not restart when it does."""
+    return datetime.fromtimestamp(epoch_s, UTC).date().isoformat()
+
+
+def charge(used: Usage, audio_seconds: float, budget: DailyBudget) -> Usage | None:
+    """The usage after one more message of `audio_seconds`, or None when it would exceed the budget."""
+    after = Usage(used.messages + 1, round(used.audio_seconds + audio_seconds, 3))
+    if after.messages > budget.messages or after.audio_seconds > budget.audio_seconds:
+        return None
+    return after
+
+
+def quota_exceeded(budget: DailyBudget) -> Problem:
+    return Problem(
+        "quota_exceeded",
+        f"Today's voice budget is used up ({budget.messages} messages or "
+        f"{budget.audio_seconds / 60:.0f} minutes a day). It renews at midnight UTC.",
+    )

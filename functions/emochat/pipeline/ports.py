@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from emochat.pipeline.model import Claim, VoicePath
+from emochat.pipeline.budget import Deadline
+from emochat.pipeline.model import Claim, DailyBudget, Holder, UploadedObject, VoicePath
 
 
 class ServiceError(Exception):
@@ -18,6 +19,10 @@ class ServiceError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class StoreUnavailable(Exception):
+    """The message store could not be reached or refused the request for now: worth trying again."""
 
 
 @dataclass(frozen=True)
@@ -50,36 +55,56 @@ class Transcript:
 
 
 class Transcriber(Protocol):
-    def transcribe(self, clip: VoiceClip, language: str | None) -> Transcript: ...
+    def transcribe(
+        self, clip: VoiceClip, language: str | None, deadline: Deadline | None = None
+    ) -> Transcript:
+        """The transcript, with every attempt and wait inside `deadline`."""
+        ...
 
 
 class StressScorer(Protocol):
     model_name: str
 
-    def score_stress(self, clip: VoiceClip) -> float:
-        """P(stressed) in [0, 1]."""
+    def score_stress(self, clip: VoiceClip, deadline: Deadline | None = None) -> float:
+        """P(stressed) in [0, 1], with every attempt and wait inside `deadline`."""
         ...
 
 
 class AudioStore(Protocol):
-    def download(self, bucket: str, name: str, generation: int) -> bytes: ...
+    def download(self, bucket: str, name: str, generation: int, timeout_s: float) -> bytes:
+        """The object's bytes, retries included, within timeout_s."""
+        ...
 
 
 class MessageStore(Protocol):
+    """Every method raises StoreUnavailable for a refusal worth retrying; the pipeline retries it."""
+
     def chat_members(self, chat_id: str) -> list[str] | None:
         """The chat's member uids, or None when the chat does not exist."""
         ...
 
-    def claim(self, path: VoicePath, generation: int, fields: dict[str, Any]) -> Claim:
-        """Atomically decide (domain.decide_claim) and, unless skipping, mark the message as taken.
+    def claim(self, path: VoicePath, obj: UploadedObject, fields: dict[str, Any]) -> Claim:
+        """Atomically decide (domain.decide_claim) and, for START/RETAKE, write `fields` (processing).
 
-        START/RETAKE write `fields` (status processing); REPLACE records the pending generation
-        but leaves a finished message's visible fields alone until the new result is written.
+        Every skip leaves the message untouched; SKIP_DELETED, writing nothing, when the sender's
+        account was deleted (accounts.model).
         """
         ...
 
-    def finish(self, path: VoicePath, generation: int, fields: dict[str, Any]) -> bool:
-        """Atomically write a final result unless a newer generation has taken the message."""
+    def finish(self, path: VoicePath, holder: Holder, fields: dict[str, Any]) -> bool:
+        """Atomically write a result (partial or final), only while `holder` holds the message
+        (domain.may_write): same object and claim token, still processing, lease not run out. When the
+        sender's account was deleted meanwhile, delete the message instead (returns False)."""
+        ...
+
+    def charge_usage(self, uid: str, day: str, audio_seconds: float, budget: DailyBudget) -> bool:
+        """Atomically count one message of `audio_seconds` in users/{uid}/usage/{day}, unless that
+        would exceed `budget` (model.charge decides); False, and nothing counted, when over budget."""
+        ...
+
+    def record_stt_usage(self, path: VoicePath, day: str, usage: TranscriptionUsage) -> None:
+        """Keep what one message's transcription was billed on, in backend bookkeeping the app never
+        reads: users/{uid}/usage/{day}/transcriptions/{chatId}:{messageId}."""
         ...
 
     def abandoned(self, now: float, limit: int) -> list[str]:

@@ -168,11 +168,17 @@ class PolicyParams:
     context_pooling: float = 0.5  # weight of feedback given in other contexts
     max_evidence: float = 40.0  # cap on personal pseudo-observations (variance floor, follows change)
     default_prior_mean: float = 0.5  # for suggestions the catalog gives no priorHelpful
+    # What one user adds to a suggestion's population counts (suggestionStats) at most, in ratings:
+    # beyond it their counts are scaled down, keeping their helpful share, so one account rating a
+    # suggestion over and over cannot poison the prior every other user starts from.
+    max_population_ratings_per_user: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.epsilon < 1.0:
             raise ValueError("epsilon must be within (0, 1): exploration must never stop")
         if self.prior_strength <= 0 or self.population_shrinkage < 0 or self.max_evidence <= 0:
+            raise ValueError("prior strength and evidence cap must be positive")
+        if self.max_population_ratings_per_user <= 0:
             raise ValueError("prior strength and evidence cap must be positive")
         if not 0.0 <= self.context_pooling <= 1.0:
             raise ValueError("context pooling must be within [0, 1]")
@@ -337,6 +343,24 @@ def feedback_update(
     context = Context.from_field(record.get("context"))
     suggestion_id = str(record["suggestionId"])
     return with_feedback(model, suggestion_id, context, helpful), suggestion_id, context
+
+
+def population_share(counts: Counts, cap: float) -> Counts:
+    """One user's counts for a suggestion as the population sees them: at most `cap` ratings."""
+    if counts.total <= cap:
+        return counts
+    scale = cap / counts.total
+    return Counts(counts.helpful * scale, counts.not_helpful * scale)
+
+
+def population_delta(before: UserModel, after: UserModel, suggestion_id: str, params: PolicyParams) -> Counts:
+    """What a rating changes in suggestionStats/{id}: the change in the user's capped share (may be
+    negative in one field once the cap is reached and the user's helpful share moves)."""
+    cap = params.max_population_ratings_per_user
+    empty = ArmModel()
+    old = population_share(before.arms.get(suggestion_id, empty).overall, cap)
+    new = population_share(after.arms.get(suggestion_id, empty).overall, cap)
+    return Counts(new.helpful - old.helpful, new.not_helpful - old.not_helpful)
 
 
 def expected_regret(true_rates: Mapping[str, float], chosen: str) -> float:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from emochat.suggestions.bandit import Counts, UserModel, Verdict
+from emochat.suggestions.bandit import Counts, PolicyParams, UserModel, Verdict
 from emochat.suggestions.catalog import Catalog
 
 
@@ -35,15 +35,24 @@ class SuggestionStore(Protocol):
 
     def model(self, uid: str) -> UserModel: ...
 
-    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str]:
-        """Store each shown suggestion; returns the new recommendation ids, in order."""
+    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str] | None:
+        """Store each shown suggestion; returns the new recommendation ids, in order, or None (and
+        stores nothing) when the account was deleted (accounts.model.account_open)."""
         ...
 
     def rate(
-        self, uid: str, recommendation_id: str, helpful: bool, suggestion_id: str | None, now: datetime
+        self,
+        uid: str,
+        recommendation_id: str,
+        helpful: bool,
+        suggestion_id: str | None,
+        now: datetime,
+        params: PolicyParams,
     ) -> RatingOutcome:
-        """Atomically: judge (recommend.judge_rating), then mark the recommendation rated, update the
-        user's model (recommend.feedback_update) and the population counts."""
+        """Atomically: judge (recommend.judge_rating; a deleted account's recommendation counts as
+        not shown), then mark the recommendation rated, update the
+        user's model (recommend.feedback_update) and the population counts by the user's capped
+        share (recommend.population_delta)."""
         ...
 
     def recommendations(self, uid: str, limit: int) -> list[tuple[str, dict[str, Any]]]:

@@ -161,6 +161,8 @@ def _show(
         for pick in picks
     ]
     ids = services.store.save_recommendations(uid, records) if records else []
+    if ids is None:
+        raise RequestError("permission-denied", "This account was deleted.")
     return context, [Shown(i, p, lang) for i, p in zip(ids, picks, strict=True)], catalog
 
 
@@ -261,7 +263,7 @@ def rate_suggestion(
         raise RequestError("invalid-argument", "'helpful' must be true or false.")
     if suggestion_id is not None and not isinstance(suggestion_id, str):
         raise RequestError("invalid-argument", "'suggestionId' must be a string.")
-    outcome = services.store.rate(uid, rec_id, helpful, suggestion_id, services.clock())
+    outcome = services.store.rate(uid, rec_id, helpful, suggestion_id, services.clock(), config.params)
     if outcome.verdict is Verdict.NOT_SHOWN:
         raise RequestError("not-found", "You can only rate a suggestion you were shown.")
     if outcome.verdict is Verdict.MISMATCH:

@@ -137,6 +137,27 @@ class TrendChange:
     reading: Reading | None
 
 
+def index_id(key: str) -> str:
+    """users/{uid}/stressIndex/{id}: which day holds a message's reading (key `{chatId}/{messageId}`;
+    '/' cannot be in a document id, '|' cannot be in a chat id the app makes)."""
+    return key.replace("/", "|", 1)
+
+
+def day_writes(stored_day: str | None, change: TrendChange) -> list[tuple[str, Reading | None]]:
+    """The (day, reading or None to take out) writes for one change, given the day the message's
+    reading is stored on (its index doc). A reading is taken out of the day it was STORED on, not the
+    day its timestamp falls on in the user's current time zone: a time-zone change in between would
+    otherwise leave it counted twice."""
+    writes: list[tuple[str, Reading | None]] = []
+    if stored_day is not None and (change.reading is None or stored_day != change.day):
+        writes.append((stored_day, None))
+    if change.reading is not None:
+        writes.append((change.day, change.reading))
+    elif stored_day is None:
+        writes.append((change.day, None))  # no index (a reading stored before the index existed)
+    return writes
+
+
 def plan_changes(
     key: str, old: tuple[str, str] | None, new: tuple[str, str, Reading] | None
 ) -> list[TrendChange]:

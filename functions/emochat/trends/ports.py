@@ -17,7 +17,8 @@ class TrendStore(Protocol):
     def message(self, chat_id: str, message_id: str) -> dict[str, Any] | None: ...
 
     def apply_reading(self, change: TrendChange, time_zone: str) -> bool:
-        """Atomically put or take out one message's reading in a day document (trends.with_reading)."""
+        """Atomically put or take out one message's reading in a day document (trends.with_reading);
+        nothing for a uid the backend may not write for (accounts.model.account_open, with profile)."""
         ...
 
     def day_docs(self, uid: str, days: Iterable[str]) -> dict[str, dict[str, Any]]: ...

@@ -17,6 +17,7 @@ an upgrade that moves it.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections import Counter
@@ -99,15 +100,19 @@ class FcmNotifier:
         max_attempts: int = 3,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
-        deadline_s: float = 30.0,
+        deadline_s: float = math.inf,
+        call_s: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`deadline_s`: the most one send may take; `call_s`: the longest one FCM call may take
+        (delivery.http_call_worst_s), so that no call starts that could end past the deadline."""
         self._send = send
         self._max_attempts = max(1, max_attempts)
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
         self._deadline_s = deadline_s
+        self._call_s = call_s
         self._sleep = sleep
         self._clock = clock
 
@@ -120,6 +125,9 @@ class FcmNotifier:
 
     @staticmethod
     def message(tokens: Sequence[str], push: Push) -> messaging.MulticastMessage:
+        """The push for these tokens. Keyed by the alert's notificationId (Android collapse key and
+        tag, APNs collapse id): sent twice (a retake after a crash), the device shows it once."""
+        key = push.data.get("notificationId")
         # firebase_admin 7.7 deprecates `tokens` for `fids` (Firebase installation IDs, a different
         # target on the wire). The app registers FCM registration tokens (devices/{id}.token), so
         # tokens they stay until the app moves to installation IDs.
@@ -129,8 +137,15 @@ class FcmNotifier:
                 tokens=list(tokens),
                 notification=messaging.Notification(title=push.title, body=push.body),
                 data=dict(push.data),
-                android=messaging.AndroidConfig(priority="high"),
-                apns=messaging.APNSConfig(payload=messaging.APNSPayload(aps=messaging.Aps(sound="default"))),
+                android=messaging.AndroidConfig(
+                    priority="high",
+                    collapse_key=key,
+                    notification=messaging.AndroidNotification(tag=key) if key else None,
+                ),
+                apns=messaging.APNSConfig(
+                    headers={"apns-collapse-id": key} if key else None,
+                    payload=messaging.APNSPayload(aps=messaging.Aps(sound="default")),
+                ),
             )
 
     def _send_once(self, tokens: Sequence[str], push: Push) -> list[BaseException | None]:
@@ -149,14 +164,16 @@ class FcmNotifier:
             )
         return outcomes
 
-    def send(self, tokens: Sequence[str], push: Push) -> Delivery:
+    def send(self, tokens: Sequence[str], push: Push, budget_s: float = math.inf) -> Delivery:
         pending = list(dict.fromkeys(tokens))
         total = len(pending)
-        deadline = self._clock() + self._deadline_s
+        deadline = self._clock() + min(self._deadline_s, budget_s)
         success, retries = 0, 0
         stale: list[str] = []
         errors: Counter[str] = Counter()
         attempt = 0
+        if self._clock() + self._call_s > deadline:  # not even one call fits: leave it to the caller
+            return Delivery(tokens=total, failure=total, unsent=total)
         while pending:
             attempt += 1
             transient: list[tuple[str, str]] = []
@@ -178,7 +195,7 @@ class FcmNotifier:
             if not transient:
                 break
             wait = backoff_s(attempt - 1, self._backoff_s, self._max_backoff_s, retry_after)
-            if attempt >= self._max_attempts or self._clock() + wait > deadline:
+            if attempt >= self._max_attempts or self._clock() + wait + self._call_s > deadline:
                 errors.update(code for _, code in transient)
                 break
             self._sleep(wait)

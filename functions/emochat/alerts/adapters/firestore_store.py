@@ -4,7 +4,8 @@ Documents (the data contract's alert part):
 - chats/{chatId}/alertMarkers/{messageId}: one per ready message, created in the transaction that
   updates the sender's baseline; server-only.
 - users/{uid}/stats/baseline: the running mean and variance of the user's stress scores.
-- users/{uid}/stats/alerts: when the user was last alerted (the cooldown marker).
+- users/{uid}/stats/alerts: the user's AlertLog (last alert per sender, recent pushes) for the
+  per-sender cooldown and the per-recipient cap.
 - users/{uid}/notifications/{notificationId}: the in-app feed entry of each alert sent.
 - users/{uid}/devices/{deviceId}: FCM tokens (written by the app); stale ones are deleted here.
 """
@@ -12,7 +13,7 @@ Documents (the data contract's alert part):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from google.api_core import exceptions as api_exceptions
@@ -20,21 +21,24 @@ from google.cloud import firestore
 
 from emochat.alerts.model import (
     AlertDecision,
+    AlertLog,
     AlertPolicy,
-    AlertPrefs,
     Baseline,
     Marker,
     MarkerAction,
     MarkerState,
     ReadyReading,
+    RecipientLimits,
     Verdict,
     alert_prefs,
     decide_alert,
     decide_marker,
     decide_recipient,
+    marker_reading,
+    most_recent_tokens,
 )
-from emochat.alerts.ports import Claimed
-from emochat.firestore_tx import read_chat_members, run_transaction
+from emochat.alerts.ports import Claimed, Reservation
+from emochat.firestore_tx import account_open, read_chat_members, run_transaction
 
 
 # Several messages of one sender can become ready at once, and each transaction writes the sender's
@@ -80,6 +84,8 @@ class FirestoreAlertStore:
         @firestore.transactional
         def record_in(transaction: firestore.Transaction) -> Claimed:
             # All reads before any write, as Firestore transactions require.
+            if not account_open(self._db, transaction, reading.sender_id, needs_profile=True):
+                return Claimed(MarkerAction.SKIP)  # a deleted or made-up sender: no marker, no baseline
             marker_snapshot = marker_ref.get(transaction=transaction)
             action = decide_marker(_marker(marker_snapshot), now)
             if action is MarkerAction.SKIP:
@@ -135,6 +141,23 @@ class FirestoreAlertStore:
             }
         )
 
+    def stuck_alerts(self, now: float, limit: int) -> list[ReadyReading]:
+        """A collection-group query on leaseExpiresAt alone (done markers hold null, which a
+        timestamp range leaves out): one single-field index, declared in firestore.indexes.json."""
+        expired = (
+            self._db.collection_group("alertMarkers")
+            .where(filter=firestore.FieldFilter("leaseExpiresAt", "<=", _timestamp(now)))
+            .order_by("leaseExpiresAt")
+            .limit(limit)
+        )
+        stuck = []
+        for snapshot in expired.stream():
+            chat = snapshot.reference.parent.parent
+            reading = marker_reading(chat.id if chat else "", snapshot.id, snapshot.to_dict())
+            if reading is not None:
+                stuck.append(reading)
+        return stuck
+
     def chat_members(self, chat_id: str) -> list[str] | None:
         return read_chat_members(self._db, chat_id)
 
@@ -153,38 +176,39 @@ class FirestoreAlertStore:
         language = (snapshot.to_dict() or {}).get("language") if snapshot.exists else None
         return language if isinstance(language, str) else None
 
-    def cooldown_ref(self, uid: str) -> firestore.DocumentReference:
+    def alert_log_ref(self, uid: str) -> firestore.DocumentReference:
         return self._db.collection("users", uid, "stats").document("alerts")
 
     def notification_ref(self, uid: str, notification_id: str) -> firestore.DocumentReference:
         return self._db.collection("users", uid, "notifications").document(notification_id)
 
-    def reserve(
-        self, uid: str, notification_id: str, record: Mapping[str, Any], default_prefs: AlertPrefs, now: float
-    ) -> Verdict:
+    def reserve(self, reservation: Reservation, limits: RecipientLimits) -> Verdict:
+        uid, sender_id, now = reservation.uid, reservation.sender_id, reservation.now
         user_ref = self._user_ref(uid)
-        cooldown_ref = self.cooldown_ref(uid)
-        notification_ref = self.notification_ref(uid, notification_id)
+        log_ref = self.alert_log_ref(uid)
+        notification_ref = self.notification_ref(uid, reservation.notification_id)
 
         @firestore.transactional
         def reserve_in(transaction: firestore.Transaction) -> Verdict:
+            if not account_open(self._db, transaction, uid, needs_profile=True):
+                return Verdict.NO_ACCOUNT  # no feed entry, no cooldown: no user tree for it
             user = user_ref.get(transaction=transaction)
-            cooldown = cooldown_ref.get(transaction=transaction)
-            notified = notification_ref.get(transaction=transaction).exists
+            stored_log = log_ref.get(transaction=transaction)
+            entry = notification_ref.get(transaction=transaction)
             raw_prefs = (user.to_dict() or {}).get("alertPrefs") if user.exists else None
-            prefs = alert_prefs(raw_prefs, default_prefs)
-            last = _epoch((cooldown.to_dict() or {}).get("lastAlertAt")) if cooldown.exists else None
-            verdict = decide_recipient(prefs, last, now, notified)
+            prefs = alert_prefs(raw_prefs, limits.default_prefs)
+            log = AlertLog.from_fields(stored_log.to_dict() if stored_log.exists else None)
+            status = str((entry.to_dict() or {}).get("status")) if entry.exists else None
+            verdict = decide_recipient(prefs, log, sender_id, now, status, limits.max_per_hour)
             if verdict is Verdict.SEND:
-                transaction.create(notification_ref, dict(record))
+                transaction.create(notification_ref, dict(reservation.record))
                 transaction.set(
-                    cooldown_ref,
+                    log_ref,
                     {
+                        **log.sent(sender_id, now).as_fields(),  # epoch seconds
                         "lastAlertAt": _timestamp(now),
-                        "lastNotificationId": notification_id,
-                        "cooldownUntil": _timestamp(now) + timedelta(minutes=prefs.cooldown_minutes),
+                        "lastNotificationId": reservation.notification_id,
                     },
-                    merge=True,
                 )
             return verdict
 
@@ -198,9 +222,12 @@ class FirestoreAlertStore:
     def _devices(self, uid: str) -> firestore.CollectionReference:
         return self._db.collection("users", uid, "devices")
 
-    def device_tokens(self, uid: str) -> list[str]:
-        tokens = ((s.to_dict() or {}).get("token") for s in self._devices(uid).stream())
-        return list(dict.fromkeys(t for t in tokens if isinstance(t, str) and t))
+    def device_tokens(self, uid: str, limit: int) -> list[str]:
+        """Only devices with an updatedAt count (the rules require one): a query ordered on a field
+        leaves out documents without it."""
+        newest = self._devices(uid).order_by("updatedAt", direction=firestore.Query.DESCENDING).limit(limit)
+        rows = ((s.to_dict() or {}) for s in newest.stream())
+        return most_recent_tokens(((row.get("token"), _epoch(row.get("updatedAt"))) for row in rows), limit)
 
     def remove_tokens(self, uid: str, tokens: Sequence[str]) -> int:
         """Delete each device doc holding a stale token, unless the app rewrote it since it was read

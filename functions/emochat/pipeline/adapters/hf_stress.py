@@ -2,8 +2,9 @@
 
 Request: the raw audio bytes with an audio/* content type (the endpoint toolkit's binary input).
 Response: [{"label": "stressed", "score": p}, {"label": "not_stressed", "score": 1 - p}].
-Retries are bounded by a deadline so they always fit inside the function's timeout: 503 while the
-endpoint scales up from zero (its body says how long), 429 (Retry-After), other 5xx and timeouts.
+Retries are bounded by a deadline (its own budget, inside the event's deadline) so they always fit
+inside the function's timeout: 503 while the endpoint scales up from zero (its body says how long),
+429 (Retry-After), other 5xx and timeouts.
 
 An endpoint scaled to zero answers 503 while a replica starts, unless the request carries
 `X-Scale-Up-Timeout: <seconds>`: then its proxy holds the request until a replica is ready (or that
@@ -17,11 +18,13 @@ retried. An endpoint or proxy that ignores the header still answers 503, retried
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
 import httpx
 
+from emochat.pipeline.budget import Deadline
 from emochat.pipeline.ports import ServiceError, VoiceClip
 
 
@@ -50,12 +53,13 @@ class HuggingFaceStressScorer:
         self._scale_up_timeout_s = scale_up_timeout_s
         self._sleep = sleep
 
-    def score_stress(self, clip: VoiceClip) -> float:
-        deadline = time.monotonic() + self._deadline_s
+    def score_stress(self, clip: VoiceClip, deadline: Deadline | None = None) -> float:
+        # Its own retry budget, inside whatever the event has left.
+        deadline = (deadline or Deadline(math.inf)).within(self._deadline_s)
         problem = ServiceError("stress_unavailable", "The stress model could not be reached.")
         scaling_up = False  # the endpoint answered 503: from then on, ask it to hold the request
         for attempt in range(self._max_attempts):
-            remaining = deadline - time.monotonic()
+            remaining = deadline.remaining()
             if remaining <= 0:
                 break
             read_s = min(remaining, self._client.timeout.read or remaining)
@@ -99,7 +103,7 @@ class HuggingFaceStressScorer:
                         f"The stress model answered HTTP {response.status_code}.",
                     )
                     wait = _server_wait(response) or self._backoff_s * 2**attempt
-            if time.monotonic() + wait >= deadline:
+            if wait >= deadline.remaining():
                 break
             self._sleep(wait)
         raise problem

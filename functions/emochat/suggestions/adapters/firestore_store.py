@@ -16,9 +16,9 @@ from typing import Any
 
 from google.cloud import firestore
 
-from emochat.firestore_tx import BATCH_WRITES, read_profile, run_transaction
+from emochat.firestore_tx import BATCH_WRITES, account_open, read_profile, run_transaction
 from emochat.suggestions import bandit as recommend
-from emochat.suggestions.bandit import Counts, UserModel, Verdict
+from emochat.suggestions.bandit import Counts, PolicyParams, UserModel, Verdict
 from emochat.suggestions.catalog import Catalog, catalog_from_docs
 from emochat.suggestions.ports import RatingOutcome
 
@@ -94,19 +94,28 @@ class FirestoreSuggestionStore:
         snap = self._user(uid).collection("wellbeing").document("model").get()
         return UserModel.from_doc(snap.to_dict() if snap.exists else None)
 
-    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str]:
+    def save_recommendations(self, uid: str, records: list[dict[str, Any]]) -> list[str] | None:
         collection = self._user(uid).collection("recommendations")
-        batch = self._db.batch()
-        ids = []
-        for record in records:
-            ref = collection.document()
-            batch.set(ref, record)
-            ids.append(ref.id)
-        batch.commit()
-        return ids
+        refs = [collection.document() for _ in records]
+
+        @firestore.transactional
+        def save_in(transaction: firestore.Transaction) -> list[str] | None:
+            if not account_open(self._db, transaction, uid, needs_profile=False):
+                return None
+            for ref, record in zip(refs, records, strict=True):
+                transaction.set(ref, record)
+            return [ref.id for ref in refs]
+
+        return run_transaction(self._db, save_in)
 
     def rate(
-        self, uid: str, recommendation_id: str, helpful: bool, suggestion_id: str | None, now: datetime
+        self,
+        uid: str,
+        recommendation_id: str,
+        helpful: bool,
+        suggestion_id: str | None,
+        now: datetime,
+        params: PolicyParams,
     ) -> RatingOutcome:
         rec_ref = self._user(uid).collection("recommendations").document(recommendation_id)
         model_ref = self._user(uid).collection("wellbeing").document("model")
@@ -115,6 +124,8 @@ class FirestoreSuggestionStore:
         def rate_in(transaction: firestore.Transaction) -> RatingOutcome:
             snap = rec_ref.get(transaction=transaction)
             record = snap.to_dict() if snap.exists else None
+            if not account_open(self._db, transaction, uid, needs_profile=False):
+                record = None  # the account is being deleted: its recommendations are as good as gone
             verdict = recommend.judge_rating(record, helpful, suggestion_id)
             shown = record.get("suggestionId") if record else None
             if verdict is not Verdict.RECORD:
@@ -122,13 +133,14 @@ class FirestoreSuggestionStore:
             model_snap = model_ref.get(transaction=transaction)
             model = UserModel.from_doc(model_snap.to_dict() if model_snap.exists else None)
             updated, rated_id, _ = recommend.feedback_update(record, model, helpful)
+            delta = recommend.population_delta(model, updated, rated_id, params)
             transaction.set(model_ref, {**updated.to_doc(), "updatedAt": now})
             transaction.update(rec_ref, {"feedback": {"helpful": helpful, "ratedAt": now}})
             transaction.set(
                 self._db.collection("suggestionStats").document(rated_id),
                 {
-                    "helpful": firestore.Increment(1 if helpful else 0),
-                    "notHelpful": firestore.Increment(0 if helpful else 1),
+                    "helpful": firestore.Increment(delta.helpful),
+                    "notHelpful": firestore.Increment(delta.not_helpful),
                     "updatedAt": now,
                 },
                 merge=True,

@@ -9,7 +9,7 @@ from typing import Any
 
 from google.cloud import firestore
 
-from emochat.firestore_tx import BATCH_WRITES, read_profile, run_transaction
+from emochat.firestore_tx import BATCH_WRITES, account_open, read_profile, run_transaction
 from emochat.trends import model as trends
 from emochat.trends.model import TrendChange
 
@@ -29,21 +29,36 @@ class FirestoreTrendStore:
         return (snap.to_dict() or {}) if snap.exists else None
 
     def apply_reading(self, change: TrendChange, time_zone: str) -> bool:
-        ref = self._user(change.user_id).collection("stressDaily").document(change.day)
+        user = self._user(change.user_id)
+        index_ref = user.collection("stressIndex").document(trends.index_id(change.key))
 
         @firestore.transactional
         def apply_in(transaction: firestore.Transaction) -> bool:
-            snap = ref.get(transaction=transaction)
-            update = trends.with_reading(
-                snap.to_dict() if snap.exists else None, change.day, time_zone, change.key, change.reading
-            )
-            if not update.changed:
+            if not account_open(self._db, transaction, change.user_id, needs_profile=True):
                 return False
-            if update.doc is None:
-                transaction.delete(ref)
-            else:
-                transaction.set(ref, {**update.doc, "updatedAt": datetime.now(UTC)})
-            return True
+            index = index_ref.get(transaction=transaction)
+            stored_day = (index.to_dict() or {}).get("day") if index.exists else None
+            writes = trends.day_writes(stored_day if isinstance(stored_day, str) else None, change)
+            refs = {day: user.collection("stressDaily").document(day) for day, _ in writes}
+            current = {day: ref.get(transaction=transaction) for day, ref in refs.items()}
+            changed = False
+            for day, reading in writes:
+                snap = current[day]
+                update = trends.with_reading(
+                    snap.to_dict() if snap.exists else None, day, time_zone, change.key, reading
+                )
+                if not update.changed:
+                    continue
+                changed = True
+                if update.doc is None:
+                    transaction.delete(refs[day])
+                else:
+                    transaction.set(refs[day], {**update.doc, "updatedAt": datetime.now(UTC)})
+            if change.reading is None:
+                transaction.delete(index_ref)
+            elif stored_day != change.day:
+                transaction.set(index_ref, {"day": change.day})
+            return changed
 
         return run_transaction(self._db, apply_in)
 
@@ -66,11 +81,18 @@ class FirestoreTrendStore:
 
     def replace_days(self, uid: str, docs: Mapping[str, dict[str, Any] | None]) -> None:
         collection = self._user(uid).collection("stressDaily")
+        index = self._user(uid).collection("stressIndex")
         now = datetime.now(UTC)
         writes: list[tuple[firestore.DocumentReference, dict[str, Any] | None]] = [
             (ref, None) for ref in collection.list_documents() if docs.get(ref.id) is None
         ]
+        writes += [(ref, None) for ref in index.list_documents()]
         writes += [(collection.document(day), doc) for day, doc in docs.items() if doc is not None]
+        writes += [
+            (index.document(trends.index_id(key)), {"day": day})
+            for day, doc in docs.items()
+            for key in (doc or {}).get("readings", {})
+        ]
         for start in range(0, len(writes), BATCH_WRITES):
             batch = self._db.batch()
             for ref, doc in writes[start : start + BATCH_WRITES]:

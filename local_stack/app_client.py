@@ -33,6 +33,8 @@ from urllib.parse import quote
 
 import httpx
 
+from local_stack import STANDINS
+
 PROJECT_ID = "demo-emochat"
 BUCKET = "demo-emochat.appspot.com"
 HOST = "127.0.0.1"
@@ -263,6 +265,55 @@ class EmulatorRest:
     def gcs_object(self, name: str) -> httpx.Response:
         """The object's GCS JSON resource (what a storage event carries as data)."""
         return self.http.get(f"{self.storage_url}/storage/v1/b/{self.bucket}/o/{quote(name, safe='')}")
+
+
+# ------------------------------------------------------------------------------------ stand-ins
+
+
+class StandIn:
+    """A stand-in's admin API (/_emochat, local_stack/faults.py): scripted faults, the request log,
+    and the FCM stand-in's record of what it was sent. The tests' and the demo's one client for it."""
+
+    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+        self.url = url.removesuffix("/v1")
+        self.timeout_s = timeout_s
+
+    @classmethod
+    def of(cls, name: str, env: Mapping[str, str] | None = None) -> StandIn:
+        """The stack's stand-in `name` (stt, stress, fcm), at the URL the functions are given."""
+        var, port, _ = STANDINS[name]
+        return cls((os.environ if env is None else env).get(var) or f"http://{HOST}:{port}")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, f"{self.url}/_emochat/{path}", timeout=self.timeout_s, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def script(self, faults: list[dict[str, Any]] | dict[str, Any]) -> None:
+        self._call("POST", "faults", json=faults)
+
+    def pending(self) -> list[dict[str, Any]]:
+        return self._call("GET", "faults")["pending"]
+
+    def clear(self, *, requests: bool = True) -> None:
+        """Forget the scripted faults (and the request log, unless requests=False)."""
+        self._call("DELETE", "faults")
+        if requests:
+            self._call("DELETE", "requests")
+
+    def requests(self) -> dict[str, Any]:
+        """{"count": API requests answered, "requests": the last ones (status, fault, ...)}."""
+        return self._call("GET", "requests")
+
+    def request_count(self) -> int:
+        return int(self.requests()["count"])
+
+    def sent(self) -> list[dict[str, Any]]:
+        """The FCM stand-in's record of every send request."""
+        return self._call("GET", "sent")
+
+    def clear_sent(self) -> None:
+        self._call("DELETE", "sent")
 
 
 # ------------------------------------------------------------------------------------------ client

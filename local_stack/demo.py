@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from local_stack.app_client import AppClient, MessageTimeout, MessageWait, SentVoice
+from local_stack.app_client import AppClient, MessageTimeout, MessageWait, SentVoice, StandIn
 from local_stack.stack import (
     LOG_DIR,
     SAMPLES_DIR,
@@ -89,7 +89,7 @@ def run_demo(
             members = next(d for p, d in seed["firestore"].items() if p == f"chats/{chat_id}")["members"]
             names = {u["uid"]: u.get("displayName", u["email"]) for u in seed["auth"]}
             feeds = _wait_for_alerts(app, members, sent.message_id, timeout_s=60.0)
-            console.print(render_alerts(feeds, names, _fcm_sent(env.get("FCM_ENDPOINT"), sent.message_id)))
+            console.print(render_alerts(feeds, names, _fcm_sent(env, sent.message_id)))
             return 0 if len(feeds) == len(members) else 1
 
 
@@ -144,12 +144,10 @@ def _wait_for_alerts(
     return feeds
 
 
-def _fcm_sent(fcm_url: str | None, message_id: str) -> list[dict[str, Any]]:
-    """What the local FCM server received for the message (its /_emochat/sent record)."""
-    if not fcm_url:
-        return []
+def _fcm_sent(env: dict[str, str], message_id: str) -> list[dict[str, Any]]:
+    """What the local FCM server received for the message."""
     try:
-        sent = httpx.get(f"{fcm_url}/_emochat/sent", timeout=5).json()
+        sent = StandIn.of("fcm", env).sent()
     except (httpx.HTTPError, ValueError):
         return []
     return [r for r in sent if (r.get("data") or {}).get("messageId") == message_id]

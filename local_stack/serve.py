@@ -1,12 +1,7 @@
-"""Run one local API stand-in with uvicorn.
+"""`python -m local_stack.serve {stt,stress,fcm} [--host H] [--port N]`: one stand-in under uvicorn.
 
-    python -m local_stack.serve stt    [--host H] [--port 8711] [--api-key K] [--model-path DIR]
-    python -m local_stack.serve stress [--host H] [--port 8712] [--model-dir DIR] [--warmup-seconds N]
-    python -m local_stack.serve fcm    [--host H] [--port 8713] [--allow-anonymous]
-
-``--port 0`` picks a free port; the one startup line (``... listening on http://HOST:PORT ...``)
-names the real one. SIGTERM and SIGINT shut down gracefully (in-flight requests get a few seconds)
-and exit with status 0.
+`--port 0` picks a free port; one startup line (`NAME listening on http://HOST:PORT`) names the real
+one. SIGTERM and SIGINT stop it gracefully, with exit status 0.
 """
 
 from __future__ import annotations
@@ -21,20 +16,15 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 
-from local_stack import DEFAULT_FCM_PORT, DEFAULT_STRESS_PORT, DEFAULT_STT_PORT
+from local_stack import STANDINS
 
 log = logging.getLogger("local_stack.serve")
-cli = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="Run one local API stand-in (stt, stress or fcm) with uvicorn; SIGTERM/SIGINT stop it cleanly.",
-)
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Run one local API stand-in.")
 Host = Annotated[str, typer.Option(help="Interface to bind.")]
+Port = Annotated[int, typer.Option(help="Port; 0 picks a free one.")]
 
 
 class _AnnouncingServer(uvicorn.Server):
-    """A uvicorn server that logs its URL once, when its socket is bound."""
-
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         if not self.should_exit and getattr(self, "servers", None):
@@ -44,19 +34,17 @@ class _AnnouncingServer(uvicorn.Server):
 
 @cli.callback()
 def _stop_cleanly_on_signals() -> None:
-    """Runs before any command, so a stop requested while models load also exits 0."""
-    # uvicorn handles SIGTERM/SIGINT itself while serving, then restores these handlers and re-raises
-    # the signal; ending with SystemExit(0) makes a requested stop a clean exit, not "killed by signal".
+    # Before any command, so a stop while a model loads exits 0 too. uvicorn handles the signals
+    # while serving, then restores these handlers and re-raises: a requested stop is a clean exit.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
 
 
-def _serve(app: object, host: str, port: int) -> None:
+def _serve(app: Any, host: str, port: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # uvicorn's own startup chatter off (our one line names the URL); graceful shutdown cut at 3 s,
-    # which also ends scripted delays still sleeping.
+    # Graceful shutdown cut at 3 s, which also ends scripted delays still sleeping.
     config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,
         host=host,
         port=port,
         log_level="warning",
@@ -70,18 +58,15 @@ def _serve(app: object, host: str, port: int) -> None:
 @cli.command()
 def stt(
     host: Host = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = DEFAULT_STT_PORT,
+    port: Port = STANDINS["stt"][1],
     api_key: Annotated[
-        str | None, typer.Option(envvar="EMOCHAT_STT_API_KEY", help="Require this bearer key (default: any).")
+        str | None, typer.Option(envvar="EMOCHAT_STT_API_KEY", help="Require this key.")
     ] = None,
     model_path: Annotated[
-        str | None,
-        typer.Option(
-            envvar="EMOCHAT_STT_MODEL_PATH", help="CTranslate2 Whisper model dir (default: tiny.en)."
-        ),
+        str | None, typer.Option(envvar="EMOCHAT_STT_MODEL_PATH", help="Whisper dir.")
     ] = None,
 ) -> None:
-    """OpenAI-compatible transcription server (POST /v1/audio/transcriptions), faster-whisper."""
+    """OpenAI transcription stand-in (POST /v1/audio/transcriptions) on faster-whisper."""
     from local_stack.stt_server import SttSettings, create_app
 
     _serve(create_app(SttSettings(model_path=model_path, api_key=api_key)), host, port)
@@ -90,37 +75,30 @@ def stt(
 @cli.command()
 def stress(
     host: Host = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = DEFAULT_STRESS_PORT,
-    model_dir: Annotated[Path | None, typer.Option(help="Checkpoint dir given to EndpointHandler.")] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(envvar="EMOCHAT_STRESS_TOKEN", help="Require this bearer token (default: none)."),
-    ] = None,
-    warmup_seconds: Annotated[
-        float, typer.Option(help="Answer 503 'currently loading' for this long after start.")
-    ] = 0.0,
+    port: Port = STANDINS["stress"][1],
+    model_dir: Annotated[Path | None, typer.Option(help="Checkpoint dir for EndpointHandler.")] = None,
+    token: Annotated[str | None, typer.Option(envvar="EMOCHAT_STRESS_TOKEN", help="Require it.")] = None,
+    warmup_seconds: Annotated[float, typer.Option(help="Answer 503 'loading' this long.")] = 0.0,
 ) -> None:
     """Hugging Face Inference Endpoint stand-in hosting stress_model's EndpointHandler (POST /)."""
     from local_stack.stress_server import DEFAULT_MODEL_DIR, StressSettings, create_app
 
-    settings = StressSettings(
-        model_dir=(model_dir or DEFAULT_MODEL_DIR).resolve(), token=token, warmup_seconds=warmup_seconds
-    )
-    if not settings.model_dir.is_dir():
-        raise typer.BadParameter(f"no checkpoint directory at {settings.model_dir}", param_hint="--model-dir")
-    _serve(create_app(settings), host, port)
+    model_dir = (model_dir or DEFAULT_MODEL_DIR).resolve()
+    if not model_dir.is_dir():
+        raise typer.BadParameter(f"no checkpoint directory at {model_dir}", param_hint="--model-dir")
+    _serve(create_app(StressSettings(model_dir, token=token, warmup_seconds=warmup_seconds)), host, port)
 
 
 @cli.command()
 def fcm(
     host: Host = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = DEFAULT_FCM_PORT,
+    port: Port = STANDINS["fcm"][1],
     allow_anonymous: Annotated[bool, typer.Option(help="Accept sends without a bearer token.")] = False,
 ) -> None:
-    """FCM HTTP v1 stand-in (POST /v1/projects/{project}/messages:send; GET /_emochat/sent)."""
-    from local_stack.fcm_server import FcmSettings, create_app
+    """FCM HTTP v1 stand-in (POST /v1/projects/{project}/messages:send)."""
+    from local_stack.fcm_server import create_app
 
-    _serve(create_app(FcmSettings(allow_anonymous=allow_anonymous)), host, port)
+    _serve(create_app(allow_anonymous=allow_anonymous), host, port)
 
 
 if __name__ == "__main__":

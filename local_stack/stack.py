@@ -1,17 +1,17 @@
-"""The local stack: `firebase emulators:exec` (Auth, Firestore, Storage, Functions) + the API stand-ins.
+"""The local stack: `firebase emulators:exec` (Auth, Firestore, Storage, Functions) + the stand-ins.
 
 firebase-tools does the emulator work: it starts every emulator (functions loaded), sets the
 `*_EMULATOR_HOST` variables, `GCLOUD_PROJECT` and `FIREBASE_CONFIG` for its script, traps signals,
 exports on exit, and shuts everything down when the script ends. Its script here is a holder
-(`python -m local_stack hold`) that writes that environment to ENV_FILE and waits; what runs against
-the stack (`exec`'s CMD, the demo, the seeding) runs here, on this terminal, with that environment,
-while firebase's own output goes to LOG_DIR/firebase.log (the tests read the function log there).
+(`python -m local_stack hold`) that writes that environment to ENV_FILE and waits: what runs against
+the stack (`exec`'s CMD, the demo, the seeding) runs on this terminal with that environment, while
+firebase's output goes to LOG_DIR/firebase.log (the tests read the function log there).
 
-This module adds only what firebase-tools lacks offline: Java and the emulator jars (java.py), the
-machine-wide lock (the ports are fixed), the stand-ins, the dummy secrets, the trimming of the param
-defaults firebase-tools appends to functions/.env.local, and process hygiene: every process is
-started in its own session and tagged with EMOCHAT_STACK_TAG, which all descendants inherit, so
-that what firebase-tools leaves behind (its Python function workers) is found with psutil and ended.
+Added here only what firebase-tools lacks offline: Java and the emulator jars (java.py), a
+machine-wide lock (the ports are fixed), the stand-ins, dummy secrets, trimming the param defaults
+firebase-tools appends to functions/.env.local, and process hygiene: every process starts in its own
+session tagged with EMOCHAT_STACK_TAG, which all descendants inherit, so that what firebase-tools
+leaves behind (its Python function workers) is found with psutil and ended.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from local_stack import DEFAULT_FCM_PORT, DEFAULT_STRESS_PORT, DEFAULT_STT_PORT
+from local_stack import STANDINS
 from local_stack import java as javamod
 
 REPO = javamod.REPO
@@ -50,10 +50,8 @@ ENV_FILE = BUILD_DIR / "stack-env.json"  # the running stack's client environmen
 STATE_FILE = BUILD_DIR / "stack.json"  # the running stack's tag: a SIGKILLed stack is cleaned up next time
 FIREBASE_JSON = REPO / "firebase.json"
 FIREBASE_BIN = REPO / "node_modules" / ".bin" / "firebase"
-FUNCTIONS_DIR = REPO / "functions"
-FUNCTIONS_VENV = FUNCTIONS_DIR / "venv"
-ENV_LOCAL = FUNCTIONS_DIR / ".env.local"
-SECRET_LOCAL = FUNCTIONS_DIR / ".secret.local"
+FUNCTIONS_VENV = REPO / "functions" / "venv"
+ENV_LOCAL = REPO / "functions" / ".env.local"
 # The Functions emulator appends the default of every param missing from the env files to
 # .env.local. Below this marker line of the committed file, the stack removes them at start and
 # stop, so the file stays as committed (and a killed run is cleaned up by the next one).
@@ -65,12 +63,9 @@ SAMPLES_DIR = REPO / "samples"
 STACK_LOCK = Path(tempfile.gettempdir()) / "emochat-local-stack.lock"  # fixed ports: one stack a machine
 PORT_GRACE_S = 15.0  # after taking the lock, ports of a stack that just stopped may linger briefly
 TAG_VAR = "EMOCHAT_STACK_TAG"
-
 PROJECT_ID = "demo-emochat"
 BUCKET = f"{PROJECT_ID}.appspot.com"
 HOST = "127.0.0.1"
-SERVICE_EMULATORS = ("auth", "firestore", "storage", "functions")
-STANDIN_PORTS = {"stt": DEFAULT_STT_PORT, "stress": DEFAULT_STRESS_PORT, "fcm": DEFAULT_FCM_PORT}
 # Dummy secrets for the Functions emulator (functions/.secret.local, gitignored). The stand-ins accept
 # any key; these can never work against the real services.
 LOCAL_SECRETS = {"OPENAI_API_KEY": "sk-local-emulator-dummy-not-a-real-key",
@@ -90,9 +85,6 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM/SIGHUP, turned into an exception so that `finally` blocks tear the stack down."""
 
 
-# ------------------------------------------------------------------------------------ configuration
-
-
 def emulator_ports() -> dict[str, int]:
     """Every port the emulators listen on, from firebase.json (hub, logging, websocket included)."""
     emulators = json.loads(FIREBASE_JSON.read_text())["emulators"]
@@ -101,8 +93,7 @@ def emulator_ports() -> dict[str, int]:
         for name, spec in emulators.items()
         if isinstance(spec, dict) and "port" in spec
     }
-    ports["firestore.websocket"] = int(emulators["firestore"]["websocketPort"])
-    return ports
+    return ports | {"firestore.websocket": int(emulators["firestore"]["websocketPort"])}
 
 
 def stack_env(*, storage_rules_enforced: bool, standins: Sequence[str]) -> dict[str, str]:
@@ -116,15 +107,7 @@ def stack_env(*, storage_rules_enforced: bool, standins: Sequence[str]) -> dict[
         "EMOCHAT_SEED_FILE": str(SEED_FILE),
         "FUNCTIONS_EMULATOR_ORIGIN": f"http://{HOST}:{emulator_ports()['functions']}",
     }
-    urls = {
-        "stt": ("STT_BASE_URL", "/v1"),
-        "stress": ("STRESS_ENDPOINT_URL", ""),
-        "fcm": ("FCM_ENDPOINT", ""),
-    }
-    for name in standins:
-        var, path = urls[name]
-        env[var] = f"http://{HOST}:{STANDIN_PORTS[name]}{path}"
-    return env
+    return env | {STANDINS[n][0]: f"http://{HOST}:{STANDINS[n][1]}{STANDINS[n][2]}" for n in standins}
 
 
 def load_seed() -> dict[str, Any]:
@@ -144,8 +127,7 @@ def log_tail(path: Path | None, lines: int = 40) -> str:
 
 def trim_env_local() -> list[str]:
     """Drop what follows ENV_LOCAL_MARKER in functions/.env.local; returns the names removed."""
-    text = ENV_LOCAL.read_text() if ENV_LOCAL.exists() else ""
-    head, marker, tail = text.partition(ENV_LOCAL_MARKER)
+    head, marker, tail = (ENV_LOCAL.read_text() if ENV_LOCAL.exists() else "").partition(ENV_LOCAL_MARKER)
     line, _, appended = tail.partition("\n")
     if not marker or not appended.strip():
         return []
@@ -179,7 +161,7 @@ def tagged(tag: str) -> list[psutil.Process]:
 
 
 def end_processes(procs: Sequence[psutil.Process], grace_s: float = 3.0) -> list[str]:
-    """SIGINT (gunicorn's quick stop), then SIGTERM, each with half of grace_s to act, then SIGKILL;
+    """SIGINT (gunicorn's quick stop), then SIGTERM, each with half of grace_s, then SIGKILL;
     returns what needed SIGKILL."""
     alive = list(procs)
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -221,10 +203,10 @@ def _raise_terminated(signum: int, _frame: object) -> None:
 
 @dataclass
 class StackOptions:
-    only: tuple[str, ...] = SERVICE_EMULATORS
+    only: tuple[str, ...] = ("auth", "firestore", "storage", "functions")
     import_seed: bool = True
     export_on_exit: Path | None = None
-    standins: tuple[str, ...] = ("stt", "stress", "fcm")
+    standins: tuple[str, ...] = tuple(STANDINS)
     foreground: bool = False  # firebase output to this terminal instead of LOG_DIR/firebase.log
     ready_timeout_s: float = 180.0
     wait_s: float = 600.0  # for another local stack on this machine to finish (lock + ports)
@@ -238,7 +220,6 @@ class StackInfo:
     java: javamod.EmulatorJava
     ui: bool
     env: dict[str, str] = field(default_factory=dict)  # the client environment (firebase's script's)
-    standins: dict[str, int] = field(default_factory=dict)
     standin_problems: dict[str, str] = field(default_factory=dict)
     started_in_s: float = 0.0
 
@@ -249,9 +230,9 @@ class Stack:
         self.tag = uuid.uuid4().hex
         self.firebase: subprocess.Popen | None = None
         self.standins: dict[str, subprocess.Popen] = {}
-        self.info: StackInfo | None = None
         self._lock_fd: int | None = None
         self._ui_config: Path | None = None
+        self.firebase_log = None if options.foreground else LOG_DIR / "firebase.log"
 
     def _spawn(
         self, argv: Sequence[str], env: Mapping[str, str], log: Path | None, cwd: Path
@@ -272,13 +253,14 @@ class Stack:
             if out:
                 out.close()
 
-    # ------------------------------------------------------------------------------------ start
-
     def start(self) -> StackInfo:
         started = time.monotonic()
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self._acquire_lock()
-        self._end_stale_stack()
+        with contextlib.suppress(OSError, ValueError, KeyError):  # what a SIGKILLed stack left behind
+            if leftovers := tagged(json.loads(STATE_FILE.read_text())["tag"]):
+                console.print(f"[yellow]ending {len(leftovers)} process(es) an earlier, killed stack left[/]")
+                end_processes(leftovers)
         if not FIREBASE_BIN.exists():
             raise StackError(f"{FIREBASE_BIN.relative_to(REPO)} missing: run `make bootstrap` (npm ci).")
         if "functions" in self.options.only and not (FUNCTIONS_VENV / "bin" / "python3.11").exists():
@@ -289,32 +271,30 @@ class Stack:
             prepared = javamod.prepare()
         except javamod.JavaSetupError as error:
             raise StackError(str(error)) from error
-        ui = self.options.ui and prepared.ui_cached
-        if self.options.ui and not ui:
+        if self.options.ui and not prepared.ui_cached:
             console.print("[yellow]Emulator UI: not cached and cannot be downloaded offline: off.[/]")
-        self.info = info = StackInfo(java=prepared, ui=ui)
+        info = StackInfo(java=prepared, ui=self.options.ui and prepared.ui_cached)
         self._wait_ports_free()
         storage_rules_warning(info)
 
         STATE_FILE.write_text(json.dumps({"tag": self.tag, "pid": os.getpid()}))
-        SECRET_LOCAL.write_text(
+        (REPO / "functions" / ".secret.local").write_text(
             "# Written by local_stack at every start: dummy secrets for the Functions emulator.\n"
             + "".join(f"{k}={v}\n" for k, v in LOCAL_SECRETS.items())
         )
         trim_env_local()
         env = {k: v for k, v in os.environ.items() if k not in CLIENT_VARS}
-        env.update(
-            stack_env(storage_rules_enforced=prepared.storage_rules_enforced, standins=self.options.standins)
+        env |= stack_env(
+            storage_rules_enforced=prepared.storage_rules_enforced, standins=self.options.standins
         )
         for name in self.options.standins:
-            argv = [sys.executable, "-m", "local_stack.serve", name, "--port", str(STANDIN_PORTS[name])]
+            argv = [sys.executable, "-m", "local_stack.serve", name, "--port", str(STANDINS[name][1])]
             self.standins[name] = self._spawn(
-                argv, {**env, "PYTHONUNBUFFERED": "1"}, LOG_DIR / f"{name}.log", REPO
+                argv, env | {"PYTHONUNBUFFERED": "1"}, LOG_DIR / f"{name}.log", REPO
             )
-            info.standins[name] = STANDIN_PORTS[name]
-        self._start_firebase(env)
+        self._start_firebase(env, info)
         info.env = self._wait_firebase_ready()
-        self._wait_standins_ready()
+        info.standin_problems = self._wait_standins_ready()
         info.started_in_s = time.monotonic() - started
         return info
 
@@ -345,75 +325,65 @@ class Stack:
         os.write(fd, f"pid {os.getpid()} in {REPO}: {shlex.join(sys.argv)[:200]}\n".encode())
         self._lock_fd = fd
 
-    def _end_stale_stack(self) -> None:
-        """End what a stack killed with SIGKILL left behind (its tag is in STATE_FILE)."""
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            leftovers = tagged(json.loads(STATE_FILE.read_text())["tag"])
-            if leftovers:
-                console.print(f"[yellow]ending {len(leftovers)} process(es) an earlier, killed stack left[/]")
-                end_processes(leftovers)
-        STATE_FILE.unlink(missing_ok=True)
-
     def _wait_ports_free(self) -> None:
-        ports = {**emulator_ports(), **{f"stand-in {n}": STANDIN_PORTS[n] for n in self.options.standins}}
+        ports = emulator_ports() | {f"stand-in {n}": STANDINS[n][1] for n in self.options.standins}
         deadline = time.monotonic() + PORT_GRACE_S
         while busy := {name: port for name, port in ports.items() if port_owner(port)}:
             if time.monotonic() >= deadline:
-                lines = [f"  {name} {port}: {port_owner(port)}" for name, port in busy.items()]
-                raise StackError(
-                    "ports of the local stack are in use by something else:\n" + "\n".join(lines)
-                )
+                lines = "\n".join(f"  {name} {port}: {port_owner(port)}" for name, port in busy.items())
+                raise StackError(f"ports of the local stack are in use by something else:\n{lines}")
             time.sleep(0.5)
 
-    def _start_firebase(self, env: dict[str, str]) -> None:
-        java = self.info.java if self.info else None
-        assert java
-        env.update(java.env)
-        env.update(
-            PATH=os.pathsep.join([str(java.java.bin_dir), str(FIREBASE_BIN.parent), env.get("PATH", "")]),
-            JAVA_HOME=str(java.java.bin_dir.parent),
-            # Python discovery imports main.py in functions/venv; 2 slow cores need more than 10 s.
-            FUNCTIONS_DISCOVERY_TIMEOUT="60",
-            PYTHONUNBUFFERED="1",
+    def _start_firebase(self, env: dict[str, str], info: StackInfo) -> None:
+        java = info.java.java
+        env = (
+            env
+            | info.java.env
+            | {
+                "PATH": os.pathsep.join([str(java.bin_dir), str(FIREBASE_BIN.parent), env.get("PATH", "")]),
+                "JAVA_HOME": str(java.bin_dir.parent),
+                # Python discovery imports main.py in functions/venv; 2 slow cores need more than 10 s.
+                "FUNCTIONS_DISCOVERY_TIMEOUT": "60",
+                "PYTHONUNBUFFERED": "1",
+            }
         )
         config = FIREBASE_JSON
-        if self.info and self.info.ui:  # firebase.json disables the UI: offline machines cannot fetch it
+        if info.ui:  # firebase.json disables the UI: offline machines cannot fetch it
             data = json.loads(FIREBASE_JSON.read_text())
             data["emulators"]["ui"] = {"enabled": True, "host": HOST, "port": 4000}
             config = self._ui_config = REPO / ".firebase.ui.local.json"  # beside firebase.json: same project
             config.write_text(json.dumps(data, indent=2))
-        with contextlib.suppress(OSError):
-            ENV_FILE.unlink()
+        ENV_FILE.unlink(missing_ok=True)
         hold = f"cd {shlex.quote(str(REPO))} && " + shlex.join(
             [sys.executable, "-m", "local_stack", "hold", str(ENV_FILE)]
         )
-        argv = [str(FIREBASE_BIN), "emulators:exec", hold, "--project", PROJECT_ID, "--config", str(config)]
-        argv += ["--only", ",".join(self.options.only)]
+        argv = [
+            str(FIREBASE_BIN),
+            "emulators:exec",
+            hold,
+            "--project",
+            PROJECT_ID,
+            "--config",
+            str(config),
+            "--only",
+            ",".join(self.options.only),
+        ]
         if self.options.import_seed:
             argv += ["--import", str(EXPORT_DIR)]
         if self.options.export_on_exit:
             argv += ["--export-on-exit", str(self.options.export_on_exit)]
-        # cwd: firebase-tools writes its *-debug.log files there.
-        self.firebase = self._spawn(argv, env, self.firebase_log(), LOG_DIR)
-
-    def firebase_log(self) -> Path | None:
-        return None if self.options.foreground else LOG_DIR / "firebase.log"
+        self.firebase = self._spawn(argv, env, self.firebase_log, LOG_DIR)  # cwd: its *-debug.log files
 
     def _wait_firebase_ready(self) -> dict[str, str]:
         """The holder's environment, once firebase-tools runs it (every emulator up, functions loaded)."""
         assert self.firebase
         deadline = time.monotonic() + self.options.ready_timeout_s
         while not ENV_FILE.exists():
-            if self.firebase.poll() is not None:
-                raise StackError(
-                    f"the firebase CLI exited with code {self.firebase.returncode} while starting.\n"
-                    f"{log_tail(self.firebase_log(), 60)}"
-                )
-            if time.monotonic() >= deadline:
-                raise StackError(
-                    f"the emulators were not ready after {self.options.ready_timeout_s:.0f} s.\n"
-                    f"{log_tail(self.firebase_log(), 60)}"
-                )
+            if self.firebase.poll() is not None or time.monotonic() >= deadline:
+                what = f"exited with code {self.firebase.returncode} while starting"
+                if self.firebase.returncode is None:
+                    what = f"was not ready after {self.options.ready_timeout_s:.0f} s"
+                raise StackError(f"the firebase CLI {what}.\n{log_tail(self.firebase_log, 60)}")
             time.sleep(0.2)
         env = json.loads(ENV_FILE.read_text())["env"]
         if "functions" in self.options.only:
@@ -421,23 +391,23 @@ class Stack:
                 "backends"
             ]
             if not any(backend.get("functionTriggers") for backend in backends):
-                log = log_tail(self.firebase_log(), 60)
+                log = log_tail(self.firebase_log, 60)
                 raise StackError(f"the Functions emulator loaded no triggers from functions/.\n{log}")
         return env
 
-    def _wait_standins_ready(self) -> None:
-        assert self.info
+    def _wait_standins_ready(self) -> dict[str, str]:
+        """What is wrong with each stand-in that did not get healthy (a stand-in that fails, the stress
+        checkpoint missing, say, is reported loudly and the stack runs on without it)."""
         deadline = time.monotonic() + self.options.ready_timeout_s
-        pending = dict(self.standins)
+        pending, problems = dict(self.standins), {}
         while pending:
             for name, proc in list(pending.items()):
-                state = _standin_state(name, proc, deadline)
-                if state != "":
+                if (state := _standin_state(name, proc, deadline)) != "":
                     del pending[name]
                     if state:
-                        self.info.standin_problems[name] = state
+                        problems[name] = state
             time.sleep(0.2)
-        for name, problem in self.info.standin_problems.items():
+        for name, problem in problems.items():
             console.print(
                 Panel(
                     f"stand-in [bold]{name}[/] is not healthy: {problem}",
@@ -445,8 +415,7 @@ class Stack:
                     border_style="yellow",
                 )
             )
-
-    # ------------------------------------------------------------------------------------- stop
+        return problems
 
     def stop(self) -> None:
         started = time.monotonic()
@@ -474,8 +443,7 @@ class Stack:
         for path in (ENV_FILE, STATE_FILE, self._ui_config):
             if path is not None:
                 path.unlink(missing_ok=True)
-        removed = trim_env_local()
-        if removed:
+        if removed := trim_env_local():
             console.print(
                 f"[dim]functions/.env.local: removed the param defaults firebase-tools appended: {removed}[/]"
             )
@@ -492,7 +460,7 @@ def _standin_state(name: str, proc: subprocess.Popen, deadline: float) -> str | 
     if proc.poll() is not None:
         return f"exited with code {proc.returncode}:\n{log_tail(log, 15)}"
     try:
-        health = httpx.get(f"http://{HOST}:{STANDIN_PORTS[name]}/health", timeout=2.0)
+        health = httpx.get(f"http://{HOST}:{STANDINS[name][1]}/health", timeout=2.0)
     except httpx.HTTPError:
         health = None
     if health is not None and health.status_code != 503:
@@ -540,10 +508,10 @@ def storage_rules_warning(info: StackInfo) -> None:
                 "[bold]STORAGE RULES ARE NOT ENFORCED[/] in this local stack.\n"
                 "firebase-tools' Cloud Storage rules runtime is not cached on this machine and the "
                 "Firebase rules engine (Debian google-cloud-cli-firestore-emulator) is missing, so the "
-                "Storage emulator runs with a permit-all stand-in "
-                f"({info.java.storage_rules}).\nAny upload is accepted: storage.rules is NOT checked. "
-                "process_voice_message's own checks (path owner, chat membership, content type, "
-                "size) are the only guard here. Firestore rules ARE enforced.",
+                f"Storage emulator runs with a permit-all stand-in ({info.java.storage_rules}).\n"
+                "Any upload is accepted: storage.rules is NOT checked. process_voice_message's own checks "
+                "(path owner, chat membership, content type, size) are the only guard here. Firestore "
+                "rules ARE enforced.",
                 title="WARNING",
                 border_style="bold red",
             )
@@ -554,40 +522,45 @@ def ready_line(info: StackInfo) -> str:
     return f"[green]stack ready in {info.started_in_s:.1f} s[/]"
 
 
-def print_connection_info(info: StackInfo) -> None:
+def print_connection_info(info: StackInfo, standins: Sequence[str]) -> None:
     seed, ports = load_seed(), emulator_ports()
     table = Table(title="EmoChat local stack", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("project id / bucket", f"{PROJECT_ID} / {BUCKET}")
-    for name in ("auth", "firestore", "storage", "functions", "hub"):
-        table.add_row(name, f"{HOST}:{ports[name]}")
-    for name, port in info.standins.items():
-        state = "[red]NOT HEALTHY[/]" if name in info.standin_problems else "ok"
-        table.add_row(f"stand-in {name}", f"http://{HOST}:{port}  {state}")
-    table.add_row("Emulator UI", f"http://{HOST}:4000" if info.ui else "off (not cached; offline)")
-    enforced = info.java.storage_rules_enforced
-    table.add_row("storage rules", "enforced" if enforced else "[bold red]NOT ENFORCED[/]")
-    table.add_row("started in", f"{info.started_in_s:.1f} s")
+    rows = [("project id / bucket", f"{PROJECT_ID} / {BUCKET}")]
+    rows += [(name, f"{HOST}:{ports[name]}") for name in ("auth", "firestore", "storage", "functions", "hub")]
+    rows += [
+        (
+            f"stand-in {name}",
+            f"http://{HOST}:{STANDINS[name][1]}  "
+            + ("[red]NOT HEALTHY[/]" if name in info.standin_problems else "ok"),
+        )
+        for name in standins
+    ]
+    rows += [
+        ("Emulator UI", f"http://{HOST}:4000" if info.ui else "off (not cached; offline)"),
+        ("storage rules", "enforced" if info.java.storage_rules_enforced else "[bold red]NOT ENFORCED[/]"),
+        ("started in", f"{info.started_in_s:.1f} s"),
+    ]
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
-    accounts = Table(title="Seeded test accounts (email / password)", title_justify="left")
-    for column in ("uid", "email", "password", "displayName"):
-        accounts.add_column(column)
+    accounts = Table(
+        "uid", "email", "password", "displayName", title="Seeded test accounts", title_justify="left"
+    )
     for user in seed["auth"]:
         accounts.add_row(user["uid"], user["email"], user["password"], user.get("displayName", ""))
     console.print(accounts)
     chats = [path for path in seed["firestore"] if path.count("/") == 1 and path.startswith("chats/")]
-    console.print(f"Seeded chats: {', '.join(chats)}")
     console.print(
-        "\n[bold]Expo app[/] (Firebase JS SDK), with the device/emulator able to reach this host:\n"
+        f"Seeded chats: {', '.join(chats)}\n\n"
+        "[bold]Expo app[/] (Firebase JS SDK), with the device/emulator able to reach this host:\n"
         f"  connectAuthEmulator(auth, 'http://{HOST}:{ports['auth']}')\n"
         f"  connectFirestoreEmulator(db, '{HOST}', {ports['firestore']})\n"
         f"  connectStorageEmulator(storage, '{HOST}', {ports['storage']})\n"
         f"  firebaseConfig: projectId '{PROJECT_ID}', storageBucket '{BUCKET}', apiKey any string\n"
         "  (from an Android emulator use 10.0.2.2 for the host; from a phone on the LAN, change the "
-        "emulators' host in firebase.json to 0.0.0.0)\n"
+        "emulators' host in firebase.json to 0.0.0.0)\n\n"
+        "[bold]Environment for tools and tests[/] (`python -m local_stack env` prints it all):"
     )
-    console.print("[bold]Environment for tools and tests[/] (`python -m local_stack env` prints it all):")
     for key in (
         "FIRESTORE_EMULATOR_HOST",
         "FIREBASE_AUTH_EMULATOR_HOST",

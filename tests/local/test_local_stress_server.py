@@ -12,9 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from local_stack_support import ThreadedServer, reset, script_faults, seen_requests
+from local_stack_support import ThreadedServer
 from stress_handler_double import EndpointHandler
 
+from local_stack.app_client import StandIn
 from local_stack.stress_server import DEFAULT_MODEL_DIR, DEFAULT_PACKAGE_DIR, StressSettings, create_app
 
 TOKEN = "hf_local_test_token"
@@ -45,7 +46,7 @@ def stress_server() -> Iterator[ThreadedServer]:
 
 @pytest.fixture
 def stress_url(stress_server: ThreadedServer) -> str:
-    reset(stress_server.base_url)
+    StandIn(stress_server.base_url).clear()
     return stress_server.base_url
 
 
@@ -83,7 +84,7 @@ def test_bearer_token_is_checked(stress_url: str, speech_wav: Path) -> None:
 
 
 def test_scripted_faults_use_hf_shapes(stress_url: str, speech_wav: Path) -> None:
-    script_faults(stress_url, [{"status": 503}, {"status": 429, "retry_after": 2}, {"malformed": "shape"}])
+    StandIn(stress_url).script([{"status": 503}, {"status": 429, "retry_after": 2}, {"malformed": "shape"}])
     headers = {**AUTH, "Content-Type": "audio/wav"}
     loading = httpx.post(stress_url, content=speech_wav.read_bytes(), headers=headers)
     assert loading.status_code == 503
@@ -92,7 +93,7 @@ def test_scripted_faults_use_hf_shapes(stress_url: str, speech_wav: Path) -> Non
     assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "2"
     wrong_shape = httpx.post(stress_url, content=speech_wav.read_bytes(), headers=headers)
     assert wrong_shape.status_code == 200 and not isinstance(wrong_shape.json(), list)
-    assert [entry["status"] for entry in seen_requests(stress_url)["requests"]] == [503, 429, 200]
+    assert [entry["status"] for entry in StandIn(stress_url).requests()["requests"]] == [503, 429, 200]
 
 
 def test_warm_up_answers_503_loading_then_serves(speech_wav: Path) -> None:

@@ -100,32 +100,21 @@ class MessageWait:
 # ------------------------------------------------------------------------------- Firestore values
 
 
+_DECODE = {"nullValue": lambda _: None, "booleanValue": bool, "integerValue": int, "doubleValue": float,
+           "timestampValue": dt.datetime.fromisoformat, "stringValue": str, "bytesValue": base64.b64decode,
+           "referenceValue": str, "geoPointValue": dict}  # fmt: skip
+
+
 def decode_value(value: Mapping[str, Any]) -> Any:
-    """One Firestore REST `Value` to Python."""
-    if "nullValue" in value:
-        return None
-    if "booleanValue" in value:
-        return bool(value["booleanValue"])
-    if "integerValue" in value:
-        return int(value["integerValue"])
-    if "doubleValue" in value:
-        return float(value["doubleValue"])
-    if "timestampValue" in value:
-        return _parse_timestamp(value["timestampValue"])
-    if "stringValue" in value:
-        return value["stringValue"]
-    if "bytesValue" in value:
-        return base64.b64decode(value["bytesValue"])
-    if "referenceValue" in value:
-        return value["referenceValue"]
-    if "geoPointValue" in value:
-        point = value["geoPointValue"]
-        return {"latitude": point.get("latitude", 0.0), "longitude": point.get("longitude", 0.0)}
-    if "arrayValue" in value:
-        return [decode_value(v) for v in value["arrayValue"].get("values", [])]
-    if "mapValue" in value:
-        return decode_fields(value["mapValue"].get("fields", {}))
-    raise ValueError(f"unknown Firestore value: {value!r}")
+    """One Firestore REST `Value` to Python (timestamps: aware datetimes, nanoseconds cut to micro)."""
+    ((kind, inner),) = value.items()
+    if kind == "arrayValue":
+        return [decode_value(v) for v in inner.get("values", [])]
+    if kind == "mapValue":
+        return decode_fields(inner.get("fields", {}))
+    if kind not in _DECODE:
+        raise ValueError(f"unknown Firestore value: {value!r}")
+    return _DECODE[kind](inner)
 
 
 def decode_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,16 +144,6 @@ def encode_value(value: Any) -> dict[str, Any]:
             return {"timestampValue": value["$timestamp"]}
         return {"mapValue": {"fields": {k: encode_value(v) for k, v in value.items()}}}
     raise TypeError(f"cannot encode {type(value).__name__} for Firestore")
-
-
-def _parse_timestamp(text: str) -> dt.datetime:
-    # RFC 3339 with up to nanoseconds; Python keeps microseconds.
-    main, _, rest = text.partition(".")
-    if rest:
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{main}.{digits[:6].ljust(6, '0')}{zone}"
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # -------------------------------------------------------------------------------------- REST client

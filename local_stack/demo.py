@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from rich.console import Group
 from rich.panel import Panel
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from local_stack.app_client import AppClient, MessageTimeout, MessageWait, SentVoice, StandIn
@@ -156,9 +156,7 @@ def _fcm_sent(env: dict[str, str], message_id: str) -> list[dict[str, Any]]:
 def render_alerts(
     feeds: dict[str, dict[str, Any]], names: dict[str, str], pushes: list[dict[str, Any]]
 ) -> Panel:
-    table = Table(show_edge=False)
-    for column in ("to", "role", "push", "reason", "delivery"):
-        table.add_column(column)
+    table = Table("to", "role", "push", "reason", "delivery", show_edge=False)
     suggestion: dict[str, Any] | None = None
     for uid, entry in feeds.items():
         delivery = entry.get("delivery") or {}
@@ -170,20 +168,12 @@ def render_alerts(
             f"{entry.get('status')}: {delivery.get('success', 0)}/{delivery.get('tokens', 0)} devices",
         )
         suggestion = suggestion or entry.get("suggestion")
-    parts: list[Any] = [table]
+    parts: list[Any] = [table, Text("")]
     if suggestion:
-        parts += [
-            Text(""),
-            Text(
-                f"coping suggestion for the sender: {suggestion.get('title')} ({suggestion.get('kind')})",
-                style="bold",
-            ),
-            Text(
-                f"“{suggestion.get('text')}”  recommendation {suggestion.get('recommendationId')}",
-                style="dim",
-            ),
-        ]
-    parts += [Text(""), Text(f"FCM HTTP v1 requests at the local FCM server: {len(pushes)}", style="dim")]
+        title = f"coping suggestion for the sender: {suggestion.get('title')} ({suggestion.get('kind')})"
+        text = f"“{suggestion.get('text')}”  recommendation {suggestion.get('recommendationId')}"
+        parts += [Text(title, style="bold"), Text(text, style="dim"), Text("")]
+    parts.append(Text(f"FCM HTTP v1 requests at the local FCM server: {len(pushes)}", style="dim"))
     return Panel(Group(*parts), title="high-stress alert", border_style="red")
 
 
@@ -223,9 +213,9 @@ def render_message(wait: MessageWait, sent: SentVoice, *, sender_name: str) -> P
     if isinstance(created, dt.datetime):
         body.add_row("createdAt", created.isoformat(timespec="seconds"))
 
-    timings = Table(title="timings", title_justify="left", show_edge=False)
-    timings.add_column("step")
-    timings.add_column("ms", justify="right")
+    timings = Table(
+        "step", Column("ms", justify="right"), title="timings", title_justify="left", show_edge=False
+    )
     for key, label in (
         ("sttMs", "speech-to-text"),
         ("stressMs", "stress model"),

@@ -1,15 +1,10 @@
-"""Local stand-ins for the paid cloud APIs EmoChat calls in production.
+"""The offline local stack: Firebase emulators (`firebase emulators:exec`) and stand-ins for the paid
+APIs (stt: OpenAI transcription, stress: a Hugging Face endpoint, fcm: FCM HTTP v1), each speaking its
+real wire format so the production adapters run unchanged. See local_stack/README.md."""
 
-Each server speaks its real API's wire format, so the production adapters run unchanged against it:
-
-- ``stt_server``: OpenAI ``POST /v1/audio/transcriptions`` backed by faster-whisper;
-- ``stress_server``: a Hugging Face Inference Endpoint hosting the project's ``EndpointHandler``;
-- ``fcm_server``: FCM HTTP v1 ``messages:send``.
-
-All three share one scripted fault mechanism (``faults``) for reliability tests, and run through
-``python -m local_stack.serve {stt,stress,fcm}``.
-"""
-
-DEFAULT_STT_PORT = 8711
-DEFAULT_STRESS_PORT = 8712
-DEFAULT_FCM_PORT = 8713
+# name -> (the variable the functions read its URL from, port, path the clients add to the origin)
+STANDINS = {
+    "stt": ("STT_BASE_URL", 8711, "/v1"),
+    "stress": ("STRESS_ENDPOINT_URL", 8712, ""),
+    "fcm": ("FCM_ENDPOINT", 8713, ""),
+}

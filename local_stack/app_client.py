@@ -1,18 +1,19 @@
-"""Acts as the Expo app against the local emulators: sign in, upload a voice message, read the result.
+"""The one REST client for the emulators, and the Expo app's view of the backend built on it.
 
-Speaks the same REST APIs the Firebase JS SDK uses, so what the demo and the end-to-end tests do is
-what the app does:
+``EmulatorRest`` speaks the REST APIs the Firebase JS SDK uses, and answers with the raw
+``httpx.Response`` (the rules tests classify those as allowed or denied):
 
-- Auth emulator: identitytoolkit ``accounts:signInWithPassword`` (email/password) for an ID token;
-- Storage emulator: Firebase Storage ``POST /v0/b/{bucket}/o?name=...`` with
-  ``X-Goog-Upload-Protocol: multipart`` (one request: metadata part + bytes part), as
-  ``uploadBytes`` does, authorised by ``Authorization: Firebase <ID token>``. One request on
-  purpose: the Storage emulator truncates resumable uploads sent in several chunks;
-- Firestore emulator: REST ``GET .../documents/{path}`` with the ID token (rules apply), or as
-  admin (``Bearer owner``, the emulator's rules bypass) for checks the app could not make.
+- Auth emulator: identitytoolkit ``accounts:signUp`` / ``accounts:signInWithPassword`` for ID
+  tokens, and the admin ``projects/{project}/accounts`` to create an account with a fixed uid;
+- Firestore emulator: REST ``.../documents/{path}`` with ``Authorization: Bearer <ID token>`` (rules
+  apply), or the emulators' admin token (``Bearer owner``, which bypasses them);
+- Storage emulator: Firebase Storage ``/v0/b/{bucket}/o`` with ``Authorization: Firebase <ID token>``;
+  uploads in one request (``X-Goog-Upload-Protocol: multipart``), as ``uploadBytes`` does for small
+  files, and on purpose: the Storage emulator truncates resumable uploads sent in several chunks.
 
-Only ``httpx``; the values of Firestore's REST encoding are decoded into plain Python
-(timestamps become aware datetimes).
+``AppClient`` adds what the app does with them: sign in, send a voice message, read documents
+(Firestore's REST values decoded into plain Python; timestamps become aware datetimes), wait for
+the message's final status. The demo, the seeding and the tests all use these two.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+from local_stack import STANDINS
 
 PROJECT_ID = "demo-emochat"
 BUCKET = "demo-emochat.appspot.com"
@@ -97,32 +100,21 @@ class MessageWait:
 # ------------------------------------------------------------------------------- Firestore values
 
 
+_DECODE = {"nullValue": lambda _: None, "booleanValue": bool, "integerValue": int, "doubleValue": float,
+           "timestampValue": dt.datetime.fromisoformat, "stringValue": str, "bytesValue": base64.b64decode,
+           "referenceValue": str, "geoPointValue": dict}  # fmt: skip
+
+
 def decode_value(value: Mapping[str, Any]) -> Any:
-    """One Firestore REST `Value` to Python."""
-    if "nullValue" in value:
-        return None
-    if "booleanValue" in value:
-        return bool(value["booleanValue"])
-    if "integerValue" in value:
-        return int(value["integerValue"])
-    if "doubleValue" in value:
-        return float(value["doubleValue"])
-    if "timestampValue" in value:
-        return _parse_timestamp(value["timestampValue"])
-    if "stringValue" in value:
-        return value["stringValue"]
-    if "bytesValue" in value:
-        return base64.b64decode(value["bytesValue"])
-    if "referenceValue" in value:
-        return value["referenceValue"]
-    if "geoPointValue" in value:
-        point = value["geoPointValue"]
-        return {"latitude": point.get("latitude", 0.0), "longitude": point.get("longitude", 0.0)}
-    if "arrayValue" in value:
-        return [decode_value(v) for v in value["arrayValue"].get("values", [])]
-    if "mapValue" in value:
-        return decode_fields(value["mapValue"].get("fields", {}))
-    raise ValueError(f"unknown Firestore value: {value!r}")
+    """One Firestore REST `Value` to Python (timestamps: aware datetimes, nanoseconds cut to micro)."""
+    ((kind, inner),) = value.items()
+    if kind == "arrayValue":
+        return [decode_value(v) for v in inner.get("values", [])]
+    if kind == "mapValue":
+        return decode_fields(inner.get("fields", {}))
+    if kind not in _DECODE:
+        raise ValueError(f"unknown Firestore value: {value!r}")
+    return _DECODE[kind](inner)
 
 
 def decode_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,110 +146,195 @@ def encode_value(value: Any) -> dict[str, Any]:
     raise TypeError(f"cannot encode {type(value).__name__} for Firestore")
 
 
-def _parse_timestamp(text: str) -> dt.datetime:
-    # RFC 3339 with up to nanoseconds; Python keeps microseconds.
-    main, _, rest = text.partition(".")
-    if rest:
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{main}.{digits[:6].ljust(6, '0')}{zone}"
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+# -------------------------------------------------------------------------------------- REST client
 
 
-# ------------------------------------------------------------------------------------------ client
+def _bearer(token: str | None, scheme: str = "Bearer") -> dict[str, str]:
+    return {"Authorization": f"{scheme} {token}"} if token else {}
 
 
-class AppClient:
-    """The Expo app's view of the backend, against the local emulators."""
+class EmulatorRest:
+    """The emulators' REST APIs, hosts from the variables `python -m local_stack exec` sets."""
 
-    def __init__(
-        self,
-        *,
-        project_id: str = PROJECT_ID,
-        bucket: str = BUCKET,
-        auth_host: str = f"{HOST}:9099",
-        firestore_host: str = f"{HOST}:8080",
-        storage_host: str = f"{HOST}:9199",
-        timeout_s: float = 30.0,
-    ) -> None:
-        self.project_id = project_id
-        self.bucket = bucket
-        self.auth_url = f"http://{auth_host}"
-        self.firestore_url = f"http://{firestore_host}"
-        self.storage_url = f"http://{storage_host}"
+    def __init__(self, env: Mapping[str, str] | None = None, *, timeout_s: float = 30.0) -> None:
+        env = os.environ if env is None else env
+        self.project_id = env.get("GCLOUD_PROJECT", PROJECT_ID)
+        self.bucket = env.get("EMOCHAT_BUCKET", BUCKET)
+        self.auth_url = f"http://{env.get('FIREBASE_AUTH_EMULATOR_HOST', f'{HOST}:9099')}"
+        self.firestore_url = f"http://{env.get('FIRESTORE_EMULATOR_HOST', f'{HOST}:8080')}"
+        storage = env.get("FIREBASE_STORAGE_EMULATOR_HOST", f"{HOST}:9199")
+        self.storage_url = f"http://{storage.removeprefix('http://')}"
         self.http = httpx.Client(timeout=timeout_s)
-        self.session: Session | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> AppClient:
-        """Hosts from the emulator variables that `python -m local_stack exec` sets."""
-        env = os.environ if env is None else env
-        storage = env.get("FIREBASE_STORAGE_EMULATOR_HOST", f"{HOST}:9199")
-        return cls(
-            project_id=env.get("GCLOUD_PROJECT", PROJECT_ID),
-            bucket=env.get("EMOCHAT_BUCKET", BUCKET),
-            auth_host=env.get("FIREBASE_AUTH_EMULATOR_HOST", f"{HOST}:9099"),
-            firestore_host=env.get("FIRESTORE_EMULATOR_HOST", f"{HOST}:8080"),
-            storage_host=storage.removeprefix("http://"),
-            **kwargs,
-        )
+    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+        return cls(env, **kwargs)
 
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> AppClient:
+    def __enter__(self) -> Any:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------------------------- auth
+    def accounts(self, action: str, body: Mapping[str, Any]) -> httpx.Response:
+        """identitytoolkit `accounts:{action}` (signUp, signInWithPassword), as the app calls it."""
+        url = f"{self.auth_url}/identitytoolkit.googleapis.com/v1/accounts:{action}"
+        return self.http.post(url, params={"key": "local-emulator-api-key"}, json=body)
+
+    def create_account(self, body: Mapping[str, Any]) -> httpx.Response:
+        """Admin: an Auth emulator account with the uid in `body["localId"]`."""
+        url = f"{self.auth_url}/identitytoolkit.googleapis.com/v1/projects/{self.project_id}/accounts"
+        return self.http.post(url, headers=_bearer(ADMIN_TOKEN), json=body)
+
+    def documents(
+        self, method: str, path: str = "", *, verb: str = "", token: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Firestore REST on `path` under the database's documents, or `{path}:{verb}` (commit,
+        runQuery). Document ids may hold any character but "/": each segment is percent-encoded."""
+        url = f"{self.firestore_url}/v1/projects/{self.project_id}/databases/(default)/documents"
+        if path:
+            url += "/" + "/".join(quote(segment, safe="") for segment in path.split("/"))
+        return self.http.request(method, url + (f":{verb}" if verb else ""), headers=_bearer(token), **kwargs)
+
+    def objects(
+        self, method: str, name: str = "", *, token: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Firebase Storage REST on the bucket's objects, or on object `name`."""
+        url = f"{self.storage_url}/v0/b/{self.bucket}/o" + (f"/{quote(name, safe='')}" if name else "")
+        return self.http.request(method, url, headers=_bearer(token, "Firebase"), **kwargs)
+
+    def upload(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str | None,
+        custom_metadata: Mapping[str, str] | None = None,
+        token: str | None = None,
+    ) -> httpx.Response:
+        """A single-request (multipart) upload: metadata part, then the bytes."""
+        metadata: dict[str, Any] = {"name": name}
+        if content_type is not None:
+            metadata["contentType"] = content_type
+        if custom_metadata:  # the JS SDK's customMetadata travels as "metadata" on the wire
+            metadata["metadata"] = dict(custom_metadata)
+        boundary = uuid.uuid4().hex
+        part_type = content_type or "application/octet-stream"
+        body = b"".join(
+            [
+                f"--{boundary}\r\nContent-Type: application/json; charset=utf-8\r\n\r\n".encode(),
+                json.dumps(metadata).encode(),
+                f"\r\n--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode(),
+                data,
+                f"\r\n--{boundary}--".encode(),
+            ]
+        )
+        headers = {
+            "X-Goog-Upload-Protocol": "multipart",
+            "Content-Type": f"multipart/related; boundary={boundary}",
+        }
+        url = f"{self.storage_url}/v0/b/{self.bucket}/o"
+        return self.http.post(
+            url, params={"name": name}, content=body, headers={**_bearer(token, "Firebase"), **headers}
+        )
+
+    def gcs_object(self, name: str) -> httpx.Response:
+        """The object's GCS JSON resource (what a storage event carries as data)."""
+        return self.http.get(f"{self.storage_url}/storage/v1/b/{self.bucket}/o/{quote(name, safe='')}")
+
+
+# ------------------------------------------------------------------------------------ stand-ins
+
+
+class StandIn:
+    """A stand-in's admin API (/_emochat, local_stack/faults.py): scripted faults, the request log,
+    and the FCM stand-in's record of what it was sent. The tests' and the demo's one client for it."""
+
+    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+        self.url = url.removesuffix("/v1")
+        self.timeout_s = timeout_s
+
+    @classmethod
+    def of(cls, name: str, env: Mapping[str, str] | None = None) -> StandIn:
+        """The stack's stand-in `name` (stt, stress, fcm), at the URL the functions are given."""
+        var, port, _ = STANDINS[name]
+        return cls((os.environ if env is None else env).get(var) or f"http://{HOST}:{port}")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, f"{self.url}/_emochat/{path}", timeout=self.timeout_s, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def script(self, faults: list[dict[str, Any]] | dict[str, Any]) -> None:
+        self._call("POST", "faults", json=faults)
+
+    def pending(self) -> list[dict[str, Any]]:
+        return self._call("GET", "faults")["pending"]
+
+    def clear(self, *, requests: bool = True) -> None:
+        """Forget the scripted faults (and the request log, unless requests=False)."""
+        self._call("DELETE", "faults")
+        if requests:
+            self._call("DELETE", "requests")
+
+    def requests(self) -> dict[str, Any]:
+        """{"count": API requests answered, "requests": the last ones (status, fault, ...)}."""
+        return self._call("GET", "requests")
+
+    def request_count(self) -> int:
+        return int(self.requests()["count"])
+
+    def sent(self) -> list[dict[str, Any]]:
+        """The FCM stand-in's record of every send request."""
+        return self._call("GET", "sent")
+
+    def clear_sent(self) -> None:
+        self._call("DELETE", "sent")
+
+
+# ------------------------------------------------------------------------------------------ client
+
+
+class AppClient(EmulatorRest):
+    """The Expo app's view of the backend, against the local emulators."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, timeout_s: float = 30.0) -> None:
+        super().__init__(env, timeout_s=timeout_s)
+        self.session: Session | None = None
 
     def sign_in(self, email: str, password: str) -> Session:
-        response = self.http.post(
-            f"{self.auth_url}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword",
-            params={"key": "local-emulator-api-key"},
-            json={"email": email, "password": password, "returnSecureToken": True},
+        body = _checked(
+            self.accounts(
+                "signInWithPassword", {"email": email, "password": password, "returnSecureToken": True}
+            ),
+            f"sign-in as {email}",
         )
-        body = _json(response)
-        if response.status_code != 200:
-            raise AppClientError(
-                f"sign-in as {email} failed: {_error_message(body)}", response.status_code, body
-            )
         self.session = Session(body["localId"], email, body["idToken"], body.get("refreshToken", ""))
         return self.session
 
     def create_user(self, *, uid: str, email: str, password: str, display_name: str | None = None) -> None:
         """Admin: create an Auth emulator account with a fixed uid (used to build the seed)."""
-        payload: dict[str, Any] = {
-            "localId": uid,
-            "email": email,
-            "password": password,
-            "emailVerified": True,
-        }
+        account = {"localId": uid, "email": email, "password": password, "emailVerified": True}
         if display_name:
-            payload["displayName"] = display_name
-        response = self.http.post(
-            f"{self.auth_url}/identitytoolkit.googleapis.com/v1/projects/{self.project_id}/accounts",
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            json=payload,
-        )
-        if response.status_code != 200:
-            body = _json(response)
-            raise AppClientError(
-                f"creating {email} failed: {_error_message(body)}", response.status_code, body
-            )
+            account["displayName"] = display_name
+        _checked(self.create_account(account), f"creating {email}")
 
-    def _token(self, id_token: str | None) -> str:
+    def _token(self, id_token: str | None, admin: bool = False) -> str:
+        if admin:
+            return ADMIN_TOKEN
         if id_token:
             return id_token
+        return self._signed_in().id_token
+
+    def _signed_in(self) -> Session:
         if self.session is None:
             raise AppClientError("not signed in: call sign_in() first")
-        return self.session.id_token
+        return self.session
 
-    # ---------------------------------------------------------------------------------- storage
-
-    def upload(
+    def upload(  # type: ignore[override]
         self,
         path: str,
         data: bytes,
@@ -267,40 +344,16 @@ class AppClient:
         id_token: str | None = None,
         admin: bool = False,
     ) -> dict[str, Any]:
-        """Firebase Storage REST single-request (multipart) upload; returns the object's metadata.
-        storage.rules apply unless admin (the emulator's owner credential, which bypasses them)."""
-        metadata: dict[str, Any] = {"name": path, "contentType": content_type}
-        if custom_metadata:
-            # The JS SDK's customMetadata travels as "metadata" on the wire (and comes back so).
-            metadata["metadata"] = dict(custom_metadata)
-        boundary = uuid.uuid4().hex
-        body = b"".join(
-            [
-                f"--{boundary}\r\nContent-Type: application/json; charset=utf-8\r\n\r\n".encode(),
-                json.dumps(metadata).encode(),
-                f"\r\n--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode(),
-                data,
-                f"\r\n--{boundary}--".encode(),
-            ]
+        """Upload as the signed-in user (or `id_token`); returns the object's metadata. storage.rules
+        apply unless admin (the emulator's owner credential, which bypasses them)."""
+        response = super().upload(
+            path,
+            data,
+            content_type=content_type,
+            custom_metadata=custom_metadata,
+            token=self._token(id_token, admin),
         )
-        response = self.http.post(
-            f"{self.storage_url}/v0/b/{self.bucket}/o",
-            params={"name": path},
-            headers={
-                "Authorization": f"Firebase {ADMIN_TOKEN if admin else self._token(id_token)}",
-                "X-Goog-Upload-Protocol": "multipart",
-                "Content-Type": f"multipart/related; boundary={boundary}",
-            },
-            content=body,
-        )
-        result = _json(response)
-        if response.status_code != 200:
-            raise AppClientError(
-                f"upload of {path} failed ({response.status_code}): {_error_message(result)}",
-                response.status_code,
-                result,
-            )
-        return result
+        return _checked(response, f"upload of {path}")
 
     def send_voice_message(
         self,
@@ -318,80 +371,50 @@ class AppClient:
         """Upload audio as the signed-in user to voice/{uid}/{chatId}/{messageId}.{ext} (as admin,
         bypassing storage.rules, when `admin`: the path still names the signed-in user or `uid`)."""
         if uid is None:
-            if self.session is None:
-                raise AppClientError("not signed in: call sign_in() first")
-            uid = self.session.uid
+            uid = self._signed_in().uid
         message_id = message_id or auto_id()
         path = voice_path(uid, chat_id, message_id, ext)
+        language_hint = {"language": language} if language else None
         meta = self.upload(
             path,
             audio,
             content_type=content_type,
-            custom_metadata={"language": language} if language else None,
+            custom_metadata=language_hint,
             id_token=id_token,
             admin=admin,
         )
         return SentVoice(
-            chat_id=chat_id,
-            message_id=message_id,
-            path=path,
-            content_type=content_type,
-            size_bytes=len(audio),
-            generation=meta.get("generation"),
-            uploaded_at=time.monotonic(),
+            chat_id, message_id, path, content_type, len(audio), meta.get("generation"), time.monotonic()
         )
-
-    # -------------------------------------------------------------------------------- firestore
-
-    def _doc_url(self, path: str) -> str:
-        # Document ids may hold any character but "/": each segment is percent-encoded ("#", "%", "?").
-        encoded = "/".join(quote(segment, safe="") for segment in path.split("/"))
-        return f"{self.firestore_url}/v1/projects/{self.project_id}/databases/(default)/documents/{encoded}"
 
     def get_doc(
         self, path: str, *, admin: bool = False, id_token: str | None = None
     ) -> dict[str, Any] | None:
         """A document's fields as Python, or None when it does not exist. Rules apply unless admin."""
-        token = ADMIN_TOKEN if admin else self._token(id_token)
-        response = self.http.get(self._doc_url(path), headers={"Authorization": f"Bearer {token}"})
+        response = self.documents("GET", path, token=self._token(id_token, admin))
         if response.status_code == 404:
             return None
-        body = _json(response)
-        if response.status_code != 200:
-            raise AppClientError(f"reading {path} failed: {_error_message(body)}", response.status_code, body)
-        return decode_fields(body.get("fields", {}))
+        return decode_fields(_checked(response, f"reading {path}").get("fields", {}))
 
     def list_docs(
         self, collection: str, *, admin: bool = False, id_token: str | None = None
     ) -> dict[str, dict[str, Any]]:
         """The documents of a collection (first page), id → fields. Rules apply unless admin."""
-        token = ADMIN_TOKEN if admin else self._token(id_token)
-        response = self.http.get(
-            self._doc_url(collection), params={"pageSize": 300}, headers={"Authorization": f"Bearer {token}"}
+        response = self.documents(
+            "GET", collection, token=self._token(id_token, admin), params={"pageSize": 300}
         )
-        body = _json(response)
-        if response.status_code != 200:
-            raise AppClientError(
-                f"listing {collection} failed: {_error_message(body)}", response.status_code, body
-            )
-        return {
-            doc["name"].rsplit("/", 1)[-1]: decode_fields(doc.get("fields", {}))
-            for doc in body.get("documents", [])
-        }
+        documents = _checked(response, f"listing {collection}").get("documents", [])
+        return {doc["name"].rsplit("/", 1)[-1]: decode_fields(doc.get("fields", {})) for doc in documents}
 
     def set_doc(
         self, path: str, data: Mapping[str, Any], *, admin: bool = False, id_token: str | None = None
     ) -> None:
         """Create or overwrite a document. Rules apply unless admin."""
-        token = ADMIN_TOKEN if admin else self._token(id_token)
-        response = self.http.patch(
-            self._doc_url(path),
-            headers={"Authorization": f"Bearer {token}"},
-            json={"fields": {k: encode_value(v) for k, v in data.items()}},
+        fields = {k: encode_value(v) for k, v in data.items()}
+        _checked(
+            self.documents("PATCH", path, token=self._token(id_token, admin), json={"fields": fields}),
+            f"writing {path}",
         )
-        if response.status_code != 200:
-            body = _json(response)
-            raise AppClientError(f"writing {path} failed: {_error_message(body)}", response.status_code, body)
 
     # ------------------------------------------------------------------------------------ chats
     # Membership needs consent (firestore.rules): a chat starts with its creator as the only member
@@ -400,20 +423,9 @@ class AppClient:
     # moves are array transforms, as the JS SDK's arrayUnion/arrayRemove send them, so concurrent
     # answers never overwrite each other.
 
-    def _signed_in(self) -> Session:
-        if self.session is None:
-            raise AppClientError("not signed in: call sign_in() first")
-        return self.session
-
     def _commit(self, write: dict[str, Any], what: str) -> None:
-        response = self.http.post(
-            f"{self.firestore_url}/v1/projects/{self.project_id}/databases/(default)/documents:commit",
-            headers={"Authorization": f"Bearer {self._signed_in().id_token}"},
-            json={"writes": [write]},
-        )
-        if response.status_code != 200:
-            body = _json(response)
-            raise AppClientError(f"{what} failed: {_error_message(body)}", response.status_code, body)
+        token = self._signed_in().id_token
+        _checked(self.documents("POST", verb="commit", token=token, json={"writes": [write]}), what)
 
     def _doc_name(self, path: str) -> str:
         return f"projects/{self.project_id}/databases/(default)/documents/{path}"
@@ -472,16 +484,12 @@ class AppClient:
                 }
             },
         }
-        response = self.http.post(
-            f"{self.firestore_url}/v1/{self._doc_name('').rstrip('/')}:runQuery",
-            headers={"Authorization": f"Bearer {session.id_token}"},
-            json={"structuredQuery": query},
+        response = self.documents(
+            "POST", verb="runQuery", token=session.id_token, json={"structuredQuery": query}
         )
-        body = _json(response)
-        if response.status_code != 200 or not isinstance(body, list) or any("error" in r for r in body):
-            raise AppClientError(
-                f"listing invitations failed: {_error_message(body)}", response.status_code, body
-            )
+        body = _checked(response, "listing invitations")
+        if not isinstance(body, list) or any("error" in r for r in body):
+            raise AppClientError(f"listing invitations failed: {body!r}"[:500], response.status_code, body)
         return {
             r["document"]["name"].rsplit("/", 1)[-1]: decode_fields(r["document"].get("fields", {}))
             for r in body
@@ -503,9 +511,7 @@ class AppClient:
         """Poll the message until its status is ready, failed or rejected; MessageTimeout otherwise."""
         path = self.message_path(chat_id, message_id)
         started = time.monotonic()
-        deadline = started + timeout_s
         seen: list[tuple[str, float]] = []
-        last: dict[str, Any] | None = None
         while True:
             last = self.get_doc(path, admin=admin)
             now = time.monotonic()
@@ -514,27 +520,24 @@ class AppClient:
                 seen.append((str(status), now - started))
             if status in FINAL_STATUSES:
                 return MessageWait(doc=last or {}, statuses=seen, elapsed_s=now - started)
-            if now >= deadline:
+            if now >= started + timeout_s:
                 state = "never appeared" if last is None else f"still {status!r}"
                 raise MessageTimeout(
-                    f"message {path} {state} after {timeout_s:.0f} s (statuses seen: "
-                    f"{[s for s, _ in seen] or 'none'})",
+                    f"message {path} {state} after {timeout_s:.0f} s "
+                    f"(statuses seen: {[s for s, _ in seen] or 'none'})",
                     last,
                 )
             time.sleep(poll_s)
 
 
-def _json(response: httpx.Response) -> Any:
+def _checked(response: httpx.Response, what: str) -> Any:
+    """The JSON body of a 200; AppClientError with the emulator's message otherwise."""
     try:
-        return response.json()
+        body = response.json()
     except ValueError:
-        return response.text
-
-
-def _error_message(body: Any) -> str:
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict):
-            return str(error.get("message") or error)
-        return str(error)
-    return str(body)[:500]
+        body = response.text
+    if response.status_code != 200:
+        error = body.get("error", body) if isinstance(body, dict) else body
+        message = error.get("message") or error if isinstance(error, dict) else str(error)[:500]
+        raise AppClientError(f"{what} failed ({response.status_code}): {message}", response.status_code, body)
+    return body

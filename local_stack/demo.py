@@ -10,15 +10,14 @@ from typing import Any
 import httpx
 from rich.console import Group
 from rich.panel import Panel
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
-from local_stack.app_client import AppClient, MessageTimeout, MessageWait, SentVoice
+from local_stack.app_client import AppClient, MessageTimeout, MessageWait, SentVoice, StandIn
 from local_stack.stack import (
     LOG_DIR,
     SAMPLES_DIR,
     StackOptions,
-    client_env,
     console,
     load_seed,
     log_tail,
@@ -69,7 +68,7 @@ def run_demo(
         return 2
     with running_stack(options or StackOptions()) as (_stack, info):
         console.print(ready_line(info))
-        env = client_env(storage_rules_enforced=info.storage_rules_enforced, standins=info.standins)
+        env = info.env
         with AppClient.from_env(env) as app:
             session = app.sign_in(user["email"], user["password"])
             console.print(f"signed in as {session.email} (uid {session.uid}) on the Auth emulator")
@@ -90,7 +89,7 @@ def run_demo(
             members = next(d for p, d in seed["firestore"].items() if p == f"chats/{chat_id}")["members"]
             names = {u["uid"]: u.get("displayName", u["email"]) for u in seed["auth"]}
             feeds = _wait_for_alerts(app, members, sent.message_id, timeout_s=60.0)
-            console.print(render_alerts(feeds, names, _fcm_sent(env.get("FCM_ENDPOINT"), sent.message_id)))
+            console.print(render_alerts(feeds, names, _fcm_sent(env, sent.message_id)))
             return 0 if len(feeds) == len(members) else 1
 
 
@@ -145,12 +144,10 @@ def _wait_for_alerts(
     return feeds
 
 
-def _fcm_sent(fcm_url: str | None, message_id: str) -> list[dict[str, Any]]:
-    """What the local FCM server received for the message (its /_emochat/sent record)."""
-    if not fcm_url:
-        return []
+def _fcm_sent(env: dict[str, str], message_id: str) -> list[dict[str, Any]]:
+    """What the local FCM server received for the message."""
     try:
-        sent = httpx.get(f"{fcm_url}/_emochat/sent", timeout=5).json()
+        sent = StandIn.of("fcm", env).sent()
     except (httpx.HTTPError, ValueError):
         return []
     return [r for r in sent if (r.get("data") or {}).get("messageId") == message_id]
@@ -159,9 +156,7 @@ def _fcm_sent(fcm_url: str | None, message_id: str) -> list[dict[str, Any]]:
 def render_alerts(
     feeds: dict[str, dict[str, Any]], names: dict[str, str], pushes: list[dict[str, Any]]
 ) -> Panel:
-    table = Table(show_edge=False)
-    for column in ("to", "role", "push", "reason", "delivery"):
-        table.add_column(column)
+    table = Table("to", "role", "push", "reason", "delivery", show_edge=False)
     suggestion: dict[str, Any] | None = None
     for uid, entry in feeds.items():
         delivery = entry.get("delivery") or {}
@@ -173,20 +168,12 @@ def render_alerts(
             f"{entry.get('status')}: {delivery.get('success', 0)}/{delivery.get('tokens', 0)} devices",
         )
         suggestion = suggestion or entry.get("suggestion")
-    parts: list[Any] = [table]
+    parts: list[Any] = [table, Text("")]
     if suggestion:
-        parts += [
-            Text(""),
-            Text(
-                f"coping suggestion for the sender: {suggestion.get('title')} ({suggestion.get('kind')})",
-                style="bold",
-            ),
-            Text(
-                f"“{suggestion.get('text')}”  recommendation {suggestion.get('recommendationId')}",
-                style="dim",
-            ),
-        ]
-    parts += [Text(""), Text(f"FCM HTTP v1 requests at the local FCM server: {len(pushes)}", style="dim")]
+        title = f"coping suggestion for the sender: {suggestion.get('title')} ({suggestion.get('kind')})"
+        text = f"“{suggestion.get('text')}”  recommendation {suggestion.get('recommendationId')}"
+        parts += [Text(title, style="bold"), Text(text, style="dim"), Text("")]
+    parts.append(Text(f"FCM HTTP v1 requests at the local FCM server: {len(pushes)}", style="dim"))
     return Panel(Group(*parts), title="high-stress alert", border_style="red")
 
 
@@ -226,9 +213,9 @@ def render_message(wait: MessageWait, sent: SentVoice, *, sender_name: str) -> P
     if isinstance(created, dt.datetime):
         body.add_row("createdAt", created.isoformat(timespec="seconds"))
 
-    timings = Table(title="timings", title_justify="left", show_edge=False)
-    timings.add_column("step")
-    timings.add_column("ms", justify="right")
+    timings = Table(
+        "step", Column("ms", justify="right"), title="timings", title_justify="left", show_edge=False
+    )
     for key, label in (
         ("sttMs", "speech-to-text"),
         ("stressMs", "stress model"),

@@ -1,25 +1,21 @@
-"""Scripted fault injection, shared by every local API stand-in.
+"""Scripted faults, shared by the stand-ins; their client is app_client.StandIn.
 
-A test scripts faults with ``POST /_emochat/faults`` (a JSON list, or one object); each API request
-then consumes the next one, in order::
+``POST /_emochat/faults`` takes a list of faults (or one); each API request consumes the next::
 
     [{"status": 429, "retry_after": 1}, {"status": 500, "times": 2}, {"delay_s": 5},
      {"malformed": true}, {"empty_transcript": true}]
 
-- ``status``: answer with that HTTP status and the API's own error body (the server's dialect);
-- ``retry_after``: seconds, sent as ``Retry-After`` (whole seconds, rounded up, as HTTP wants) and
-  ``retry-after-ms`` (exact; the openai client reads it first, so sub-second values keep tests fast);
-- ``delay_s``: wait first, then answer (normally, or with ``status``): for client timeouts; a
-  request whose client has gone by then is logged with status 499 and not processed;
-- ``malformed``: 200 with a body that is not JSON (``true`` or ``"json"``) or JSON of the wrong
-  shape (``"shape"``);
-- other flags (``empty_transcript``) are honoured by the endpoint itself, which reads them with
-  :func:`scripted_fault`; a server refuses flags its dialect does not list;
+- ``status``: that HTTP status with the API's own error body (the server's dialect);
+- ``retry_after``: seconds, as ``Retry-After`` (whole, rounded up) and ``retry-after-ms`` (exact;
+  the openai client reads it first, so sub-second values keep tests fast);
+- ``delay_s``: wait first (for client timeouts); a request whose client is gone by then is logged
+  as 499 and not processed;
+- ``malformed``: 200 with a cut-off JSON body (``true``/``"json"``), or JSON of the wrong shape;
+- ``empty_transcript``: honoured by the STT endpoint itself (``scripted_fault``); others refuse it;
 - ``times``: how many consecutive requests the fault applies to (default 1).
 
-``GET /_emochat/faults`` shows what is still scripted, ``DELETE /_emochat/faults`` clears it.
-``GET /_emochat/requests`` gives the count and a short log of API requests seen (faulted or not),
-``DELETE /_emochat/requests`` clears that log.
+``GET``/``DELETE /_emochat/faults`` show/clear what is still scripted; ``GET``/``DELETE
+/_emochat/requests`` give/clear the count and a short log of the API requests seen.
 """
 
 from __future__ import annotations
@@ -30,23 +26,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 ADMIN_PREFIX = "/_emochat"
 _SCOPE_KEY = "emochat.fault"
-_LOG_LENGTH = 200
-CLIENT_GONE_STATUS = 499  # logged for a delayed request whose client hung up meanwhile (nginx's code)
+CLIENT_GONE_STATUS = 499  # a delayed request whose client hung up meanwhile (nginx's code)
 
 
 class Fault(BaseModel):
-    """One scripted misbehaviour."""
-
     model_config = ConfigDict(extra="forbid")
 
     status: int | None = Field(default=None, ge=400, le=599)
@@ -66,92 +58,16 @@ class Fault(BaseModel):
             raise ValueError("a fault needs status, delay_s, malformed or empty_transcript")
         return self
 
-    def endpoint_flags(self) -> set[str]:
-        """Flags that only the endpoint can honour (it knows the request's details)."""
-        return {"empty_transcript"} if self.empty_transcript else set()
-
 
 _FAULT_LIST = TypeAdapter(list[Fault] | Fault)
 
 
-@dataclass(frozen=True)
-class FaultDialect:
+class FaultDialect(NamedTuple):
     """How one API expresses injected faults in its own wire format."""
 
-    # status, optional message -> that API's error response for the status
-    render_error: Callable[[int, str | None], Response]
-    # valid JSON that a client of this API does not expect
-    wrong_shape: Any
-    # endpoint-handled flags this server supports, e.g. {"empty_transcript"}
-    endpoint_faults: frozenset[str] = frozenset()
-
-
-class FaultScript:
-    """Thread-safe queue of faults, consumed one per request."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: deque[list[Any]] = deque()  # [fault, requests left]
-
-    def extend(self, faults: list[Fault]) -> None:
-        with self._lock:
-            self._pending.extend([fault, fault.times] for fault in faults)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._pending.clear()
-
-    def take(self) -> Fault | None:
-        with self._lock:
-            if not self._pending:
-                return None
-            entry = self._pending[0]
-            entry[1] -= 1
-            if entry[1] == 0:
-                self._pending.popleft()
-            return entry[0]
-
-    def pending(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [
-                {**fault.model_dump(exclude_defaults=True), "times": left} for fault, left in self._pending
-            ]
-
-
-@dataclass
-class RequestLog:
-    """Count and a short, bounded log of the API requests a server saw."""
-
-    count: int = 0
-    entries: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_LOG_LENGTH))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def record(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self.count += 1
-            self.entries.append({"seq": self.count, **entry})
-
-    def clear(self) -> None:
-        with self._lock:
-            self.count = 0
-            self.entries.clear()
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {"count": self.count, "requests": list(self.entries)}
-
-
-@dataclass
-class FaultController:
-    """The fault script and request log of one server (kept on ``app.state.faults``)."""
-
-    dialect: FaultDialect
-    script: FaultScript = field(default_factory=FaultScript)
-    log: RequestLog = field(default_factory=RequestLog)
-
-    def reset(self) -> None:
-        self.script.clear()
-        self.log.clear()
+    render_error: Callable[[int, str | None], Response]  # status, message -> that API's error response
+    wrong_shape: Any  # valid JSON that a client of this API does not expect
+    endpoint_faults: frozenset[str] = frozenset()  # flags its endpoint honours (empty_transcript)
 
 
 def scripted_fault(request: Request) -> Fault | None:
@@ -159,40 +75,82 @@ def scripted_fault(request: Request) -> Fault | None:
     return request.scope.get(_SCOPE_KEY)
 
 
-def install_faults(
-    app: FastAPI, dialect: FaultDialect, is_api_path: Callable[[str], bool]
-) -> FaultController:
-    """Add the ``/_emochat`` fault routes and the fault-applying middleware to ``app``.
+def install_faults(app: FastAPI, dialect: FaultDialect, is_api_path: Callable[[str], bool]) -> None:
+    """The /_emochat fault routes and the middleware that applies faults to API requests (the paths
+    `is_api_path` accepts; admin and health routes are left alone)."""
+    lock = threading.Lock()
+    pending: deque[list[Any]] = deque()  # [fault, requests left]
+    log: deque[dict[str, Any]] = deque(maxlen=200)
+    seen = [0]
 
-    ``is_api_path`` says which requests are API calls (they consume faults and are logged);
-    admin and health routes are left alone.
-    """
-    controller = FaultController(dialect=dialect)
-    app.state.faults = controller
-    app.include_router(_admin_router(controller))
+    def take() -> Fault | None:
+        with lock:
+            if not pending:
+                return None
+            pending[0][1] -= 1
+            return (pending.popleft() if pending[0][1] == 0 else pending[0])[0]
+
+    def listed() -> dict[str, Any]:
+        with lock:
+            return {"pending": [{**f.model_dump(exclude_defaults=True), "times": n} for f, n in pending]}
+
+    def requests() -> dict[str, Any]:
+        with lock:
+            return {"count": seen[0], "requests": list(log)}
 
     @app.middleware("http")
     async def apply_scripted_faults(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        request: Request, call_next: Callable[..., Awaitable[Response]]
     ) -> Response:
         if not is_api_path(request.url.path):
             return await call_next(request)
         started = time.perf_counter()
-        fault = controller.script.take()
+        fault = take()
         response = await _answer(fault, request, call_next, dialect)
-        controller.log.record(
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "status": response.status_code,
-                "fault": fault.model_dump(exclude_defaults=True, exclude={"times"}) if fault else None,
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-                "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            }
-        )
+        with lock:
+            seen[0] += 1
+            log.append(
+                {
+                    "seq": seen[0],
+                    "method": request.method,
+                    "path": request.url.path,
+                    "status": response.status_code,
+                    "fault": fault.model_dump(exclude_defaults=True, exclude={"times"}) if fault else None,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                }
+            )
         return response
 
-    return controller
+    @app.post(f"{ADMIN_PREFIX}/faults", include_in_schema=False)
+    async def add_faults(request: Request) -> dict[str, Any]:
+        try:
+            parsed = _FAULT_LIST.validate_python(await request.json())
+        except (ValidationError, ValueError) as error:
+            raise HTTPException(status_code=422, detail=str(error)) from error
+        faults = parsed if isinstance(parsed, list) else [parsed]
+        if any(f.empty_transcript for f in faults) and "empty_transcript" not in dialect.endpoint_faults:
+            raise HTTPException(status_code=422, detail="this server does not support ['empty_transcript']")
+        with lock:
+            pending.extend([fault, fault.times] for fault in faults)
+        return listed()
+
+    def forget_requests() -> None:
+        seen[0] = 0
+        log.clear()
+
+    def admin_route(show: Callable[[], dict[str, Any]], clear: Callable[[], None]) -> Callable[..., Any]:
+        async def route(request: Request) -> dict[str, Any]:  # GET shows, DELETE clears then shows
+            if request.method == "DELETE":
+                with lock:
+                    clear()
+            return show()
+
+        return route
+
+    for path, show, clear in (("faults", listed, pending.clear), ("requests", requests, forget_requests)):
+        route = admin_route(show, clear)
+        app.add_api_route(f"{ADMIN_PREFIX}/{path}", route, methods=["GET", "DELETE"], include_in_schema=False)
 
 
 async def _answer(
@@ -212,60 +170,15 @@ async def _answer(
             return Response(status_code=CLIENT_GONE_STATUS)
     if fault.status is not None:
         response = dialect.render_error(fault.status, fault.message)
-    elif fault.malformed:
-        response = _malformed(fault.malformed, dialect)
+    elif fault.malformed == "shape":
+        response = JSONResponse(dialect.wrong_shape)
+    elif fault.malformed:  # truncated JSON under a JSON content type: a proxy cutting a body short
+        response = Response(content=b'{"text": "cut sho', media_type="application/json")
     else:
-        if fault.endpoint_flags():
+        if fault.empty_transcript:
             request.scope[_SCOPE_KEY] = fault
         response = await call_next(request)
     if fault.retry_after is not None:
         response.headers["Retry-After"] = str(math.ceil(fault.retry_after))
         response.headers["retry-after-ms"] = str(round(fault.retry_after * 1000))
     return response
-
-
-def _malformed(kind: bool | str, dialect: FaultDialect) -> Response:
-    if kind == "shape":
-        return JSONResponse(dialect.wrong_shape)
-    # Truncated JSON under a JSON content type: what a proxy cutting a body short looks like.
-    return Response(content=b'{"text": "cut sho', media_type="application/json")
-
-
-def _admin_router(controller: FaultController) -> APIRouter:
-    router = APIRouter(prefix=ADMIN_PREFIX, include_in_schema=False)
-
-    @router.post("/faults")
-    async def add_faults(request: Request) -> dict[str, Any]:
-        try:
-            parsed = _FAULT_LIST.validate_python(await request.json())
-        except (ValidationError, ValueError) as error:
-            raise HTTPException(status_code=422, detail=str(error)) from error
-        faults = parsed if isinstance(parsed, list) else [parsed]
-        for fault in faults:
-            unsupported = fault.endpoint_flags() - controller.dialect.endpoint_faults
-            if unsupported:
-                raise HTTPException(
-                    status_code=422, detail=f"this server does not support {sorted(unsupported)}"
-                )
-        controller.script.extend(faults)
-        return {"pending": controller.script.pending()}
-
-    @router.get("/faults")
-    async def list_faults() -> dict[str, Any]:
-        return {"pending": controller.script.pending()}
-
-    @router.delete("/faults")
-    async def clear_faults() -> dict[str, Any]:
-        controller.script.clear()
-        return {"pending": []}
-
-    @router.get("/requests")
-    async def seen_requests() -> dict[str, Any]:
-        return controller.log.snapshot()
-
-    @router.delete("/requests")
-    async def clear_requests() -> dict[str, Any]:
-        controller.log.clear()
-        return controller.log.snapshot()
-
-    return router

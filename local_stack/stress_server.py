@@ -1,18 +1,14 @@
-"""Hosts the project's Hugging Face ``EndpointHandler`` the way an Inference Endpoint does.
+"""A Hugging Face Inference Endpoint hosting the project's ``EndpointHandler``, as the production
+adapter (emochat.pipeline.adapters.hf_stress) calls it.
 
-``POST /`` (also ``/predict``) takes either raw audio (``Content-Type: audio/*``,
-``application/octet-stream`` or ``video/mp4``), handed to the handler as ``{"inputs": <bytes>}``, or
-JSON ``{"inputs": "<base64>", "parameters": {...}}``, handed over as parsed, like the Inference
-Toolkit does. The handler's list (``[{"label": "stressed", "score": p}, ...]``) is the response.
-A ``ValueError`` from the handler (``BadAudioError`` is one) is answered 400 ``{"error": "..."}``,
-HF's error shape.
-
-The handler loads in the background at startup; until it is loaded, and for ``warmup_seconds``
-after startup, requests get HF's 503 ``{"error": "... is currently loading", "estimated_time": N}``,
-as from an endpoint scaling up from zero, unless they carry ``X-Scale-Up-Timeout: <seconds>``: then,
-as HF's proxy does, the request is held until the endpoint is ready, or answered 503 when that many
-seconds pass first. A scripted ``{"status": 503}`` fault ignores the header: it stands for an endpoint
-that does. ``GET /health`` answers 200 once the handler is loaded.
+``POST /`` takes raw audio (``audio/*``, ``video/mp4`` or ``application/octet-stream``; anything else
+is HF's 415) and hands it to the handler as ``{"inputs": <bytes>}``, as the Inference Toolkit does;
+the handler's list (``[{"label": "stressed", "score": p}, ...]``) is the answer, its ``ValueError``
+(bad audio) a 400 ``{"error": ...}``. While the handler loads, and for ``warmup_seconds`` after
+start, requests get HF's 503 ``{"error": "... is currently loading", "estimated_time": N}`` (an
+endpoint scaling up from zero), unless they carry ``X-Scale-Up-Timeout: <seconds>``: then, as HF's
+proxy does, they are held until the endpoint is ready or that time is up. A scripted 503 fault
+ignores the header (it stands for an endpoint that does). ``GET /health`` is 200 once loaded.
 """
 
 from __future__ import annotations
@@ -29,7 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -39,23 +35,11 @@ from local_stack.faults import FaultDialect, install_faults
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PACKAGE_DIR = REPO_ROOT / "stress_model"  # holds the importable ``stress_model`` package
+DEFAULT_PACKAGE_DIR = Path(__file__).resolve().parents[1] / "stress_model"  # holds package stress_model
 DEFAULT_MODEL_DIR = DEFAULT_PACKAGE_DIR / "checkpoints" / "demo"
-ENDPOINT_NAME = "emochat/stress-student"
-PREDICT_PATHS = frozenset({"/", "/predict"})
-# Besides audio/*: some Android recorders label audio video/mp4; generic clients send octet-stream.
-RAW_AUDIO_TYPES = frozenset({"application/octet-stream", "video/mp4"})
+RAW_AUDIO_TYPES = frozenset({"application/octet-stream", "video/mp4"})  # besides audio/*
 LOADING_GUESS_SECONDS = 5.0  # estimated_time while the handler itself is still loading
-
-
-class Handler(Protocol):
-    """The Hugging Face custom handler interface: called with the decoded request payload."""
-
-    def __call__(self, data: dict[str, Any]) -> Any: ...
-
-
-HandlerLoader = Callable[[], Handler]
+Handler = Callable[[dict[str, Any]], Any]  # HF's custom handler interface
 
 
 @dataclass(frozen=True)
@@ -66,74 +50,13 @@ class StressSettings:
     warmup_seconds: float = 0.0
 
 
-def project_handler_loader(model_dir: Path, package_dir: Path) -> HandlerLoader:
-    """Loads ``stress_model.handler.EndpointHandler(model_dir)``, putting ``package_dir`` on sys.path."""
-
-    def load() -> Handler:
-        if str(package_dir) not in sys.path:
-            sys.path.insert(0, str(package_dir))
-        module = importlib.import_module("stress_model.handler")
-        return module.EndpointHandler(str(model_dir))
-
-    return load
-
-
-class HandlerHost:
-    """Loads the handler off the event loop and serves one call at a time (the model is not shared)."""
-
-    def __init__(self, loader: HandlerLoader, warmup_seconds: float) -> None:
-        self._loader = loader
-        self._warmup_seconds = warmup_seconds
-        self._started_at = time.monotonic()
-        self._handler: Handler | None = None
-        self.load_error: str | None = None
-        self._call_lock = threading.Lock()
-        self._loaded = threading.Event()
-
-    def start(self) -> None:
-        self._started_at = time.monotonic()
-        threading.Thread(target=self._load, name="stress-handler-loader", daemon=True).start()
-
-    def _load(self) -> None:
-        started = time.perf_counter()
-        try:
-            self._handler = self._loader()
-            log.info("stress handler loaded in %.1f s", time.perf_counter() - started)
-        except Exception as error:  # reported on /health and on every request instead of dying silently
-            log.exception("stress handler failed to load")
-            self.load_error = f"{type(error).__name__}: {error}"
-        finally:
-            self._loaded.set()
-
-    @property
-    def loaded(self) -> bool:
-        return self._handler is not None
-
-    def wait_loaded(self, timeout: float | None = None) -> bool:
-        return self._loaded.wait(timeout)
-
-    def seconds_until_ready(self) -> float:
-        """0 when requests can be served; otherwise an estimate for HF's ``estimated_time``."""
-        warmup_left = self._warmup_seconds - (time.monotonic() - self._started_at)
-        if not self.loaded:
-            return max(warmup_left, LOADING_GUESS_SECONDS)
-        return max(warmup_left, 0.0)
-
-    def __call__(self, data: dict[str, Any]) -> Any:
-        assert self._handler is not None
-        with self._call_lock:
-            return self._handler(data)
-
-
 def hf_error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
 def hf_loading(estimated_time: float) -> JSONResponse:
-    return JSONResponse(
-        {"error": f"Model {ENDPOINT_NAME} is currently loading", "estimated_time": round(estimated_time, 1)},
-        status_code=503,
-    )
+    message = "Model emochat/stress-student is currently loading"
+    return JSONResponse({"error": message, "estimated_time": round(estimated_time, 1)}, status_code=503)
 
 
 def render_scripted_error(status: int, message: str | None) -> JSONResponse:
@@ -142,104 +65,85 @@ def render_scripted_error(status: int, message: str | None) -> JSONResponse:
     return hf_error(status, message or HTTPStatus(status).phrase)
 
 
-def create_app(settings: StressSettings, loader: HandlerLoader | None = None) -> FastAPI:
-    """``loader`` builds the handler; by default the project's handler from ``settings``."""
-    host = HandlerHost(
-        loader or project_handler_loader(settings.model_dir, settings.package_dir), settings.warmup_seconds
-    )
+def create_app(settings: StressSettings, loader: Callable[[], Handler] | None = None) -> FastAPI:
+    """``loader`` builds the handler; by default stress_model.handler.EndpointHandler(model_dir)."""
+
+    def project_handler() -> Handler:
+        if str(settings.package_dir) not in sys.path:
+            sys.path.insert(0, str(settings.package_dir))
+        return importlib.import_module("stress_model.handler").EndpointHandler(str(settings.model_dir))
+
+    handler: list[Handler] = []  # filled by the loader thread
+    load_error: list[str] = []
+    call_lock = threading.Lock()  # one call at a time: the model is not shared
+    started_at = time.monotonic()
+
+    def load() -> None:
+        try:
+            handler.append((loader or project_handler)())
+        except Exception as error:  # reported on /health and every request instead of dying silently
+            log.exception("stress handler failed to load")
+            load_error.append(f"{type(error).__name__}: {error}")
+
+    def seconds_until_ready() -> float:
+        warmup_left = settings.warmup_seconds - (time.monotonic() - started_at)
+        return max(warmup_left, 0.0 if handler else LOADING_GUESS_SECONDS)
+
+    def call(data: dict[str, Any]) -> Any:
+        with call_lock:
+            return handler[0](data)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        host.start()
+        nonlocal started_at
+        started_at = time.monotonic()
+        threading.Thread(target=load, name="stress-handler-loader", daemon=True).start()
         yield
 
     app = FastAPI(title="EmoChat local Hugging Face endpoint stand-in", lifespan=lifespan)
-    app.state.handler_host = host
-    install_faults(
-        app,
-        FaultDialect(
-            render_error=render_scripted_error, wrong_shape={"label": "stressed", "probability": 0.5}
-        ),
-        is_api_path=lambda path: path in PREDICT_PATHS,
-    )
+    dialect = FaultDialect(render_scripted_error, {"label": "stressed", "probability": 0.5})
+    install_faults(app, dialect, is_api_path=lambda path: path == "/")
 
+    @app.post("/")
     async def predict(request: Request) -> Response:
-        if settings.token is not None and not _authorized(request, settings.token):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if settings.token is not None and (scheme.lower() != "bearer" or given.strip() != settings.token):
             return hf_error(401, "Invalid credentials in Authorization header")
-        if host.load_error is not None:
-            return hf_error(500, f"Handler failed to load: {host.load_error}")
-        wait = host.seconds_until_ready()
-        if wait > 0:
-            wait = await _held_until_ready(request, host)
-        if wait > 0:
-            return hf_loading(wait)
-        payload = await _payload(request)
-        if isinstance(payload, Response):
-            return payload
+        if load_error:
+            return hf_error(500, f"Handler failed to load: {load_error[0]}")
+        if seconds_until_ready() > 0:  # hold it while the endpoint scales up, if it asks for that
+            try:
+                hold = float(request.headers.get("x-scale-up-timeout", "0"))
+            except ValueError:
+                hold = 0.0
+            give_up_at = time.monotonic() + hold
+            await request.body()  # read first: the disconnect check would otherwise swallow the body
+            while seconds_until_ready() > 0 and time.monotonic() < give_up_at and not load_error:
+                if await request.is_disconnected():
+                    break
+                await asyncio.sleep(0.05)
+            if (wait := seconds_until_ready()) > 0:
+                return hf_loading(wait)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not (content_type.startswith("audio/") or content_type in RAW_AUDIO_TYPES):
+            return hf_error(415, f"Content type {content_type or '(none)'!r} is not supported; send audio/*")
         try:
-            result = await run_in_threadpool(host, payload)
+            result = await run_in_threadpool(call, {"inputs": await request.body()})
         except ValueError as error:  # BadAudioError and other input errors
             return hf_error(400, str(error))
         except Exception as error:  # a handler bug: say so, as a server error
             log.exception("stress handler failed")
             return hf_error(500, f"{type(error).__name__}: {error}")
-        return Response(json.dumps(result, default=_plain_number), media_type="application/json")
-
-    for path in sorted(PREDICT_PATHS):
-        app.add_api_route(path, predict, methods=["POST"])
+        # numpy and torch scalars as plain numbers
+        return Response(json.dumps(result, default=lambda value: value.item()), media_type="application/json")
 
     @app.get("/health")
     async def health() -> Response:
-        if host.load_error is not None:
-            return hf_error(500, f"Handler failed to load: {host.load_error}")
-        if not host.loaded:
-            return hf_loading(host.seconds_until_ready())
-        wait = host.seconds_until_ready()
+        if load_error:
+            return hf_error(500, f"Handler failed to load: {load_error[0]}")
+        wait = seconds_until_ready()
+        if not handler:
+            return hf_loading(wait)
         return JSONResponse({"status": "ok", "warming_up": wait > 0, "estimated_time": round(wait, 1)})
 
     return app
-
-
-async def _held_until_ready(request: Request, host: HandlerHost) -> float:
-    """Hold a request that asks for it (X-Scale-Up-Timeout) while the endpoint scales up; returns
-    the wait still left (0: ready, serve it)."""
-    try:
-        hold = float(request.headers.get("x-scale-up-timeout", "0"))
-    except ValueError:
-        hold = 0.0
-    give_up_at = time.monotonic() + max(0.0, hold)
-    await request.body()  # read first: the disconnect check would otherwise swallow the body
-    while (wait := host.seconds_until_ready()) > 0 and time.monotonic() < give_up_at:
-        if host.load_error is not None or await request.is_disconnected():
-            break
-        await asyncio.sleep(min(0.05, wait))
-    return host.seconds_until_ready()
-
-
-def _authorized(request: Request, token: str) -> bool:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and given.strip() == token
-
-
-async def _payload(request: Request) -> dict[str, Any] | Response:
-    """The handler's ``data``, decoded by content type as the Inference Toolkit does."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
-    if content_type == "application/json":
-        try:
-            data = json.loads(body)
-        except ValueError as error:
-            return hf_error(400, f"Body is not valid JSON: {error}")
-        if not isinstance(data, dict) or "inputs" not in data:
-            return hf_error(400, 'JSON body must be an object with "inputs"')
-        return data
-    if content_type.startswith("audio/") or content_type in RAW_AUDIO_TYPES:
-        return {"inputs": body}
-    return hf_error(415, f"Content type {content_type or '(none)'!r} is not supported; send audio/* or JSON")
-
-
-def _plain_number(value: Any) -> Any:
-    """numpy and torch scalars as plain Python numbers."""
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -10,13 +10,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import httpx
 import pytest
 from speech import espeak_m4a  # noqa: F401  (re-exported for the e2e tests)
 
-from local_stack.app_client import AppClient, AppClientError
+from local_stack.app_client import AppClient, AppClientError, EmulatorRest, StandIn
 
 PROJECT = os.environ.get("GCLOUD_PROJECT", "demo-emochat")
 SEED_CHAT = "chat-mina-joon"
@@ -25,9 +24,9 @@ T = TypeVar("T")
 JOON = ("joon@example.com", "joon-password")
 MINA_UID = "mina-seed-uid"
 JOON_UID = "joon-seed-uid"
-# The stand-ins: (environment variable with the URL the functions use, default port).
-STT = ("STT_BASE_URL", 8711)
-STRESS = ("STRESS_ENDPOINT_URL", 8712)
+# The stand-ins the functions call, at the URLs they are given (scripted faults, request counts).
+STT = StandIn.of("stt")
+STRESS = StandIn.of("stress")
 
 
 def past_the_rules(upload: Callable[[bool], T]) -> T:
@@ -62,10 +61,12 @@ def db():
     return firestore.Client(project=PROJECT)
 
 
-def storage_object(name: str, bucket: str = "demo-emochat.appspot.com") -> dict:
-    """The object's GCS JSON resource, as the storage emulator describes it (the event's data)."""
-    host = os.environ.get("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9199")
-    response = httpx.get(f"{host}/storage/v1/b/{bucket}/o/{quote(name, safe='')}", timeout=10)
+def storage_object(name: str, bucket: str | None = None) -> dict:
+    """The object's GCS JSON resource, as the storage emulator describes it (the event's data).
+    `bucket` defaults to the stack's (EMOCHAT_BUCKET)."""
+    env = os.environ if bucket is None else {**os.environ, "EMOCHAT_BUCKET": bucket}
+    with EmulatorRest(env, timeout_s=10) as rest:
+        response = rest.gcs_object(name)
     response.raise_for_status()
     return response.json()
 
@@ -94,42 +95,14 @@ def deliver_finalize_event(obj: dict) -> httpx.Response:
     )
 
 
-def standin_requests(port_env: str, default_port: int) -> int:
-    """How many requests a stand-in server has answered (its /_emochat/requests count)."""
-    url = os.environ.get(port_env) or f"http://127.0.0.1:{default_port}"
-    base = url.removesuffix("/v1")
-    return int(httpx.get(f"{base}/_emochat/requests", timeout=5).json()["count"])
-
-
-# ── Scripted faults on the stand-ins (local_stack/faults.py) ─────────────────────────────────────
-
-
-def base_url(service: tuple[str, int]) -> str:
-    env, port = service
-    return (os.environ.get(env) or f"http://127.0.0.1:{port}").removesuffix("/v1")
-
-
-def script_faults(service: tuple[str, int], faults: list[dict[str, Any]]) -> None:
-    response = httpx.post(f"{base_url(service)}/_emochat/faults", json=faults, timeout=10)
-    assert response.status_code == 200, response.text
-
-
-def clear_faults(service: tuple[str, int]) -> None:
-    httpx.delete(f"{base_url(service)}/_emochat/faults", timeout=10).raise_for_status()
-
-
 @pytest.fixture
 def clean_faults():
     """No scripted fault before or after the test (the stand-ins' fault lists are global)."""
-    for service in (STT, STRESS):
-        clear_faults(service)
+    for standin in (STT, STRESS):
+        standin.clear(requests=False)
     yield
-    for service in (STT, STRESS):
-        clear_faults(service)
-
-
-def pending_faults(service: tuple[str, int]) -> list[dict[str, Any]]:
-    return httpx.get(f"{base_url(service)}/_emochat/faults", timeout=10).json()["pending"]
+    for standin in (STT, STRESS):
+        standin.clear(requests=False)
 
 
 # ── The Functions emulator's log ──────────────────────────────────────────────────────────────────

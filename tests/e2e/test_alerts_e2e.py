@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from emochat.alerts import model as alerts
+from local_stack.app_client import StandIn
 
 pytestmark = [
     pytest.mark.stack,
@@ -47,9 +48,7 @@ def db():
 
 @pytest.fixture(scope="module")
 def fcm_url() -> str:
-    from local_stack import DEFAULT_FCM_PORT
-
-    return os.environ.get("FCM_ENDPOINT") or f"http://127.0.0.1:{DEFAULT_FCM_PORT}"
+    return StandIn.of("fcm").url
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +170,7 @@ def world(db) -> World:
 
 
 def fcm_requests(fcm_url: str, tokens: set[str]) -> list[dict[str, Any]]:
-    return [r for r in httpx.get(f"{fcm_url}/_emochat/sent").json() if r.get("token") in tokens]
+    return [r for r in StandIn(fcm_url).sent() if r.get("token") in tokens]
 
 
 # ── a direct delivery of the same Firestore event ───────────────────────────────────────────────

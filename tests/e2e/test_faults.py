@@ -34,12 +34,9 @@ from e2e_helpers import (
     espeak_m4a,
     function_log,
     outcome_log_entry,
-    pending_faults,
-    script_faults,
-    standin_requests,
 )
 
-from local_stack.app_client import AppClient
+from local_stack.app_client import AppClient, StandIn
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("clean_faults")]
 
@@ -76,12 +73,12 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return espeak_m4a(PHRASE, tmp_path_factory.mktemp("faults") / "harbour.m4a")
 
 
-def wait_for_count(service: tuple[str, int], at_least: int, settle_s: float) -> int:
+def wait_for_count(service: StandIn, at_least: int, settle_s: float) -> int:
     """The stand-in's request count once it reaches `at_least` (a delayed request is counted when
     its scripted delay ends, after the client gave up on it), or whatever it is after settle_s."""
     deadline = time.monotonic() + settle_s
     while True:
-        count = standin_requests(*service)
+        count = service.request_count()
         if count >= at_least or time.monotonic() >= deadline:
             return count
         time.sleep(0.2)
@@ -180,9 +177,9 @@ FAULTS = {
 def test_fault(case: FaultCase, app: AppClient, clip: bytes) -> None:
     if case.timeouts and LONG_TIMEOUTS:
         pytest.skip(LONG_TIMEOUTS_REASON)
-    stt_before, stress_before = standin_requests(*STT), standin_requests(*STRESS)
-    script_faults(STT, case.stt)
-    script_faults(STRESS, case.stress)
+    stt_before, stress_before = STT.request_count(), STRESS.request_count()
+    STT.script(case.stt)
+    STRESS.script(case.stress)
 
     sent = app.send_voice_message(SEED_CHAT, clip, language="en")
     doc = app.wait_for_message(SEED_CHAT, sent.message_id, timeout_s=WAIT_S).doc
@@ -209,7 +206,7 @@ def test_fault(case: FaultCase, app: AppClient, clip: bytes) -> None:
     # faults meant for it were consumed (leftovers only from "times": 10 beyond the budget).
     settle = max(STT_TIMEOUT_S, STRESS_TIMEOUT_S) + 5 if case.timeouts else 2.0
     assert wait_for_count(STT, stt_before + case.stt_calls, settle) - stt_before == case.stt_calls
-    stress_calls = standin_requests(*STRESS) - stress_before
+    stress_calls = STRESS.request_count() - stress_before
     if case.stress_calls is None:
         assert 2 <= stress_calls <= STRESS_MAX_ATTEMPTS
     else:
@@ -217,7 +214,7 @@ def test_fault(case: FaultCase, app: AppClient, clip: bytes) -> None:
             case.stress_calls
         )
     if case.status == "ready":
-        assert pending_faults(STT) == [] and pending_faults(STRESS) == []
+        assert STT.pending() == [] and STRESS.pending() == []
 
     entry = outcome_log_entry(sent.path)
     assert entry["status"] == case.status and entry["errorCode"] == case.code
@@ -236,13 +233,13 @@ def test_empty_transcript_is_a_ready_message_without_words(app: AppClient, clip:
     valid reading, show an error, and invite resending audio that would transcribe the same way.
     "" (transcribed: no words) stays distinct from null (no transcript: the service failed).
     """
-    script_faults(STT, [{"empty_transcript": True}])
+    STT.script([{"empty_transcript": True}])
     sent = app.send_voice_message(SEED_CHAT, clip, language="en")
     doc = app.wait_for_message(SEED_CHAT, sent.message_id, timeout_s=WAIT_S).doc
     assert doc["status"] == "ready", doc.get("error")
     assert doc["text"] == "" and doc["error"] is None
     assert doc["stress"] is not None and doc["language"] == "en"
-    assert pending_faults(STT) == []
+    assert STT.pending() == []
 
 
 # ── Logging ───────────────────────────────────────────────────────────────────────────────────────

@@ -28,8 +28,6 @@ from e2e_helpers import (
     espeak_m4a,
     outcome_log_entry,
     past_the_rules,
-    script_faults,
-    standin_requests,
 )
 
 from local_stack.app_client import FINAL_STATUSES, AppClient, voice_path
@@ -92,7 +90,7 @@ def test_second_object_never_changes_a_finished_message(
     assert first["status"] == "ready", first.get("error")
     ref = db.document(app.message_path(SEED_CHAT, sent.message_id))
     before = ref.get()
-    calls_before = standin_requests(*STT), standin_requests(*STRESS)
+    calls_before = STT.request_count(), STRESS.request_count()
 
     uid, ext, clip = second
     name = voice_path(uid, SEED_CHAT, sent.message_id, ext)
@@ -102,7 +100,7 @@ def test_second_object_never_changes_a_finished_message(
     after = ref.get()
     assert after.update_time == before.update_time, after.to_dict()  # not written at all
     assert after.to_dict()["audio"]["path"] == sent.path and after.to_dict()["senderId"] == MINA_UID
-    assert (standin_requests(*STT), standin_requests(*STRESS)) == calls_before  # no paid call
+    assert (STT.request_count(), STRESS.request_count()) == calls_before  # no paid call
 
 
 # ── A message still processing: a second object does not take it over ───────────────────────────
@@ -113,7 +111,7 @@ def test_member_junk_while_processing_does_not_take_the_message(
 ) -> None:
     # Speech-to-text answers after 4 s (below the local STT_TIMEOUT_S): Mina's message stays
     # processing while Joon's object arrives.
-    script_faults(STT, [{"delay_s": 4}])
+    STT.script([{"delay_s": 4}])
     sent = app.send_voice_message(SEED_CHAT, clips["mina"], language="en")
     ref = db.document(app.message_path(SEED_CHAT, sent.message_id))
     deadline = time.monotonic() + WAIT_S

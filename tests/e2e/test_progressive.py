@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import pytest
-from e2e_helpers import MINA_UID, SEED_CHAT, STRESS, STT, espeak_m4a, script_faults
+from e2e_helpers import MINA_UID, SEED_CHAT, STRESS, STT, espeak_m4a
 
 from local_stack.app_client import FINAL_STATUSES, AppClient
 
@@ -52,7 +52,7 @@ def states_until_final(app: AppClient, message_id: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("slow", ["stt", "stress"])
 def test_first_result_is_visible_while_processing(slow: str, app: AppClient, clip: bytes) -> None:
-    script_faults(STT if slow == "stt" else STRESS, [{"delay_s": DELAY_S}])
+    (STT if slow == "stt" else STRESS).script([{"delay_s": DELAY_S}])
     sent = app.send_voice_message(SEED_CHAT, clip, language="en")
     states = states_until_final(app, sent.message_id)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from e2e_helpers import MINA_UID, SEED_CHAT, STRESS, STT, espeak_m4a, standin_requests
+from e2e_helpers import MINA_UID, SEED_CHAT, STRESS, STT, espeak_m4a
 
 from local_stack.app_client import AppClient, AppClientError
 
@@ -77,10 +77,10 @@ def test_over_budget_is_rejected_before_any_paid_call(
     spent: dict, app: AppClient, clip: bytes, usage_ref
 ) -> None:
     usage_ref.set({"messages": 0, "audioSeconds": 0.0, **spent})
-    calls_before = standin_requests(*STT), standin_requests(*STRESS)
+    calls_before = STT.request_count(), STRESS.request_count()
     sent = app.send_voice_message(SEED_CHAT, clip, language="en")
     doc = app.wait_for_message(SEED_CHAT, sent.message_id, timeout_s=WAIT_S).doc
     assert doc["status"] == "rejected" and doc["error"]["code"] == "quota_exceeded", doc
     assert doc["error"]["message"] and doc["text"] is None and doc["stress"] is None
-    assert (standin_requests(*STT), standin_requests(*STRESS)) == calls_before
+    assert (STT.request_count(), STRESS.request_count()) == calls_before
     assert usage(usage_ref) == {"messages": 0, "audioSeconds": 0.0, **spent}  # a refusal costs nothing

@@ -12,9 +12,9 @@ import pytest
 from e2e_helpers import (
     JOON,
     SEED_CHAT,
+    STT,
     deliver_finalize_event,
     espeak_m4a,
-    standin_requests,
     storage_object,
 )
 
@@ -77,7 +77,7 @@ def test_duplicate_events_give_one_message_processed_once(app: AppClient, spoken
     assert first["status"] == "ready"
     ref = db.document(app.message_path(SEED_CHAT, sent.message_id))
     before = ref.get()
-    stt_before = standin_requests("STT_BASE_URL", 8711)
+    stt_before = STT.request_count()
 
     obj = storage_object(sent.path)
     # The same event redelivered, twice concurrently and once more after.
@@ -89,7 +89,7 @@ def test_duplicate_events_give_one_message_processed_once(app: AppClient, spoken
     after = ref.get()
     assert after.update_time == before.update_time  # not rewritten, never back to processing
     assert after.to_dict()["timings"] == first["timings"]
-    assert standin_requests("STT_BASE_URL", 8711) == stt_before  # no paid call repeated
+    assert STT.request_count() == stt_before  # no paid call repeated
     siblings = [
         d.id for d in db.collection(f"chats/{SEED_CHAT}/messages").stream() if d.id == sent.message_id
     ]

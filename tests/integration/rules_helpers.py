@@ -7,6 +7,8 @@
 - Storage emulator: the Firebase Storage REST API (`/v0/b/{bucket}/o`) the Firebase SDKs use, with
   `Authorization: Firebase <idToken>`.
 
+All three go through local_stack's one REST client for the emulators (`EmulatorRest`).
+
 Every request is classified as ALLOW (2xx) or DENY (403 PERMISSION_DENIED). Anything else (400, 404,
 409, 5xx) raises: a malformed request must not pass for a denial, nor a missing document for an
 allowed read.
@@ -16,21 +18,16 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from local_stack.app_client import encode_value
+from local_stack.app_client import EmulatorRest, encode_value
 
 ALLOW = "allow"
 DENY = "deny"
-
-PROJECT = os.environ.get("GCLOUD_PROJECT", "demo-emochat")
-BUCKET = os.environ.get("EMOCHAT_BUCKET", f"{PROJECT}.appspot.com")
 
 
 class UnexpectedResponse(AssertionError):
@@ -81,14 +78,9 @@ class User:
     email: str
 
 
-def sign_up(http: httpx.Client, email: str, password: str = "rules-test-pw") -> User:
+def sign_up(rest: EmulatorRest, email: str, password: str = "rules-test-pw") -> User:
     """A new email/password user on the Auth emulator, signed in: its uid and ID token."""
-    host = os.environ["FIREBASE_AUTH_EMULATOR_HOST"]
-    response = http.post(
-        f"http://{host}/identitytoolkit.googleapis.com/v1/accounts:signUp",
-        params={"key": "fake-api-key"},
-        json={"email": email, "password": password, "returnSecureToken": True},
-    )
+    response = rest.accounts("signUp", {"email": email, "password": password, "returnSecureToken": True})
     response.raise_for_status()
     body = response.json()
     return User(uid=body["localId"], id_token=body["idToken"], email=email)
@@ -111,14 +103,13 @@ class Issue:
     description: str
 
 
-def compile_rules(http: httpx.Client, file_name: str, source: str) -> list[Issue]:
+def compile_rules(rest: EmulatorRest, file_name: str, source: str) -> list[Issue]:
     """Compiles a rules file with the Firestore emulator's rules compiler (the rules language is the
     same for Storage, only the service's variables differ) into a scratch project.
 
     Returns the compiler's issues; raises when the source does not compile at all."""
-    host = os.environ["FIRESTORE_EMULATOR_HOST"]
-    response = http.put(
-        f"http://{host}/emulator/v1/projects/{COMPILE_PROJECT}:securityRules",
+    response = rest.http.put(
+        f"{rest.firestore_url}/emulator/v1/projects/{COMPILE_PROJECT}:securityRules",
         json={"rules": {"files": [{"name": file_name, "content": source}]}},
     )
     if response.status_code != 200:
@@ -163,18 +154,16 @@ def _split_transforms(data: dict) -> tuple[dict, list[dict]]:
 class FirestoreRest:
     """The Firestore REST API on the emulator as one identity (None = unauthenticated)."""
 
-    def __init__(self, http: httpx.Client, id_token: str | None, project: str = PROJECT) -> None:
-        host = os.environ["FIRESTORE_EMULATOR_HOST"]
-        self._http = http
-        self._root = f"projects/{project}/databases/(default)/documents"
-        self._base = f"http://{host}/v1/{self._root}"
-        self._headers = {"Authorization": f"Bearer {id_token}"} if id_token else {}
+    def __init__(self, rest: EmulatorRest, id_token: str | None) -> None:
+        self._rest = rest
+        self._token = id_token
+        self._root = f"projects/{rest.project_id}/databases/(default)/documents"
 
     def _name(self, path: str) -> str:
         return f"{self._root}/{path}"
 
     def get(self, path: str) -> str:
-        return outcome(self._http.get(f"{self._base}/{path}", headers=self._headers))
+        return outcome(self._rest.documents("GET", path, token=self._token))
 
     def batch_get(self, path: str) -> str:
         """A get with the document's name in the body: the emulator never answers a GET whose URL
@@ -183,7 +172,7 @@ class FirestoreRest:
         return outcome(self._http.post(f"{self._base}:batchGet", json=body, headers=self._headers))
 
     def list(self, collection_path: str) -> str:
-        return outcome(self._http.get(f"{self._base}/{collection_path}", headers=self._headers))
+        return outcome(self._rest.documents("GET", collection_path, token=self._token))
 
     def query(
         self, parent: str, collection_id: str, where: dict | None = None, all_descendants: bool = False
@@ -197,12 +186,15 @@ class FirestoreRest:
         query: dict[str, Any] = {"from": [source]}
         if where is not None:
             query["where"] = where
-        url = f"{self._base}/{parent}:runQuery" if parent else f"{self._base}:runQuery"
-        return outcome(self._http.post(url, json={"structuredQuery": query}, headers=self._headers))
+        return outcome(
+            self._rest.documents(
+                "POST", parent, verb="runQuery", token=self._token, json={"structuredQuery": query}
+            )
+        )
 
     def commit(self, write: dict) -> str:
         return outcome(
-            self._http.post(f"{self._base}:commit", json={"writes": [write]}, headers=self._headers)
+            self._rest.documents("POST", verb="commit", token=self._token, json={"writes": [write]})
         )
 
     def create(self, path: str, data: dict) -> str:
@@ -243,56 +235,33 @@ def array_contains(field: str, value: str) -> dict:
 class StorageRest:
     """The Firebase Storage REST API on the emulator as one identity (None = unauthenticated)."""
 
-    def __init__(self, http: httpx.Client, id_token: str | None, bucket: str = BUCKET) -> None:
-        host = os.environ["FIREBASE_STORAGE_EMULATOR_HOST"]
-        host = host.removeprefix("http://").removeprefix("https://")
-        self._http = http
-        self._base = f"http://{host}/v0/b/{bucket}/o"
-        self._headers = {"Authorization": f"Firebase {id_token}"} if id_token else {}
-
-    def _object_url(self, name: str) -> str:
-        return f"{self._base}/{quote(name, safe='')}"
+    def __init__(self, rest: EmulatorRest, id_token: str | None) -> None:
+        self._rest = rest
+        self._token = id_token
 
     def upload(
         self, name: str, data: bytes, content_type: str | None, custom_metadata: dict | None = None
     ) -> str:
         """One-request multipart upload, as the Firebase SDKs send small files."""
-        metadata: dict[str, Any] = {"name": name}
-        if content_type is not None:
-            metadata["contentType"] = content_type
-        if custom_metadata:
-            metadata["metadata"] = custom_metadata
-        boundary = unique_id("b")
-        body = b"".join(
-            [
-                f"--{boundary}\r\nContent-Type: application/json; charset=utf-8\r\n\r\n".encode(),
-                json.dumps(metadata).encode(),
-                f"\r\n--{boundary}\r\nContent-Type: {content_type or 'application/octet-stream'}"
-                "\r\n\r\n".encode(),
-                data,
-                f"\r\n--{boundary}--".encode(),
-            ]
+        return outcome(
+            self._rest.upload(
+                name, data, content_type=content_type, custom_metadata=custom_metadata, token=self._token
+            )
         )
-        headers = {
-            **self._headers,
-            "X-Goog-Upload-Protocol": "multipart",
-            "Content-Type": f"multipart/related; boundary={boundary}",
-        }
-        return outcome(self._http.post(self._base, params={"name": name}, content=body, headers=headers))
 
     def get_metadata(self, name: str) -> str:
-        return outcome(self._http.get(self._object_url(name), headers=self._headers))
+        return outcome(self._rest.objects("GET", name, token=self._token))
 
     def download(self, name: str) -> str:
-        return outcome(self._http.get(self._object_url(name), params={"alt": "media"}, headers=self._headers))
+        return outcome(self._rest.objects("GET", name, token=self._token, params={"alt": "media"}))
 
     def update_metadata(self, name: str, metadata: dict) -> str:
-        return outcome(self._http.patch(self._object_url(name), json=metadata, headers=self._headers))
+        return outcome(self._rest.objects("PATCH", name, token=self._token, json=metadata))
 
     def delete(self, name: str) -> str:
-        return outcome(self._http.delete(self._object_url(name), headers=self._headers))
+        return outcome(self._rest.objects("DELETE", name, token=self._token))
 
     def list(self, prefix: str) -> str:
         """One level of a folder, as the SDKs' listAll pages it (prefix ends with "/")."""
         params = {"prefix": prefix, "delimiter": "/"}
-        return outcome(self._http.get(self._base, params=params, headers=self._headers))
+        return outcome(self._rest.objects("GET", token=self._token, params=params))

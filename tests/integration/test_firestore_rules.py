@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.integration.rules_helpers import (
@@ -156,17 +155,11 @@ def voice_message(sender: str) -> dict:
 
 
 @pytest.fixture(scope="session")
-def http():
-    with httpx.Client(timeout=30) as client:
-        yield client
-
-
-@pytest.fixture(scope="session")
-def world(http, db) -> World:
+def world(rest, db) -> World:
     run = unique_id("rules-")[:16]
-    users = {who: sign_up(http, f"{run}-{who}@example.com") for who in (OWNER, MEMBER, OUTSIDER, INVITEE)}
-    clients = {ANON: FirestoreRest(http, None)}
-    clients.update({who: FirestoreRest(http, user.id_token) for who, user in users.items()})
+    users = {who: sign_up(rest, f"{run}-{who}@example.com") for who in (OWNER, MEMBER, OUTSIDER, INVITEE)}
+    clients = {ANON: FirestoreRest(rest, None)}
+    clients.update({who: FirestoreRest(rest, user.id_token) for who, user in users.items()})
     w = World(db=db, users=users, clients=clients, run=run)
 
     w.chat_id = w.fresh_chat().split("/")[1]
@@ -792,9 +785,9 @@ def test_access(world: World, resource: str, operation: str, identity: str, expe
 # ── checks around the matrix ─────────────────────────────────────────────────────────────────────
 
 
-def test_rules_compile_without_issues(http) -> None:
+def test_rules_compile_without_issues(rest) -> None:
     source = (REPO / "firestore.rules").read_text()
-    assert compile_rules(http, "firestore.rules", source) == []
+    assert compile_rules(rest, "firestore.rules", source) == []
 
 
 def test_identities_are_auth_emulator_users(world: World) -> None:

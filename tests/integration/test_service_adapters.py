@@ -16,7 +16,7 @@ from emochat.pipeline.adapters.openai_stt import SUPPORTED_MODELS, OpenAITranscr
 from emochat.pipeline.adapters.storage_audio import CloudStorageAudio
 from emochat.pipeline.audio import decode_audio
 from emochat.pipeline.ports import ServiceError, VoiceClip
-from local_stack.app_client import AppClient
+from local_stack.app_client import AppClient, StandIn
 
 pytestmark = pytest.mark.stack
 
@@ -32,15 +32,15 @@ def speech(tmp_path_factory) -> bytes:
 @pytest.fixture
 def faults():
     """Scripts faults on a stand-in and always clears them afterwards."""
-    used: list[str] = []
+    used: list[StandIn] = []
 
-    def script(base: str, plan: list[dict]) -> None:
-        used.append(base)
-        httpx.post(f"{base}/_emochat/faults", json=plan, timeout=5).raise_for_status()
+    def script(url: str, plan: list[dict]) -> None:
+        used.append(StandIn(url))
+        used[-1].script(plan)
 
     yield script
-    for base in used:
-        httpx.delete(f"{base}/_emochat/faults", timeout=5)
+    for standin in used:
+        standin.clear(requests=False)
 
 
 def transcriber(model: str, max_retries: int = 0) -> OpenAITranscriber:
@@ -78,7 +78,7 @@ def test_a_file_over_25_mb_is_refused_as_openai_refuses_it() -> None:
 
 
 def test_openai_transcriber_recovers_from_429(speech: bytes, faults) -> None:
-    faults(STT_URL.removesuffix("/v1"), [{"status": 429, "retry_after": 1}])
+    faults(STT_URL, [{"status": 429, "retry_after": 1}])
     stt = transcriber("gpt-transcribe", max_retries=2)
     assert "lunch" in stt.transcribe(VoiceClip(speech, "s.m4a", "audio/mp4"), None).text.lower()
 

@@ -98,16 +98,17 @@ def test_seed_has_two_members_in_a_chat_with_devices(seed: dict[str, Any]) -> No
         assert any(p.startswith(f"users/{uid}/devices/") for p in seed["firestore"])
 
 
-def test_firestore_rules_refuse_an_unauthenticated_write() -> None:
-    url = f"http://127.0.0.1:8080/v1/projects/{PROJECT}/databases/(default)/documents/users/intruder-{auto_id()}"
-    response = httpx.patch(url, json={"fields": {"displayName": {"stringValue": "x"}}}, timeout=10)
+def test_firestore_rules_refuse_an_unauthenticated_write(client: AppClient) -> None:
+    fields = {"displayName": {"stringValue": "x"}}
+    response = client.documents("PATCH", f"users/intruder-{auto_id()}", json={"fields": fields})
     assert response.status_code == 403, response.text
 
 
-def test_firestore_rules_refuse_an_unauthenticated_read_of_a_chat(seed: dict[str, Any]) -> None:
+def test_firestore_rules_refuse_an_unauthenticated_read_of_a_chat(
+    client: AppClient, seed: dict[str, Any]
+) -> None:
     chat = next(p for p in seed["firestore"] if p.startswith("chats/") and p.count("/") == 1)
-    url = f"http://127.0.0.1:8080/v1/projects/{PROJECT}/databases/(default)/documents/{chat}"
-    assert httpx.get(url, timeout=10).status_code == 403
+    assert client.documents("GET", chat).status_code == 403
 
 
 def test_a_member_reads_their_chat_and_profile(client: AppClient, seed: dict[str, Any]) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from local_stack.app_client import ADMIN_TOKEN  # the emulators' admin credential: bypasses rules
+from local_stack.app_client import ADMIN_TOKEN, EmulatorRest  # ADMIN_TOKEN bypasses rules
 from tests.integration.rules_helpers import (
     ALLOW,
     ANON,
@@ -80,18 +80,12 @@ class Enforcement:
 
 
 @pytest.fixture(scope="session")
-def http():
-    with httpx.Client(timeout=60) as client:
-        yield client
-
-
-@pytest.fixture(scope="session")
-def enforcement(http) -> Enforcement:
+def enforcement(rest) -> Enforcement:
     name = f"rules-probe/{unique_id()}.txt"
-    anonymous = StorageRest(http, None)
+    anonymous = StorageRest(rest, None)
     probe = anonymous.upload(name, b"probe", "text/plain")
     if probe == ALLOW:
-        StorageRest(http, ADMIN_TOKEN).delete(name)
+        StorageRest(rest, ADMIN_TOKEN).delete(name)
     return Enforcement(declared=os.environ.get("EMOCHAT_STORAGE_RULES_ENFORCED"), probe_denied=probe == DENY)
 
 
@@ -132,18 +126,18 @@ class World:
 
 
 @pytest.fixture(scope="session")
-def world(http, db, enforcement: Enforcement) -> World:
+def world(rest, db, enforcement: Enforcement) -> World:
     if not enforcement.enforced:
         pytest.skip(enforcement.skip_reason())
     run = unique_id("srules-")[:16]
-    users = {who: sign_up(http, f"{run}-{who}@example.com") for who in (OWNER, MEMBER, OUTSIDER)}
-    clients = {ANON: StorageRest(http, None)}
-    clients.update({who: StorageRest(http, user.id_token) for who, user in users.items()})
+    users = {who: sign_up(rest, f"{run}-{who}@example.com") for who in (OWNER, MEMBER, OUTSIDER)}
+    clients = {ANON: StorageRest(rest, None)}
+    clients.update({who: StorageRest(rest, user.id_token) for who, user in users.items()})
     chat_id = unique_id(f"{run}-chat-")
     db.document(f"chats/{chat_id}").set(
         {"members": [users[OWNER].uid, users[MEMBER].uid], "createdAt": datetime.now(UTC)}
     )
-    admin = StorageRest(http, ADMIN_TOKEN)
+    admin = StorageRest(rest, ADMIN_TOKEN)
     seeded = f"voice/{users[OWNER].uid}/{chat_id}/{unique_id()}.m4a"
     assert admin.upload(seeded, AUDIO, "audio/mp4") == ALLOW
     message_id = seeded.rsplit("/", 1)[1].rsplit(".", 1)[0]
@@ -283,19 +277,18 @@ MUTANTS = {
 }
 
 
-def set_storage_rules(http: httpx.Client, source: str) -> httpx.Response:
-    host = os.environ["FIREBASE_STORAGE_EMULATOR_HOST"].removeprefix("http://")
-    return http.put(
-        f"http://{host}/internal/setRules",
+def set_storage_rules(rest: EmulatorRest, source: str) -> httpx.Response:
+    return rest.http.put(
+        f"{rest.storage_url}/internal/setRules",
         json={"rules": {"files": [{"name": "storage.rules", "content": source}]}},
     )
 
 
 @pytest.fixture
-def scratch_rules(http) -> Iterator[Callable[[str], httpx.Response]]:
+def scratch_rules(rest) -> Iterator[Callable[[str], httpx.Response]]:
     """Loads a scratch copy of the rules into the emulator; storage.rules is loaded back after."""
-    yield lambda source: set_storage_rules(http, source)
-    restored = set_storage_rules(http, (REPO / "storage.rules").read_text())
+    yield lambda source: set_storage_rules(rest, source)
+    restored = set_storage_rules(rest, (REPO / "storage.rules").read_text())
     assert restored.status_code == 200, restored.text
 
 

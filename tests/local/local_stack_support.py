@@ -6,7 +6,6 @@ import threading
 import time
 from typing import Any
 
-import httpx
 import uvicorn
 
 # tiny.en transcribes this espeak-ng sentence exactly (some pangrams come out garbled).
@@ -41,18 +40,3 @@ class ThreadedServer:
     def __exit__(self, *exc_info: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
-
-
-def reset(base_url: str) -> None:
-    """Forget a server's scripted faults and request log."""
-    with httpx.Client(base_url=base_url) as client:
-        client.delete("/_emochat/faults").raise_for_status()
-        client.delete("/_emochat/requests").raise_for_status()
-
-
-def script_faults(base_url: str, faults: list[dict[str, Any]]) -> None:
-    httpx.post(f"{base_url}/_emochat/faults", json=faults).raise_for_status()
-
-
-def seen_requests(base_url: str) -> dict[str, Any]:
-    return httpx.get(f"{base_url}/_emochat/requests").json()

@@ -29,18 +29,14 @@ BUCKET = f"{PROJECT}.appspot.com"
 REPLY_TIMEOUT_S = 60.0
 
 
+# Firestore REST value kinds (app_client.encode_value) under the runtime's ExpressionValue names.
+EXPRESSION_KINDS = {"nullValue": "null_value", "booleanValue": "bool_value", "integerValue": "int_value",
+                    "doubleValue": "float_value", "stringValue": "string_value"}  # fmt: skip
+
+
 def expression_value(value: Any) -> dict[str, Any]:
-    """Python to the runtime's ExpressionValue JSON, as firebase-tools' toExpressionValue does."""
-    if value is None:
-        return {"null_value": None}
-    if isinstance(value, bool):
-        return {"bool_value": value}
-    if isinstance(value, int):
-        return {"int_value": value}
-    if isinstance(value, float):
-        return {"float_value": value}
-    if isinstance(value, str):
-        return {"string_value": value}
+    """Python to the runtime's ExpressionValue JSON, as firebase-tools' toExpressionValue does: the
+    Firestore REST value under the runtime's names, with integers as numbers and millisecond times."""
     if isinstance(value, dt.datetime):
         return {
             "timestamp_value": value.astimezone(dt.UTC)
@@ -51,7 +47,10 @@ def expression_value(value: Any) -> dict[str, Any]:
         return {"list_value": {"values": [expression_value(v) for v in value]}}
     if isinstance(value, Mapping):
         return {"map_value": {"fields": {k: expression_value(v) for k, v in value.items()}}}
-    raise TypeError(f"no expression value for {type(value).__name__}")
+    ((kind, encoded),) = encode_value(value).items()
+    if kind not in EXPRESSION_KINDS:
+        raise TypeError(f"no expression value for {type(value).__name__}")
+    return {EXPRESSION_KINDS[kind]: int(encoded) if kind == "integerValue" else encoded}
 
 
 def stored_object(

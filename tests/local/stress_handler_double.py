@@ -6,8 +6,6 @@ way, and scores by loudness, so the result is deterministic and depends on the i
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 from typing import Any
 
@@ -32,11 +30,6 @@ class EndpointHandler:
 
 
 def _audio_bytes(inputs: Any) -> bytes:
-    if isinstance(inputs, str):  # JSON requests carry base64
-        try:
-            return base64.b64decode(inputs, validate=True)
-        except binascii.Error as error:
-            raise BadAudioError(f"inputs is not valid base64: {error}") from error
     if isinstance(inputs, bytes | bytearray) and inputs:
         return bytes(inputs)
     raise BadAudioError("no audio in inputs")

@@ -10,9 +10,11 @@ import firebase_admin
 import httpx
 import pytest
 from firebase_admin import exceptions, messaging
-from local_stack_support import ThreadedServer, reset, script_faults, seen_requests
+from local_stack_support import ThreadedServer
 
-from local_stack.fcm_server import create_app, local_credential, point_messaging_at
+from emochat.alerts.adapters.fcm_notifier import EmulatorCredential, use_fcm_endpoint
+from local_stack.app_client import StandIn
+from local_stack.fcm_server import create_app
 
 PROJECT = "demo-emochat"
 # firebase-admin 7 deprecates registration tokens for installation IDs; the app still stores tokens.
@@ -27,8 +29,8 @@ def fcm_server() -> Iterator[ThreadedServer]:
 
 @pytest.fixture
 def fcm_url(fcm_server: ThreadedServer) -> str:
-    reset(fcm_server.base_url)
-    httpx.delete(f"{fcm_server.base_url}/_emochat/sent").raise_for_status()
+    StandIn(fcm_server.base_url).clear()
+    StandIn(fcm_server.base_url).clear_sent()
     return fcm_server.base_url
 
 
@@ -36,15 +38,15 @@ def fcm_url(fcm_server: ThreadedServer) -> str:
 def fcm_app(fcm_url: str) -> Iterator[firebase_admin.App]:
     """A firebase_admin app whose messaging sends to the local server, with an offline credential."""
     app = firebase_admin.initialize_app(
-        local_credential(), {"projectId": PROJECT}, name=f"fcm-{uuid.uuid4().hex}"
+        EmulatorCredential(), {"projectId": PROJECT}, name=f"fcm-{uuid.uuid4().hex}"
     )
-    point_messaging_at(fcm_url, app)
+    use_fcm_endpoint(app, fcm_url)
     yield app
     firebase_admin.delete_app(app)
 
 
 def sent(base_url: str) -> list[dict]:
-    return httpx.get(f"{base_url}/_emochat/sent").json()
+    return StandIn(base_url).sent()
 
 
 def alert(tokens: list[str]) -> messaging.MulticastMessage:
@@ -131,10 +133,10 @@ def test_installation_ids_follow_the_same_prefix_rules(fcm_app: firebase_admin.A
 
 
 def test_scripted_fault_reaches_firebase_admin(fcm_app: firebase_admin.App, fcm_url: str) -> None:
-    script_faults(fcm_url, [{"status": 429}])
+    StandIn(fcm_url).script([{"status": 429}])
     with pytest.raises(messaging.QuotaExceededError):
         messaging.send(messaging.Message(token="device-4"), app=fcm_app)
-    assert seen_requests(fcm_url)["count"] == 1
+    assert StandIn(fcm_url).requests()["count"] == 1
 
 
 def test_requests_need_a_bearer_token_and_a_target(fcm_url: str) -> None:

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from local_stack_support import ThreadedServer, seen_requests
+from local_stack_support import ThreadedServer
 from stress_handler_double import EndpointHandler
 from test_local_stress_server import wait_healthy
 
 from emochat.pipeline.adapters.hf_stress import HuggingFaceStressScorer
 from emochat.pipeline.ports import VoiceClip
+from local_stack.app_client import StandIn
 from local_stack.stress_server import StressSettings, create_app
 
 WARM_UP_S = 1.5
@@ -47,7 +48,7 @@ def test_a_request_asking_to_be_held_is_served_once_the_endpoint_is_up(
         timeout=30,
     )
     assert response.status_code == 200
-    assert [entry["status"] for entry in seen_requests(cold_endpoint)["requests"]] == [200]
+    assert [entry["status"] for entry in StandIn(cold_endpoint).requests()["requests"]] == [200]
     assert time.monotonic() - started >= WARM_UP_S - 0.5  # it was held, not served cold
 
 
@@ -56,7 +57,7 @@ def test_the_adapter_gets_a_reading_from_a_cold_endpoint(cold_endpoint: str, spe
         VoiceClip(speech_wav.read_bytes(), "s.wav", "audio/wav")
     )
     assert 0.0 <= p <= 1.0
-    assert [entry["status"] for entry in seen_requests(cold_endpoint)["requests"]] == [503, 200]
+    assert [entry["status"] for entry in StandIn(cold_endpoint).requests()["requests"]] == [503, 200]
 
 
 def test_a_hold_shorter_than_the_warm_up_ends_in_503(cold_endpoint: str, speech_wav: Path) -> None:
@@ -72,7 +73,7 @@ def test_a_hold_shorter_than_the_warm_up_ends_in_503(cold_endpoint: str, speech_
 
 def test_a_scripted_503_ignores_the_header(cold_endpoint: str, speech_wav: Path) -> None:
     time.sleep(WARM_UP_S)
-    httpx.post(f"{cold_endpoint}/_emochat/faults", json=[{"status": 503}]).raise_for_status()
+    StandIn(cold_endpoint).script([{"status": 503}])
     response = httpx.post(
         cold_endpoint,
         content=speech_wav.read_bytes(),

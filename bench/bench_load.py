@@ -36,7 +36,6 @@ for folder in (REPO, REPO / "tests", REPO / "tests" / "e2e"):
     sys.path.insert(0, str(folder))
 
 FINAL = {"ready", "failed", "rejected"}
-STANDINS = {"stt": ("STT_BASE_URL", 8711), "stress": ("STRESS_ENDPOINT_URL", 8712)}
 FUNCTIONS_VENV = str(REPO / "functions" / "venv" / "bin" / "functions-framework").encode()
 PHRASES = [
     "Running a bit late, see you soon.",
@@ -158,10 +157,10 @@ def main() -> int:
         print('bench_load: needs the local stack: make exec CMD=".venv/bin/python bench/bench_load.py"')
         return 0
 
-    from e2e_helpers import MINA, SEED_CHAT, standin_requests
+    from e2e_helpers import MINA, SEED_CHAT
     from google.cloud import firestore
 
-    from local_stack.app_client import AppClient
+    from local_stack.app_client import AppClient, StandIn
 
     db = firestore.Client(project=os.environ.get("GCLOUD_PROJECT", "demo-emochat"))
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, AppClient.from_env(timeout_s=120) as app:
@@ -204,7 +203,8 @@ def main() -> int:
             except Exception as error:  # counted and reported, the run goes on
                 item.upload_error = f"{type(error).__name__}: {error}"[:200]
 
-        requests_before = {name: standin_requests(*where) for name, where in STANDINS.items()}
+        standins = {name: StandIn.of(name) for name in ("stt", "stress")}
+        requests_before = {name: standin.request_count() for name, standin in standins.items()}
         sampler = WorkerSampler()
         sampler.start()
         began = time.monotonic()
@@ -220,7 +220,7 @@ def main() -> int:
         watcher.join(timeout=max(0.0, deadline - time.monotonic()))
         sampler.stop()
         requests = {
-            name: standin_requests(*where) - requests_before[name] for name, where in STANDINS.items()
+            name: standin.request_count() - requests_before[name] for name, standin in standins.items()
         }
 
     report(sent, began, uploads_done, sampler, requests, args)

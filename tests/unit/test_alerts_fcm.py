@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 
 import firebase_admin
-import httpx
 import pytest
 from fakes.alerts import FakeFcm, Sleeps
 from firebase_admin import exceptions, messaging
@@ -17,6 +16,7 @@ from firebase_admin import exceptions, messaging
 from emochat.alerts.adapters.fcm_notifier import EmulatorCredential, FcmNotifier, use_fcm_endpoint
 from emochat.alerts.delivery import Delivery
 from emochat.alerts.model import Push
+from local_stack.app_client import StandIn
 
 PUSH = Push(
     title="Mina sounds stressed",
@@ -139,7 +139,7 @@ def fcm_url() -> Iterator[str]:
 
 @pytest.fixture
 def app(fcm_url: str) -> Iterator[firebase_admin.App]:
-    httpx.delete(f"{fcm_url}/_emochat/sent").raise_for_status()
+    StandIn(fcm_url).clear_sent()
     app = firebase_admin.initialize_app(
         EmulatorCredential(),
         {"projectId": "demo-emochat", "httpTimeout": 5},
@@ -161,7 +161,7 @@ def test_real_client_through_the_stand_in(app: firebase_admin.App, fcm_url: str)
     assert delivery.errors == {"UNREGISTERED": 1, "INVALID_ARGUMENT": 1, "SENDER_ID_MISMATCH": 1}
     # firebase_admin's own HTTP adapter retried the 503 within the first send: nothing left for us.
     assert delivery.retries == 0 and sleeps.waits == []
-    sent = httpx.get(f"{fcm_url}/_emochat/sent").json()
+    sent = StandIn(fcm_url).sent()
     assert {r["project"] for r in sent} == {"demo-emochat"}
     outcomes = [(r["token"], r["outcome"]) for r in sent]
     assert outcomes.count(("unavailable-hiccup", "UNAVAILABLE")) == 1
@@ -173,15 +173,16 @@ def test_real_client_through_the_stand_in(app: firebase_admin.App, fcm_url: str)
 def test_real_client_429_without_retry_after_is_retried_by_us(app: firebase_admin.App, fcm_url: str) -> None:
     # firebase_admin (urllib3) retries a 429 only when it carries Retry-After; a bare 429 reaches
     # us, and only that token is sent again.
-    httpx.delete(f"{fcm_url}/_emochat/faults").raise_for_status()
-    httpx.post(f"{fcm_url}/_emochat/faults", json=[{"status": 429}]).raise_for_status()
+    fcm_standin = StandIn(fcm_url)
+    fcm_standin.clear(requests=False)
+    fcm_standin.script([{"status": 429}])
     sleeps = Sleeps()
     fcm = FcmNotifier.for_app(app, endpoint=fcm_url, backoff_s=0.25)
     fcm._sleep = sleeps
     delivery = fcm.send(["device-solo"], PUSH)
     assert delivery == Delivery(tokens=1, success=1, failure=0, retries=1)
     assert sleeps.waits == [0.25]
-    assert [r.get("token") for r in httpx.get(f"{fcm_url}/_emochat/sent").json()][-1:] == ["device-solo"]
+    assert [r.get("token") for r in fcm_standin.sent()][-1:] == ["device-solo"]
 
 
 def test_use_fcm_endpoint_sets_the_send_url(app: firebase_admin.App) -> None:

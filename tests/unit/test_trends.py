@@ -239,3 +239,26 @@ def test_latest_reading() -> None:
     late = trends.day_doc("d2", "UTC", {"b": Reading(80.0, "high", T0 + timedelta(days=1))})
     assert trends.latest_reading([early, late]).score == 80.0
     assert trends.latest_reading([]) is None
+
+
+ODD_ID_PAIRS = [
+    ("c1", "m1"),
+    ("a|b", "c"),
+    ("a", "b|c"),
+    ("a%7Cb", "c"),
+    ("a%b|", "|%25"),
+    ("채팅", "it's #1 🎤"),
+]
+
+
+@pytest.mark.parametrize(("chat_id", "message_id"), ODD_ID_PAIRS)
+def test_a_reading_index_id_maps_back_to_its_message(chat_id: str, message_id: str) -> None:
+    """Chat and message ids may hold any character ('|' and '%' included; the pipeline processes odd
+    message ids). A rebuild keeps an index document only if its id maps back to its message."""
+    key = trends.reading_key(chat_id, message_id)
+    assert trends.key_of_index(trends.index_id(key)) == key
+
+
+def test_two_messages_never_share_an_index_document() -> None:
+    ids = {trends.index_id(trends.reading_key(chat, message)) for chat, message in ODD_ID_PAIRS}
+    assert len(ids) == len(ODD_ID_PAIRS)

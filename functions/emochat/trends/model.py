@@ -92,9 +92,20 @@ def is_relevant(before: Mapping[str, Any] | None, after: Mapping[str, Any] | Non
 
 
 def index_id(key: str) -> str:
-    """users/{uid}/stressIndex/{id}: one message's reading and its day (key `{chatId}/{messageId}`;
-    '/' cannot be in a document id, '|' cannot be in a chat id the app makes)."""
-    return key.replace("/", "|", 1)
+    """users/{uid}/stressIndex/{id}: one message's reading and its day. The key `{chatId}/{messageId}`
+    cannot be an id ('/'), so it becomes `{chatId}|{messageId}` with '%' and '|' escaped in each part:
+    both ids may hold any character (the pipeline processes odd message ids), and two messages must
+    never share an index document."""
+    chat_id, _, message_id = key.partition("/")
+    return f"{_escape(chat_id)}|{_escape(message_id)}"
+
+
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace("|", "%7C")
+
+
+def _unescape(part: str) -> str:
+    return part.replace("%7C", "|").replace("%25", "%")
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,8 @@ class Stored:
 
 
 def key_of_index(doc_id: str) -> str:
-    return doc_id.replace("|", "/", 1)
+    chat_id, _, message_id = doc_id.partition("|")
+    return reading_key(_unescape(chat_id), _unescape(message_id))
 
 
 def index_doc(day: str, reading: Reading) -> dict[str, Any]:

@@ -163,7 +163,7 @@ def env() -> None:
     wanted = {
         *stack.CLIENT_VARS,
         "GCLOUD_PROJECT",
-        *stack.stack_env(storage_rules_enforced=False, standins=STANDINS),
+        *stack.stack_env(storage_rules_enforced=False, standins=tuple(STANDINS)),
     }
     for key, value in json.loads(stack.ENV_FILE.read_text())["env"].items():
         if key in wanted:

@@ -1,19 +1,14 @@
-"""The one REST client for the emulators, and the Expo app's view of the backend built on it.
+"""The one REST client for the emulators (`EmulatorRest`), the Expo app built on it (`AppClient`),
+and the stand-ins' fault API (`StandIn`). The demo, the seeding, the benches and the tests use them.
 
-``EmulatorRest`` speaks the REST APIs the Firebase JS SDK uses, and answers with the raw
-``httpx.Response`` (the rules tests classify those as allowed or denied):
-
-- Auth emulator: identitytoolkit ``accounts:signUp`` / ``accounts:signInWithPassword`` for ID
-  tokens, and the admin ``projects/{project}/accounts`` to create an account with a fixed uid;
-- Firestore emulator: REST ``.../documents/{path}`` with ``Authorization: Bearer <ID token>`` (rules
-  apply), or the emulators' admin token (``Bearer owner``, which bypasses them);
-- Storage emulator: Firebase Storage ``/v0/b/{bucket}/o`` with ``Authorization: Firebase <ID token>``;
-  uploads in one request (``X-Goog-Upload-Protocol: multipart``), as ``uploadBytes`` does for small
-  files, and on purpose: the Storage emulator truncates resumable uploads sent in several chunks.
-
-``AppClient`` adds what the app does with them: sign in, send a voice message, read documents
-(Firestore's REST values decoded into plain Python; timestamps become aware datetimes), wait for
-the message's final status. The demo, the seeding and the tests all use these two.
+`EmulatorRest` speaks the REST APIs the Firebase JS SDK uses and answers with the raw
+`httpx.Response` (the rules tests classify those as allowed or denied): Auth identitytoolkit
+`accounts:*` (and the admin account creation with a fixed uid); Firestore `.../documents/{path}`
+with `Bearer <ID token>` (rules apply) or the emulators' admin token `Bearer owner` (it bypasses
+them); Firebase Storage `/v0/b/{bucket}/o` with `Firebase <ID token>`, uploads in one multipart
+request as `uploadBytes` sends small files (the Storage emulator truncates resumable uploads sent in
+several chunks). `AppClient` raises `AppClientError` for an error answer and decodes Firestore's
+REST values into Python (timestamps: aware datetimes).
 """
 
 from __future__ import annotations
@@ -33,11 +28,8 @@ from urllib.parse import quote
 
 import httpx
 
-from local_stack import STANDINS
+from local_stack import BUCKET, HOST, PROJECT_ID, STANDINS
 
-PROJECT_ID = "demo-emochat"
-BUCKET = "demo-emochat.appspot.com"
-HOST = "127.0.0.1"
 ADMIN_TOKEN = "owner"  # the emulators' admin bearer token: bypasses security rules
 AUTO_ID_ALPHABET = string.ascii_letters + string.digits
 FINAL_STATUSES = frozenset({"ready", "failed", "rejected"})
@@ -207,14 +199,9 @@ class EmulatorRest:
         return self.http.request(method, url, headers=_bearer(token, "Firebase"), **kwargs)
 
     def upload(
-        self,
-        name: str,
-        data: bytes,
-        *,
-        content_type: str | None,
-        custom_metadata: Mapping[str, str] | None = None,
-        token: str | None = None,
-    ) -> httpx.Response:
+        self, name: str, data: bytes, *, content_type: str | None,
+        custom_metadata: Mapping[str, str] | None = None, token: str | None = None,
+    ) -> httpx.Response:  # fmt: skip
         """A single-request (multipart) upload: metadata part, then the bytes."""
         metadata: dict[str, Any] = {"name": name}
         if content_type is not None:
@@ -222,23 +209,19 @@ class EmulatorRest:
         if custom_metadata:  # the JS SDK's customMetadata travels as "metadata" on the wire
             metadata["metadata"] = dict(custom_metadata)
         boundary = uuid.uuid4().hex
-        part_type = content_type or "application/octet-stream"
+        parts = [("application/json; charset=utf-8", json.dumps(metadata).encode()),
+                 (content_type or "application/octet-stream", data)]  # fmt: skip
         body = b"".join(
-            [
-                f"--{boundary}\r\nContent-Type: application/json; charset=utf-8\r\n\r\n".encode(),
-                json.dumps(metadata).encode(),
-                f"\r\n--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode(),
-                data,
-                f"\r\n--{boundary}--".encode(),
-            ]
+            f"--{boundary}\r\nContent-Type: {kind}\r\n\r\n".encode() + part + b"\r\n" for kind, part in parts
         )
         headers = {
             "X-Goog-Upload-Protocol": "multipart",
             "Content-Type": f"multipart/related; boundary={boundary}",
         }
-        url = f"{self.storage_url}/v0/b/{self.bucket}/o"
+        headers |= _bearer(token, "Firebase")
+        body += f"--{boundary}--".encode()
         return self.http.post(
-            url, params={"name": name}, content=body, headers={**_bearer(token, "Firebase"), **headers}
+            f"{self.storage_url}/v0/b/{self.bucket}/o", params={"name": name}, content=body, headers=headers
         )
 
     def gcs_object(self, name: str) -> httpx.Response:
@@ -299,122 +282,75 @@ class StandIn:
 
 
 class AppClient(EmulatorRest):
-    """The Expo app's view of the backend, against the local emulators."""
+    """The Expo app's view of the backend, against the local emulators. Rules apply to each call
+    unless `admin` (the emulators' owner credential, which bypasses them)."""
 
     def __init__(self, env: Mapping[str, str] | None = None, *, timeout_s: float = 30.0) -> None:
         super().__init__(env, timeout_s=timeout_s)
         self.session: Session | None = None
 
     def sign_in(self, email: str, password: str) -> Session:
-        body = _checked(
-            self.accounts(
-                "signInWithPassword", {"email": email, "password": password, "returnSecureToken": True}
-            ),
-            f"sign-in as {email}",
-        )
-        self.session = Session(body["localId"], email, body["idToken"], body.get("refreshToken", ""))
+        body = {"email": email, "password": password, "returnSecureToken": True}
+        answer = _checked(self.accounts("signInWithPassword", body), f"sign-in as {email}")
+        self.session = Session(answer["localId"], email, answer["idToken"], answer.get("refreshToken", ""))
         return self.session
 
     def create_user(self, *, uid: str, email: str, password: str, display_name: str | None = None) -> None:
         """Admin: create an Auth emulator account with a fixed uid (used to build the seed)."""
         account = {"localId": uid, "email": email, "password": password, "emailVerified": True}
-        if display_name:
-            account["displayName"] = display_name
-        _checked(self.create_account(account), f"creating {email}")
-
-    def _token(self, id_token: str | None, admin: bool = False) -> str:
-        if admin:
-            return ADMIN_TOKEN
-        if id_token:
-            return id_token
-        return self._signed_in().id_token
+        _checked(self.create_account(account | ({"displayName": display_name} if display_name else {})),
+                 f"creating {email}")  # fmt: skip
 
     def _signed_in(self) -> Session:
         if self.session is None:
             raise AppClientError("not signed in: call sign_in() first")
         return self.session
 
+    def _token(self, admin: bool) -> str:
+        return ADMIN_TOKEN if admin else self._signed_in().id_token
+
     def upload(  # type: ignore[override]
-        self,
-        path: str,
-        data: bytes,
-        *,
-        content_type: str,
-        custom_metadata: Mapping[str, str] | None = None,
-        id_token: str | None = None,
-        admin: bool = False,
-    ) -> dict[str, Any]:
-        """Upload as the signed-in user (or `id_token`); returns the object's metadata. storage.rules
-        apply unless admin (the emulator's owner credential, which bypasses them)."""
+        self, path: str, data: bytes, *, content_type: str,
+        custom_metadata: Mapping[str, str] | None = None, admin: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Upload as the signed-in user; returns the object's metadata."""
         response = super().upload(
-            path,
-            data,
-            content_type=content_type,
-            custom_metadata=custom_metadata,
-            token=self._token(id_token, admin),
+            path, data, content_type=content_type, custom_metadata=custom_metadata, token=self._token(admin)
         )
         return _checked(response, f"upload of {path}")
 
     def send_voice_message(
-        self,
-        chat_id: str,
-        audio: bytes,
-        *,
-        ext: str = "m4a",
-        content_type: str = "audio/mp4",
-        language: str | None = None,
-        message_id: str | None = None,
-        id_token: str | None = None,
-        uid: str | None = None,
-        admin: bool = False,
-    ) -> SentVoice:
-        """Upload audio as the signed-in user to voice/{uid}/{chatId}/{messageId}.{ext} (as admin,
-        bypassing storage.rules, when `admin`: the path still names the signed-in user or `uid`)."""
-        if uid is None:
-            uid = self._signed_in().uid
+        self, chat_id: str, audio: bytes, *, ext: str = "m4a", content_type: str = "audio/mp4",
+        language: str | None = None, message_id: str | None = None, admin: bool = False,
+    ) -> SentVoice:  # fmt: skip
+        """Upload audio to voice/{uid}/{chatId}/{messageId}.{ext} as the signed-in user (as admin,
+        bypassing storage.rules, when `admin`: the path still names the signed-in user)."""
         message_id = message_id or auto_id()
-        path = voice_path(uid, chat_id, message_id, ext)
-        language_hint = {"language": language} if language else None
-        meta = self.upload(
-            path,
-            audio,
-            content_type=content_type,
-            custom_metadata=language_hint,
-            id_token=id_token,
-            admin=admin,
-        )
+        path = voice_path(self._signed_in().uid, chat_id, message_id, ext)
+        hint = {"language": language} if language else None
+        meta = self.upload(path, audio, content_type=content_type, custom_metadata=hint, admin=admin)
         return SentVoice(
             chat_id, message_id, path, content_type, len(audio), meta.get("generation"), time.monotonic()
         )
 
-    def get_doc(
-        self, path: str, *, admin: bool = False, id_token: str | None = None
-    ) -> dict[str, Any] | None:
-        """A document's fields as Python, or None when it does not exist. Rules apply unless admin."""
-        response = self.documents("GET", path, token=self._token(id_token, admin))
+    def get_doc(self, path: str, *, admin: bool = False) -> dict[str, Any] | None:
+        """A document's fields as Python, or None when it does not exist."""
+        response = self.documents("GET", path, token=self._token(admin))
         if response.status_code == 404:
             return None
         return decode_fields(_checked(response, f"reading {path}").get("fields", {}))
 
-    def list_docs(
-        self, collection: str, *, admin: bool = False, id_token: str | None = None
-    ) -> dict[str, dict[str, Any]]:
-        """The documents of a collection (first page), id → fields. Rules apply unless admin."""
-        response = self.documents(
-            "GET", collection, token=self._token(id_token, admin), params={"pageSize": 300}
-        )
+    def list_docs(self, collection: str, *, admin: bool = False) -> dict[str, dict[str, Any]]:
+        """The documents of a collection (first page), id → fields."""
+        response = self.documents("GET", collection, token=self._token(admin), params={"pageSize": 300})
         documents = _checked(response, f"listing {collection}").get("documents", [])
         return {doc["name"].rsplit("/", 1)[-1]: decode_fields(doc.get("fields", {})) for doc in documents}
 
-    def set_doc(
-        self, path: str, data: Mapping[str, Any], *, admin: bool = False, id_token: str | None = None
-    ) -> None:
-        """Create or overwrite a document. Rules apply unless admin."""
+    def set_doc(self, path: str, data: Mapping[str, Any], *, admin: bool = False) -> None:
+        """Create or overwrite a document."""
         fields = {k: encode_value(v) for k, v in data.items()}
-        _checked(
-            self.documents("PATCH", path, token=self._token(id_token, admin), json={"fields": fields}),
-            f"writing {path}",
-        )
+        response = self.documents("PATCH", path, token=self._token(admin), json={"fields": fields})
+        _checked(response, f"writing {path}")
 
     # ------------------------------------------------------------------------------------ chats
     # Membership needs consent (firestore.rules): a chat starts with its creator as the only member
@@ -424,43 +360,32 @@ class AppClient(EmulatorRest):
     # answers never overwrite each other.
 
     def _commit(self, write: dict[str, Any], what: str) -> None:
-        token = self._signed_in().id_token
-        _checked(self.documents("POST", verb="commit", token=token, json={"writes": [write]}), what)
+        response = self.documents("POST", verb="commit", token=self._token(False), json={"writes": [write]})
+        _checked(response, what)
 
-    def _doc_name(self, path: str) -> str:
-        return f"projects/{self.project_id}/databases/(default)/documents/{path}"
+    def _chat_name(self, chat_id: str) -> str:
+        return f"projects/{self.project_id}/databases/(default)/documents/chats/{chat_id}"
 
     def create_chat(self, invited: list[str] | tuple[str, ...] = (), *, title: str | None = None) -> str:
         """A new chat with the signed-in user as its only member and `invited` waiting to accept."""
         chat_id = auto_id()
         fields: dict[str, Any] = {"members": [self._signed_in().uid], "invited": list(invited)}
-        if title is not None:
-            fields["title"] = title
-        self._commit(
-            {
-                "update": {
-                    "name": self._doc_name(f"chats/{chat_id}"),
-                    "fields": {k: encode_value(v) for k, v in fields.items()},
-                },
-                "updateTransforms": [{"fieldPath": "createdAt", "setToServerValue": "REQUEST_TIME"}],
-                "currentDocument": {"exists": False},
-            },
-            f"creating chat {chat_id}",
-        )
+        fields |= {"title": title} if title is not None else {}
+        document = {
+            "name": self._chat_name(chat_id),
+            "fields": {k: encode_value(v) for k, v in fields.items()},
+        }
+        created_at = {"fieldPath": "createdAt", "setToServerValue": "REQUEST_TIME"}
+        write = {"update": document, "updateTransforms": [created_at], "currentDocument": {"exists": False}}
+        self._commit(write, f"creating chat {chat_id}")
         return chat_id
 
     def _move_own_uid(self, chat_id: str, into_members: bool, out_of: str, what: str) -> None:
         uid = encode_value([self._signed_in().uid])["arrayValue"]
         transforms = [{"fieldPath": out_of, "removeAllFromArray": uid}]
-        if into_members:
-            transforms.append({"fieldPath": "members", "appendMissingElements": uid})
-        self._commit(
-            {
-                "transform": {"document": self._doc_name(f"chats/{chat_id}"), "fieldTransforms": transforms},
-                "currentDocument": {"exists": True},
-            },
-            f"{what} chat {chat_id}",
-        )
+        transforms += [{"fieldPath": "members", "appendMissingElements": uid}] if into_members else []
+        transform = {"document": self._chat_name(chat_id), "fieldTransforms": transforms}
+        self._commit({"transform": transform, "currentDocument": {"exists": True}}, f"{what} chat {chat_id}")
 
     def accept_invitation(self, chat_id: str) -> None:
         self._move_own_uid(chat_id, into_members=True, out_of="invited", what="accepting the invitation to")
@@ -473,28 +398,20 @@ class AppClient(EmulatorRest):
 
     def invitations(self) -> dict[str, dict[str, Any]]:
         """The chats the signed-in user is invited to (id → fields): `where invited array-contains me`."""
-        session = self._signed_in()
-        query = {
-            "from": [{"collectionId": "chats"}],
-            "where": {
-                "fieldFilter": {
-                    "field": {"fieldPath": "invited"},
-                    "op": "ARRAY_CONTAINS",
-                    "value": encode_value(session.uid),
-                }
-            },
+        mine = {
+            "field": {"fieldPath": "invited"},
+            "op": "ARRAY_CONTAINS",
+            "value": encode_value(self._signed_in().uid),
         }
+        query = {"from": [{"collectionId": "chats"}], "where": {"fieldFilter": mine}}
         response = self.documents(
-            "POST", verb="runQuery", token=session.id_token, json={"structuredQuery": query}
+            "POST", verb="runQuery", token=self._token(False), json={"structuredQuery": query}
         )
         body = _checked(response, "listing invitations")
         if not isinstance(body, list) or any("error" in r for r in body):
             raise AppClientError(f"listing invitations failed: {body!r}"[:500], response.status_code, body)
-        return {
-            r["document"]["name"].rsplit("/", 1)[-1]: decode_fields(r["document"].get("fields", {}))
-            for r in body
-            if "document" in r
-        }
+        found = [r["document"] for r in body if "document" in r]
+        return {doc["name"].rsplit("/", 1)[-1]: decode_fields(doc.get("fields", {})) for doc in found}
 
     def message_path(self, chat_id: str, message_id: str) -> str:
         return f"chats/{chat_id}/messages/{message_id}"
@@ -522,10 +439,9 @@ class AppClient(EmulatorRest):
                 return MessageWait(doc=last or {}, statuses=seen, elapsed_s=now - started)
             if now >= started + timeout_s:
                 state = "never appeared" if last is None else f"still {status!r}"
+                statuses = [s for s, _ in seen] or "none"
                 raise MessageTimeout(
-                    f"message {path} {state} after {timeout_s:.0f} s "
-                    f"(statuses seen: {[s for s, _ in seen] or 'none'})",
-                    last,
+                    f"message {path} {state} after {timeout_s:.0f} s (statuses seen: {statuses})", last
                 )
             time.sleep(poll_s)
 

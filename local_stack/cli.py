@@ -30,19 +30,13 @@ app = typer.Typer(
     help="EmoChat local stack: Firebase emulators + API stand-ins, offline. See also the Makefile.",
 )
 
-StandinsOpt = Annotated[
-    bool, typer.Option("--standins/--no-standins", help="Start the STT, stress and FCM stand-in servers.")
-]
+StandinsOpt = Annotated[bool, typer.Option("--standins/--no-standins", help="Start the API stand-ins.")]
 ImportOpt = Annotated[
     bool, typer.Option("--seed/--no-seed", help="Start with emulator-data/export imported.")
 ]
 WaitOpt = Annotated[
     float,
-    typer.Option(
-        "--wait",
-        envvar="LOCAL_STACK_WAIT",
-        help="Seconds to wait for another local stack on this machine (same fixed ports) to finish.",
-    ),
+    typer.Option(envvar="LOCAL_STACK_WAIT", help="Seconds to wait for another local stack here to finish."),
 ]
 
 
@@ -103,11 +97,11 @@ def exec_(
 
 
 @app.command(hidden=True)
-def hold(env_file: Path) -> None:
+def hold() -> None:
     """firebase emulators:exec's script: hand its environment to the stack, then wait to be stopped."""
-    tmp = env_file.with_suffix(".tmp")
+    tmp = stack.ENV_FILE.with_suffix(".tmp")
     tmp.write_text(json.dumps({"pid": os.getpid(), "env": dict(os.environ)}))
-    tmp.replace(env_file)
+    tmp.replace(stack.ENV_FILE)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
     while True:
@@ -116,16 +110,9 @@ def hold(env_file: Path) -> None:
 
 @app.command()
 def demo(
-    sample: Annotated[Path, typer.Option(help="Voice message to send.")] = SAMPLES_DIR / "voice-en.m4a",
-    alert_sample: Annotated[
-        Path | None, typer.Option(help="A message the model reads high, sent next, to show the alert path.")
-    ] = SAMPLES_DIR / "voice-stressed.m4a",
-    alert: Annotated[bool, typer.Option(help="Also show the high-stress alert path.")] = True,
-    sender: Annotated[str, typer.Option(help="Seeded account that sends it.")] = "mina@example.com",
-    chat: Annotated[str | None, typer.Option(help="Chat id (default: the sender's seeded chat).")] = None,
-    language: Annotated[str | None, typer.Option(help="customMetadata.language hint ('' for none).")] = "en",
-    content_type: Annotated[str | None, typer.Option(help="Upload content type (default from ext).")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the result.")] = 180.0,
+    alert: Annotated[
+        bool, typer.Option(help="Also send the stressed sample: the high-stress alert path.")
+    ] = True,
     standins: StandinsOpt = True,
     wait: WaitOpt = 600.0,
 ) -> None:
@@ -133,16 +120,7 @@ def demo(
     from local_stack.demo import run_demo
 
     with _exit_codes():
-        code = run_demo(
-            sample=sample,
-            alert_sample=alert_sample if alert else None,
-            sender=sender,
-            chat_id=chat,
-            language=language or None,
-            content_type=content_type,
-            timeout_s=timeout,
-            options=_options(standins, True, wait),
-        )
+        code = run_demo(alert=alert, options=_options(standins, True, wait))
     raise typer.Exit(code)
 
 
@@ -151,10 +129,9 @@ def seed_export(wait: WaitOpt = 600.0) -> None:
     """Rebuild emulator-data/export from emulator-data/seed.json (firebase's --export-on-exit)."""
     from local_stack.app_client import AppClient
 
-    seed = json.loads(stack.SEED_FILE.read_text())
-    tmp = stack.BUILD_DIR / f"export-{os.getpid()}"
+    seed, tmp = stack.load_seed(), stack.BUILD_DIR / f"export-{os.getpid()}"
     options = StackOptions(
-        only=("auth", "firestore", "storage"), import_seed=False, export_on_exit=tmp, standins=(), wait_s=wait
+        ("auth", "firestore", "storage"), import_seed=False, export_on_exit=tmp, standins=(), wait_s=wait
     )
     with (
         _exit_codes(),
@@ -162,12 +139,8 @@ def seed_export(wait: WaitOpt = 600.0) -> None:
         AppClient.from_env(info.env) as client,
     ):
         for user in seed["auth"]:
-            client.create_user(
-                uid=user["uid"],
-                email=user["email"],
-                password=user["password"],
-                display_name=user.get("displayName"),
-            )
+            account = {key: user[key] for key in ("uid", "email", "password")}
+            client.create_user(**account, display_name=user.get("displayName"))
         for path, data in seed["firestore"].items():
             client.set_doc(path, data, admin=True)
     if not (tmp / "firebase-export-metadata.json").exists():
@@ -253,9 +226,8 @@ def _checks() -> Iterator[tuple[str, bool | None, str]]:
     if not (stack.EXPORT_DIR / "firebase-export-metadata.json").exists():
         yield "seed export", False, "emulator-data/export missing → make seed"
     else:
-        fresh = (
-            stack.SEED_HASH_FILE.exists() and stack.SEED_HASH_FILE.read_text().strip() == stack.seed_hash()
-        )
+        recorded = stack.SEED_HASH_FILE.read_text().strip() if stack.SEED_HASH_FILE.exists() else None
+        fresh = recorded == stack.seed_hash()
         yield (
             "seed export",
             fresh or None,
@@ -268,9 +240,8 @@ def _checks() -> Iterator[tuple[str, bool | None, str]]:
 @app.command()
 def doctor() -> None:
     """Check everything the stack needs, and say what to do about what is missing."""
-    table = Table(
-        "check", "status", Column("detail", overflow="fold"), title="local stack doctor", title_justify="left"
-    )
+    detail = Column("detail", overflow="fold")
+    table = Table("check", "status", detail, title="local stack doctor", title_justify="left")
     failed = False
     for name, ok, detail in _checks():
         status = {True: "[green]ok[/]", None: "[yellow]WARN[/]", False: "[bold red]FAIL[/]"}[ok]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import mimetypes
 import time
 from pathlib import Path
 from typing import Any
@@ -14,24 +15,12 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from local_stack.app_client import AppClient, MessageTimeout, MessageWait, SentVoice, StandIn
-from local_stack.stack import (
-    LOG_DIR,
-    SAMPLES_DIR,
-    StackOptions,
-    console,
-    load_seed,
-    log_tail,
-    ready_line,
-    running_stack,
-)
+from local_stack.stack import LOG_DIR, SAMPLES_DIR, StackOptions, console, load_seed, log_tail, running_stack
 
-DEFAULT_SAMPLE = SAMPLES_DIR / "voice-en.m4a"
+SENDER = "mina@example.com"
+CHAT_ID = "chat-mina-joon"  # Mina's seeded chat with Joon
 # The sample the served model reads high (how it was picked: the Makefile's samples recipe): the alert path.
-ALERT_SAMPLE = SAMPLES_DIR / "voice-stressed.m4a"
-CONTENT_TYPES = {
-    "m4a": "audio/mp4", "mp4": "audio/mp4", "aac": "audio/aac", "wav": "audio/wav", "webm": "audio/webm",
-    "ogg": "audio/ogg", "opus": "audio/ogg", "mp3": "audio/mpeg", "caf": "audio/x-caf", "3gp": "audio/3gpp",
-}  # fmt: skip
+SAMPLES = (SAMPLES_DIR / "voice-en.m4a", SAMPLES_DIR / "voice-stressed.m4a")
 STATUS_STYLE = {
     "ready": "bold green",
     "failed": "bold red",
@@ -41,86 +30,50 @@ STATUS_STYLE = {
 LEVEL_STYLE = {"low": "yellow", "moderate": "bold yellow", "high": "bold white on red"}
 
 
-def run_demo(
-    *,
-    sample: Path = DEFAULT_SAMPLE,
-    alert_sample: Path | None = ALERT_SAMPLE,
-    sender: str = "mina@example.com",
-    chat_id: str | None = None,
-    language: str | None = "en",
-    content_type: str | None = None,
-    timeout_s: float = 180.0,
-    options: StackOptions | None = None,
-) -> int:
+def run_demo(*, alert: bool = True, options: StackOptions | None = None, timeout_s: float = 180.0) -> int:
+    """Mina sends the calm sample, then (with `alert`) the stressed one; 0 when each came out as shown."""
     seed = load_seed()
-    user = next((u for u in seed["auth"] if u["email"] == sender), None)
-    if user is None:
-        console.print(f"[red]{sender} is not a seeded account ({[u['email'] for u in seed['auth']]})[/]")
+    user = next(u for u in seed["auth"] if u["email"] == SENDER)
+    if missing := [str(sample) for sample in SAMPLES if not sample.exists()]:
+        console.print(f"[red]samples missing (make samples): {missing}[/]")
         return 2
-    if chat_id is None:
-        chat_id = next(
-            p.split("/")[1]
-            for p, d in seed["firestore"].items()
-            if p.startswith("chats/") and p.count("/") == 1 and user["uid"] in d.get("members", [])
-        )
-    if not sample.exists():
-        console.print(f"[red]sample {sample} missing (make samples)[/]")
-        return 2
-    with running_stack(options or StackOptions()) as (_stack, info):
-        console.print(ready_line(info))
-        env = info.env
-        with AppClient.from_env(env) as app:
-            session = app.sign_in(user["email"], user["password"])
-            console.print(f"signed in as {session.email} (uid {session.uid}) on the Auth emulator")
-            name = user.get("displayName", sender)
-            result = _send_and_wait(app, chat_id, sample, content_type, language, timeout_s, name)
+    with running_stack(options or StackOptions()) as (_stack, info), AppClient.from_env(info.env) as app:
+        console.print(f"[green]stack ready in {info.started_in_s:.1f} s[/]")
+        session = app.sign_in(user["email"], user["password"])
+        console.print(f"signed in as {session.email} (uid {session.uid}) on the Auth emulator")
+        for sample in SAMPLES[: 1 + alert]:
+            result = _send_and_wait(app, sample, timeout_s, user.get("displayName", SENDER))
             if result is None or result[0].doc.get("status") != "ready":
                 return 1
-            if not alert_sample or not alert_sample.exists():
-                return 0
-            # The alert path: a stressed-sounding message, the high-stress trigger, FCM, the feed.
-            result = _send_and_wait(app, chat_id, alert_sample, None, language, timeout_s, name)
-            if result is None or result[0].doc.get("status") != "ready":
-                return 1
-            wait, sent = result
-            if (wait.doc.get("stress") or {}).get("level") != "high":
-                console.print("[yellow]this reading is not high, so no alert goes out[/]")
-                return 1
-            members = next(d for p, d in seed["firestore"].items() if p == f"chats/{chat_id}")["members"]
-            names = {u["uid"]: u.get("displayName", u["email"]) for u in seed["auth"]}
-            feeds = _wait_for_alerts(app, members, sent.message_id, timeout_s=60.0)
-            console.print(render_alerts(feeds, names, _fcm_sent(env, sent.message_id)))
-            return 0 if len(feeds) == len(members) else 1
+        if not alert:
+            return 0
+        # The alert path: the stressed-sounding message, the high-stress trigger, FCM, the feed.
+        wait, sent = result
+        if (wait.doc.get("stress") or {}).get("level") != "high":
+            console.print("[yellow]this reading is not high, so no alert goes out[/]")
+            return 1
+        members = seed["firestore"][f"chats/{CHAT_ID}"]["members"]
+        names = {u["uid"]: u.get("displayName", u["email"]) for u in seed["auth"]}
+        feeds = _wait_for_alerts(app, members, sent.message_id, timeout_s=60.0)
+        console.print(render_alerts(feeds, names, _fcm_sent(info.env, sent.message_id)))
+        return 0 if len(feeds) == len(members) else 1
 
 
 def _send_and_wait(
-    app: AppClient,
-    chat_id: str,
-    sample: Path,
-    content_type: str | None,
-    language: str | None,
-    timeout_s: float,
-    sender_name: str,
+    app: AppClient, sample: Path, timeout_s: float, sender_name: str
 ) -> tuple[MessageWait, SentVoice] | None:
-    ext = sample.suffix.lstrip(".").lower()
-    content_type = content_type or CONTENT_TYPES.get(ext, "application/octet-stream")
-    audio = sample.read_bytes()
-    sent = app.send_voice_message(chat_id, audio, ext=ext, content_type=content_type, language=language)
+    audio, content_type = sample.read_bytes(), mimetypes.guess_type(sample.name)[0] or "audio/mp4"
+    sent = app.send_voice_message(CHAT_ID, audio, content_type=content_type, language="en")
     console.print(
         f"uploaded {sample.name} ({len(audio):,} bytes, {content_type}) to gs://{app.bucket}/{sent.path}"
     )
-    console.print(f"waiting up to {timeout_s:.0f} s for chats/{chat_id}/messages/{sent.message_id} ...")
+    console.print(f"waiting up to {timeout_s:.0f} s for {app.message_path(CHAT_ID, sent.message_id)} ...")
     try:
-        wait = app.wait_for_message(chat_id, sent.message_id, timeout_s=timeout_s)
+        wait = app.wait_for_message(CHAT_ID, sent.message_id, timeout_s=timeout_s)
     except MessageTimeout as error:
-        console.print(
-            Panel(
-                f"{error}\n\nThe function's log (last lines of {LOG_DIR / 'firebase.log'}):\n"
-                f"{log_tail(LOG_DIR / 'firebase.log', 30)}",
-                title="TIMEOUT",
-                border_style="bold red",
-            )
-        )
+        log = LOG_DIR / "firebase.log"
+        text = f"{error}\n\nThe function's log (last lines of {log}):\n{log_tail(log, 30)}"
+        console.print(Panel(text, title="TIMEOUT", border_style="bold red"))
         return None
     console.print(render_message(wait, sent, sender_name=sender_name))
     return wait, sent
@@ -189,10 +142,11 @@ def render_message(wait: MessageWait, sent: SentVoice, *, sender_name: str) -> P
     stress: dict[str, Any] | None = doc.get("stress")
     if stress:
         level = str(stress.get("level"))
-        reading = Text()
-        reading.append(f"{stress.get('score')} / 100  ")
-        reading.append(f" {level} ", style=LEVEL_STYLE.get(level, ""))
-        reading.append(f"  P(stressed)={stress.get('probability')}  model={stress.get('model')}", style="dim")
+        reading = Text.assemble(
+            f"{stress.get('score')} / 100  ",
+            (f" {level} ", LEVEL_STYLE.get(level, "")),
+            (f"  P(stressed)={stress.get('probability')}  model={stress.get('model')}", "dim"),
+        )
         body.add_row("stress", reading)
         if level == "high":
             body.add_row("", Text("⚠ the app pops a high-stress warning for this message", style="bold red"))
@@ -204,10 +158,10 @@ def render_message(wait: MessageWait, sent: SentVoice, *, sender_name: str) -> P
     audio = doc.get("audio") or {}
     if audio:
         duration = audio.get("durationMs")
+        seconds = f"  {duration / 1000:.1f} s" if isinstance(duration, int | float) else ""
         body.add_row(
             "audio",
-            f"{audio.get('path')}  {audio.get('contentType')}  {audio.get('sizeBytes')} bytes"
-            + (f"  {duration / 1000:.1f} s" if isinstance(duration, int | float) else ""),
+            f"{audio.get('path')}  {audio.get('contentType')}  {audio.get('sizeBytes')} bytes{seconds}",
         )
     created = doc.get("createdAt")
     if isinstance(created, dt.datetime):

@@ -107,19 +107,13 @@ def install_faults(app: FastAPI, dialect: FaultDialect, is_api_path: Callable[[s
         started = time.perf_counter()
         fault = take()
         response = await _answer(fault, request, call_next, dialect)
+        entry = {"method": request.method, "path": request.url.path, "status": response.status_code}
+        entry["fault"] = fault.model_dump(exclude_defaults=True, exclude={"times"}) if fault else None
+        entry["ms"] = round((time.perf_counter() - started) * 1000, 1)
+        entry["at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
         with lock:
             seen[0] += 1
-            log.append(
-                {
-                    "seq": seen[0],
-                    "method": request.method,
-                    "path": request.url.path,
-                    "status": response.status_code,
-                    "fault": fault.model_dump(exclude_defaults=True, exclude={"times"}) if fault else None,
-                    "ms": round((time.perf_counter() - started) * 1000, 1),
-                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                }
-            )
+            log.append({"seq": seen[0], **entry})
         return response
 
     @app.post(f"{ADMIN_PREFIX}/faults", include_in_schema=False)
@@ -135,22 +129,20 @@ def install_faults(app: FastAPI, dialect: FaultDialect, is_api_path: Callable[[s
             pending.extend([fault, fault.times] for fault in faults)
         return listed()
 
-    def forget_requests() -> None:
-        seen[0] = 0
-        log.clear()
+    @app.api_route(f"{ADMIN_PREFIX}/faults", methods=["GET", "DELETE"], include_in_schema=False)
+    async def show_or_clear_faults(request: Request) -> dict[str, Any]:
+        if request.method == "DELETE":
+            with lock:
+                pending.clear()
+        return listed()
 
-    def admin_route(show: Callable[[], dict[str, Any]], clear: Callable[[], None]) -> Callable[..., Any]:
-        async def route(request: Request) -> dict[str, Any]:  # GET shows, DELETE clears then shows
-            if request.method == "DELETE":
-                with lock:
-                    clear()
-            return show()
-
-        return route
-
-    for path, show, clear in (("faults", listed, pending.clear), ("requests", requests, forget_requests)):
-        route = admin_route(show, clear)
-        app.add_api_route(f"{ADMIN_PREFIX}/{path}", route, methods=["GET", "DELETE"], include_in_schema=False)
+    @app.api_route(f"{ADMIN_PREFIX}/requests", methods=["GET", "DELETE"], include_in_schema=False)
+    async def show_or_clear_requests(request: Request) -> dict[str, Any]:
+        if request.method == "DELETE":
+            with lock:
+                seen[0] = 0
+                log.clear()
+        return requests()
 
 
 async def _answer(

@@ -5,7 +5,7 @@ Answers ``{"name": "projects/{project}/messages/{id}"}``, or FCM's own error bod
 with an FcmError detail, which firebase_admin maps to its exception types) chosen by the prefix of the
 registration token (or installation id, ``fid``): TOKEN_RULES. ``throttled-`` (with Retry-After: 1)
 and ``unavailable-`` fail only the first time a token is seen, so retries can be tested. A request
-without a bearer token is 401 (unless allow_anonymous), one without exactly one target or with
+without a bearer token is 401, one without exactly one target or with
 non-string data values is 400. ``GET /_emochat/sent`` lists every request (token, notification,
 data, outcome, ...); ``DELETE`` clears it and forgets which tokens have failed once.
 """
@@ -24,15 +24,8 @@ from fastapi.responses import JSONResponse
 
 from local_stack.faults import ADMIN_PREFIX, FaultDialect, install_faults
 
-GOOGLE_STATUS = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
-}
+GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}  # fmt: skip
 # token prefix -> (HTTP status, FcmError errorCode, message, fails only the first time)
 TOKEN_RULES = {
     "unregistered-": (404, "UNREGISTERED", "Requested entity was not found.", False),
@@ -52,10 +45,11 @@ FCM_CODE_FOR_STATUS = {rule[0]: rule[1] for rule in TOKEN_RULES.values()} | {500
 
 def fcm_error(status: int, message: str, fcm_code: str | None = None) -> JSONResponse:
     details = [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": fcm_code}]
+    status_name = GOOGLE_STATUS.get(status, "UNKNOWN")
     error = {
         "code": status,
         "message": message,
-        "status": GOOGLE_STATUS.get(status, "UNKNOWN"),
+        "status": status_name,
         "details": details if fcm_code else [],
     }
     return JSONResponse({"error": error}, status_code=status)
@@ -65,7 +59,7 @@ def render_scripted_error(status: int, message: str | None) -> JSONResponse:
     return fcm_error(status, message or HTTPStatus(status).phrase, FCM_CODE_FOR_STATUS.get(status))
 
 
-def create_app(*, allow_anonymous: bool = False) -> FastAPI:
+def create_app() -> FastAPI:
     app = FastAPI(title="EmoChat local FCM HTTP v1 stand-in")
     records: list[dict[str, Any]] = []
     failed_once: set[str] = set()  # coroutines on one event loop: no lock needed
@@ -79,9 +73,7 @@ def create_app(*, allow_anonymous: bool = False) -> FastAPI:
             "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
         records.append(record)
-        outcome, response = _answer(
-            project, request, await request.body(), allow_anonymous, failed_once, record
-        )
+        outcome, response = _answer(project, request, await request.body(), failed_once, record)
         record.update(outcome=outcome, status=response.status_code)
         return response
 
@@ -103,15 +95,10 @@ def create_app(*, allow_anonymous: bool = False) -> FastAPI:
 
 
 def _answer(
-    project: str,
-    request: Request,
-    raw: bytes,
-    allow_anonymous: bool,
-    failed_once: set[str],
-    record: dict[str, Any],
+    project: str, request: Request, raw: bytes, failed_once: set[str], record: dict[str, Any]
 ) -> tuple[str, JSONResponse]:
     scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
-    if not allow_anonymous and (scheme.lower() != "bearer" or not bearer.strip()):
+    if scheme.lower() != "bearer" or not bearer.strip():
         return "UNAUTHENTICATED", fcm_error(401, "Request is missing required authentication credential.")
     try:
         body = json.loads(raw)
@@ -127,9 +114,8 @@ def _answer(
         return "INVALID_ARGUMENT", fcm_error(400, "Exactly one target must be set.", "INVALID_ARGUMENT")
     data = message.get("data") or {}
     if not isinstance(data, dict) or not all(isinstance(value, str) for value in data.values()):
-        return "INVALID_ARGUMENT", fcm_error(
-            400, "Invalid value at 'message.data': strings only", "INVALID_ARGUMENT"
-        )
+        message = "Invalid value at 'message.data': strings only"
+        return "INVALID_ARGUMENT", fcm_error(400, message, "INVALID_ARGUMENT")
     token = message.get("token") or message.get("fid") or ""
     for prefix, (status, code, text, first_time_only) in TOKEN_RULES.items():
         if token.startswith(prefix) and not (first_time_only and token in failed_once):

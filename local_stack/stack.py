@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import shlex
@@ -40,7 +41,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from local_stack import STANDINS
+from local_stack import BUCKET, HOST, PROJECT_ID, STANDINS
 from local_stack import java as javamod
 
 REPO = javamod.REPO
@@ -63,9 +64,6 @@ SAMPLES_DIR = REPO / "samples"
 STACK_LOCK = Path(tempfile.gettempdir()) / "emochat-local-stack.lock"  # fixed ports: one stack a machine
 PORT_GRACE_S = 15.0  # after taking the lock, ports of a stack that just stopped may linger briefly
 TAG_VAR = "EMOCHAT_STACK_TAG"
-PROJECT_ID = "demo-emochat"
-BUCKET = f"{PROJECT_ID}.appspot.com"
-HOST = "127.0.0.1"
 # Dummy secrets for the Functions emulator (functions/.secret.local, gitignored). The stand-ins accept
 # any key; these can never work against the real services.
 LOCAL_SECRETS = {"OPENAI_API_KEY": "sk-local-emulator-dummy-not-a-real-key",
@@ -304,23 +302,18 @@ class Stack:
             raise StackError("already inside a running local stack (EMOCHAT_STACK=1): use it, don't nest one")
         fd = os.open(STACK_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
         deadline = time.monotonic() + self.options.wait_s
-        announced = False
-        while True:
-            try:
+        for attempt in itertools.count():
+            with contextlib.suppress(BlockingIOError):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
-            except BlockingIOError:
-                holder = STACK_LOCK.read_text(errors="replace").strip() or "?"
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise StackError(
-                        f"another local stack is running on this machine ({holder}); waited "
-                        f"{self.options.wait_s:.0f} s (--wait / LOCAL_STACK_WAIT)"
-                    ) from None
-                if not announced:
-                    console.print(f"[yellow]another local stack is running ({holder}); waiting for it[/]")
-                    announced = True
-                time.sleep(0.5)
+            holder = STACK_LOCK.read_text(errors="replace").strip() or "?"
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                wait = f"waited {self.options.wait_s:.0f} s (--wait / LOCAL_STACK_WAIT)"
+                raise StackError(f"another local stack is running on this machine ({holder}); {wait}")
+            if attempt == 0:
+                console.print(f"[yellow]another local stack is running ({holder}); waiting for it[/]")
+            time.sleep(0.5)
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} in {REPO}: {shlex.join(sys.argv)[:200]}\n".encode())
         self._lock_fd = fd
@@ -335,18 +328,14 @@ class Stack:
             time.sleep(0.5)
 
     def _start_firebase(self, env: dict[str, str], info: StackInfo) -> None:
-        java = info.java.java
-        env = (
-            env
-            | info.java.env
-            | {
-                "PATH": os.pathsep.join([str(java.bin_dir), str(FIREBASE_BIN.parent), env.get("PATH", "")]),
-                "JAVA_HOME": str(java.bin_dir.parent),
-                # Python discovery imports main.py in functions/venv; 2 slow cores need more than 10 s.
-                "FUNCTIONS_DISCOVERY_TIMEOUT": "60",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        java_bin = info.java.java.executable.parent
+        env = env | info.java.env | {
+            "PATH": os.pathsep.join([str(java_bin), str(FIREBASE_BIN.parent), env.get("PATH", "")]),
+            "JAVA_HOME": str(java_bin.parent),
+            # Python discovery imports main.py in functions/venv; 2 slow cores need more than 10 s.
+            "FUNCTIONS_DISCOVERY_TIMEOUT": "60",
+            "PYTHONUNBUFFERED": "1",
+        }  # fmt: skip
         config = FIREBASE_JSON
         if info.ui:  # firebase.json disables the UI: offline machines cannot fetch it
             data = json.loads(FIREBASE_JSON.read_text())
@@ -354,20 +343,11 @@ class Stack:
             config = self._ui_config = REPO / ".firebase.ui.local.json"  # beside firebase.json: same project
             config.write_text(json.dumps(data, indent=2))
         ENV_FILE.unlink(missing_ok=True)
-        hold = f"cd {shlex.quote(str(REPO))} && " + shlex.join(
-            [sys.executable, "-m", "local_stack", "hold", str(ENV_FILE)]
+        hold = (
+            shlex.join(["cd", str(REPO)]) + " && " + shlex.join([sys.executable, "-m", "local_stack", "hold"])
         )
-        argv = [
-            str(FIREBASE_BIN),
-            "emulators:exec",
-            hold,
-            "--project",
-            PROJECT_ID,
-            "--config",
-            str(config),
-            "--only",
-            ",".join(self.options.only),
-        ]
+        argv = [str(FIREBASE_BIN), "emulators:exec", hold, "--project", PROJECT_ID, "--config", str(config)]
+        argv += ["--only", ",".join(self.options.only)]
         if self.options.import_seed:
             argv += ["--import", str(EXPORT_DIR)]
         if self.options.export_on_exit:
@@ -387,10 +367,8 @@ class Stack:
             time.sleep(0.2)
         env = json.loads(ENV_FILE.read_text())["env"]
         if "functions" in self.options.only:
-            backends = httpx.get(f"{env['FUNCTIONS_EMULATOR_ORIGIN']}/backends", timeout=10).json()[
-                "backends"
-            ]
-            if not any(backend.get("functionTriggers") for backend in backends):
+            backends = httpx.get(f"{env['FUNCTIONS_EMULATOR_ORIGIN']}/backends", timeout=10).json()
+            if not any(backend.get("functionTriggers") for backend in backends["backends"]):
                 log = log_tail(self.firebase_log, 60)
                 raise StackError(f"the Functions emulator loaded no triggers from functions/.\n{log}")
         return env
@@ -408,13 +386,8 @@ class Stack:
                         problems[name] = state
             time.sleep(0.2)
         for name, problem in problems.items():
-            console.print(
-                Panel(
-                    f"stand-in [bold]{name}[/] is not healthy: {problem}",
-                    title="WARNING",
-                    border_style="yellow",
-                )
-            )
+            text = f"stand-in [bold]{name}[/] is not healthy: {problem}"
+            console.print(Panel(text, title="WARNING", border_style="yellow"))
         return problems
 
     def stop(self) -> None:
@@ -445,7 +418,7 @@ class Stack:
                 path.unlink(missing_ok=True)
         if removed := trim_env_local():
             console.print(
-                f"[dim]functions/.env.local: removed the param defaults firebase-tools appended: {removed}[/]"
+                f"[dim]functions/.env.local: removed the param defaults firebase-tools appended: {removed}"
             )
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
@@ -525,31 +498,30 @@ def ready_line(info: StackInfo) -> str:
 def print_connection_info(info: StackInfo, standins: Sequence[str]) -> None:
     seed, ports = load_seed(), emulator_ports()
     table = Table(title="EmoChat local stack", show_header=False, title_justify="left")
-    rows = [("project id / bucket", f"{PROJECT_ID} / {BUCKET}")]
-    rows += [(name, f"{HOST}:{ports[name]}") for name in ("auth", "firestore", "storage", "functions", "hub")]
-    rows += [
-        (
-            f"stand-in {name}",
-            f"http://{HOST}:{STANDINS[name][1]}  "
-            + ("[red]NOT HEALTHY[/]" if name in info.standin_problems else "ok"),
-        )
-        for name in standins
-    ]
-    rows += [
-        ("Emulator UI", f"http://{HOST}:4000" if info.ui else "off (not cached; offline)"),
-        ("storage rules", "enforced" if info.java.storage_rules_enforced else "[bold red]NOT ENFORCED[/]"),
-        ("started in", f"{info.started_in_s:.1f} s"),
-    ]
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    table.add_row("project id / bucket", f"{PROJECT_ID} / {BUCKET}")
+    for name in ("auth", "firestore", "storage", "functions", "hub"):
+        table.add_row(name, f"{HOST}:{ports[name]}")
+    for name in standins:
+        health = "[red]NOT HEALTHY[/]" if name in info.standin_problems else "ok"
+        table.add_row(f"stand-in {name}", f"http://{HOST}:{STANDINS[name][1]}  {health}")
+    table.add_row("Emulator UI", f"http://{HOST}:4000" if info.ui else "off (not cached; offline)")
+    enforced = info.java.storage_rules_enforced
+    table.add_row("storage rules", "enforced" if enforced else "[bold red]NOT ENFORCED[/]")
+    table.add_row("started in", f"{info.started_in_s:.1f} s")
     accounts = Table(
         "uid", "email", "password", "displayName", title="Seeded test accounts", title_justify="left"
     )
     for user in seed["auth"]:
         accounts.add_row(user["uid"], user["email"], user["password"], user.get("displayName", ""))
-    console.print(accounts)
+    console.print(table, accounts)
     chats = [path for path in seed["firestore"] if path.count("/") == 1 and path.startswith("chats/")]
+    shown = (
+        "FIRESTORE_EMULATOR_HOST",
+        "FIREBASE_AUTH_EMULATOR_HOST",
+        "STORAGE_EMULATOR_HOST",
+        "GCLOUD_PROJECT",
+    )
+    exports = "".join(f"  export {key}={shlex.quote(info.env.get(key, ''))}\n" for key in shown)
     console.print(
         f"Seeded chats: {', '.join(chats)}\n\n"
         "[bold]Expo app[/] (Firebase JS SDK), with the device/emulator able to reach this host:\n"
@@ -559,12 +531,5 @@ def print_connection_info(info: StackInfo, standins: Sequence[str]) -> None:
         f"  firebaseConfig: projectId '{PROJECT_ID}', storageBucket '{BUCKET}', apiKey any string\n"
         "  (from an Android emulator use 10.0.2.2 for the host; from a phone on the LAN, change the "
         "emulators' host in firebase.json to 0.0.0.0)\n\n"
-        "[bold]Environment for tools and tests[/] (`python -m local_stack env` prints it all):"
+        "[bold]Environment for tools and tests[/] (`python -m local_stack env` prints it all):\n" + exports
     )
-    for key in (
-        "FIRESTORE_EMULATOR_HOST",
-        "FIREBASE_AUTH_EMULATOR_HOST",
-        "STORAGE_EMULATOR_HOST",
-        "GCLOUD_PROJECT",
-    ):
-        console.print(f"  export {key}={shlex.quote(info.env.get(key, ''))}")

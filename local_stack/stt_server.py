@@ -56,36 +56,22 @@ class SttSettings:
 class ApiError(Exception):
     """An error answered in OpenAI's format."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        param: str | None = None,
-        code: str | None = None,
-        type_: str = "invalid_request_error",
-    ) -> None:
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
+                 type_: str = "invalid_request_error") -> None:  # fmt: skip
         super().__init__(message)
-        self.status, self.body = status, {"message": message, "type": type_, "param": param, "code": code}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"error": self.body}, status_code=self.status)
+        error = {"message": message, "type": type_, "param": param, "code": code}
+        self.response = JSONResponse({"error": error}, status_code=status)
 
 
 def render_scripted_error(status: int, message: str | None) -> JSONResponse:
     """OpenAI's error body for an injected status."""
+    code, type_, text = None, "invalid_request_error", f"Scripted error {status}."
     if status == 429:
-        error = ApiError(
-            429, "Rate limit reached for requests (local stand-in).", None, "rate_limit_exceeded", "requests"
-        )
+        text = "Rate limit reached for requests (local stand-in)."
+        code, type_ = "rate_limit_exceeded", "requests"
     elif status >= 500:
-        error = ApiError(
-            status, "The server had an error while processing your request.", type_="server_error"
-        )
-    else:
-        error = ApiError(status, f"Scripted error {status}.")
-    if message:
-        error.body["message"] = message
-    return error.response()
+        type_, text = "server_error", "The server had an error while processing your request."
+    return ApiError(status, message or text, None, code, type_).response
 
 
 class Transcriber:
@@ -113,7 +99,9 @@ class Transcriber:
         return text, info.language, float(info.duration), spans
 
 
-def create_app(settings: SttSettings) -> FastAPI:
+def create_app(settings: SttSettings | None = None) -> FastAPI:
+    settings = settings or SttSettings()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.transcriber = await run_in_threadpool(Transcriber, settings)
@@ -138,7 +126,7 @@ def create_app(settings: SttSettings) -> FastAPI:
                 transcriber: Transcriber = request.app.state.transcriber
                 text, used, duration, spans = await run_in_threadpool(transcriber.transcribe, audio, language)
         except ApiError as error:
-            return error.response()
+            return error.response
         _, billing, reports_languages = MODELS[model]
         body: dict[str, Any] = {"text": text}
         if response_format == "verbose_json":
@@ -159,11 +147,8 @@ def create_app(settings: SttSettings) -> FastAPI:
 def _check_auth(request: Request, api_key: str | None) -> None:
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        raise ApiError(
-            401,
-            "You didn't provide an API key. You need to provide your API key in an "
-            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-        )
+        message = "You didn't provide an API key. You need to provide your API key in an Authorization "
+        raise ApiError(401, message + "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
     if api_key is not None and key.strip() != api_key:
         raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
 
@@ -187,43 +172,26 @@ async def _read_form(request: Request) -> tuple[str, str, str | None, bytes]:
         str(form.get(key) or "") for key in ("model", "response_format", "language")
     )
     if model not in MODELS:
-        raise ApiError(
-            404,
-            f"The model `{model}` does not exist or you do not have access to it.",
-            code="model_not_found",
-        )
+        message = f"The model `{model}` does not exist or you do not have access to it."
+        raise ApiError(404, message, code="model_not_found")
     response_format = response_format or "json"
     if response_format not in MODELS[model][0]:
-        raise ApiError(
-            400,
-            f"response_format '{response_format}' is not compatible with model '{model}'"
-            + (
-                "."
-                if response_format in SERVED_FORMATS
-                else " here: this stand-in serves json and verbose_json."
-            ),
-            "response_format",
-            "unsupported_value",
-        )
+        why = " here: this stand-in serves json and verbose_json."
+        why = "." if response_format in SERVED_FORMATS else why
+        message = f"response_format '{response_format}' is not compatible with model '{model}'{why}"
+        raise ApiError(400, message, "response_format", "unsupported_value")
     from faster_whisper.tokenizer import _LANGUAGE_CODES  # Whisper's (and so OpenAI's) language codes
 
     language = language.strip().lower()
     if language and language not in _LANGUAGE_CODES:
-        raise ApiError(
-            400,
-            f"Invalid language '{language}'. Language parameter must be specified in ISO-639-1 format.",
-            "language",
-            "invalid_language_format",
-        )
+        message = f"Invalid language '{language}'. Language parameter must be specified in ISO-639-1 format."
+        raise ApiError(400, message, "language", "invalid_language_format")
     return model, response_format, language or None, data
 
 
 def _too_large(size: int) -> ApiError:  # the body OpenAI's 413 has been seen with
-    return ApiError(
-        413,
-        f"Maximum content size limit ({MAX_UPLOAD_BYTES}) exceeded ({size} bytes read)",
-        type_="server_error",
-    )
+    message = f"Maximum content size limit ({MAX_UPLOAD_BYTES}) exceeded ({size} bytes read)"
+    return ApiError(413, message, type_="server_error")
 
 
 def _decode_audio(data: bytes) -> np.ndarray:
@@ -236,12 +204,8 @@ def _decode_audio(data: bytes) -> np.ndarray:
             400, "Audio file might be corrupted or unsupported", "file", "invalid_value"
         ) from error
     if len(audio) < MIN_AUDIO_SECONDS * SAMPLE_RATE:
-        raise ApiError(
-            400,
-            f"Audio file is too short. Minimum audio length is {MIN_AUDIO_SECONDS} seconds.",
-            "file",
-            "audio_too_short",
-        )
+        message = f"Audio file is too short. Minimum audio length is {MIN_AUDIO_SECONDS} seconds."
+        raise ApiError(400, message, "file", "audio_too_short")
     return audio
 
 

@@ -265,6 +265,9 @@ class Stack:
             raise StackError("functions/venv missing: run `make bootstrap`.")
         if self.options.import_seed and not (EXPORT_DIR / "firebase-export-metadata.json").exists():
             raise StackError(f"{EXPORT_DIR.relative_to(REPO)} has no export: run `make seed`.")
+        recorded = SEED_HASH_FILE.read_text().strip() if SEED_HASH_FILE.exists() else None
+        if self.options.import_seed and recorded != seed_hash():
+            console.print("[yellow]emulator-data/export is older than seed.json: run `make seed`[/]")
         try:
             prepared = javamod.prepare()
         except javamod.JavaSetupError as error:
@@ -496,40 +499,20 @@ def ready_line(info: StackInfo) -> str:
 
 
 def print_connection_info(info: StackInfo, standins: Sequence[str]) -> None:
+    """What firebase-tools' own table (printed above it, in the foreground) does not say."""
     seed, ports = load_seed(), emulator_ports()
-    table = Table(title="EmoChat local stack", show_header=False, title_justify="left")
-    table.add_row("project id / bucket", f"{PROJECT_ID} / {BUCKET}")
-    for name in ("auth", "firestore", "storage", "functions", "hub"):
-        table.add_row(name, f"{HOST}:{ports[name]}")
-    for name in standins:
-        health = "[red]NOT HEALTHY[/]" if name in info.standin_problems else "ok"
-        table.add_row(f"stand-in {name}", f"http://{HOST}:{STANDINS[name][1]}  {health}")
-    table.add_row("Emulator UI", f"http://{HOST}:4000" if info.ui else "off (not cached; offline)")
-    enforced = info.java.storage_rules_enforced
-    table.add_row("storage rules", "enforced" if enforced else "[bold red]NOT ENFORCED[/]")
-    table.add_row("started in", f"{info.started_in_s:.1f} s")
-    accounts = Table(
-        "uid", "email", "password", "displayName", title="Seeded test accounts", title_justify="left"
-    )
+    accounts = Table("uid", "email", "password", title="Seeded test accounts", title_justify="left")
     for user in seed["auth"]:
-        accounts.add_row(user["uid"], user["email"], user["password"], user.get("displayName", ""))
-    console.print(table, accounts)
-    chats = [path for path in seed["firestore"] if path.count("/") == 1 and path.startswith("chats/")]
-    shown = (
-        "FIRESTORE_EMULATOR_HOST",
-        "FIREBASE_AUTH_EMULATOR_HOST",
-        "STORAGE_EMULATOR_HOST",
-        "GCLOUD_PROJECT",
-    )
-    exports = "".join(f"  export {key}={shlex.quote(info.env.get(key, ''))}\n" for key in shown)
+        accounts.add_row(user["uid"], user["email"], user["password"])
+    health = {n: "[red]NOT HEALTHY[/]" if n in info.standin_problems else "ok" for n in standins}
     console.print(
-        f"Seeded chats: {', '.join(chats)}\n\n"
+        accounts,
+        f"Stand-ins: {', '.join(f'{n} :{STANDINS[n][1]} {ok}' for n, ok in health.items()) or 'off'}\n"
         "[bold]Expo app[/] (Firebase JS SDK), with the device/emulator able to reach this host:\n"
         f"  connectAuthEmulator(auth, 'http://{HOST}:{ports['auth']}')\n"
         f"  connectFirestoreEmulator(db, '{HOST}', {ports['firestore']})\n"
         f"  connectStorageEmulator(storage, '{HOST}', {ports['storage']})\n"
         f"  firebaseConfig: projectId '{PROJECT_ID}', storageBucket '{BUCKET}', apiKey any string\n"
         "  (from an Android emulator use 10.0.2.2 for the host; from a phone on the LAN, change the "
-        "emulators' host in firebase.json to 0.0.0.0)\n\n"
-        "[bold]Environment for tools and tests[/] (`python -m local_stack env` prints it all):\n" + exports
+        "emulators' host in firebase.json to 0.0.0.0)",
     )

@@ -56,10 +56,9 @@ def emulators(
     standins: StandinsOpt = True,
     seed: ImportOpt = True,
     wait: WaitOpt = 600.0,
-    ui: Annotated[bool, typer.Option("--ui/--no-ui", help="Emulator UI (only when cached).")] = True,
 ) -> None:
     """Run the stack in the foreground (for the Expo app and manual work) until Ctrl-C."""
-    options = _options(standins, seed, wait, foreground=True, ui=ui)
+    options = _options(standins, seed, wait, foreground=True)
     # Ctrl-C (or SIGTERM) is how this command ends: a clean stop, exit 0.
     with (
         _exit_codes(),

@@ -208,7 +208,6 @@ class StackOptions:
     foreground: bool = False  # firebase output to this terminal instead of LOG_DIR/firebase.log
     ready_timeout_s: float = 180.0
     wait_s: float = 600.0  # for another local stack on this machine to finish (lock + ports)
-    ui: bool = False  # the Emulator UI, only if firebase-tools has it cached
 
 
 @dataclass
@@ -216,7 +215,6 @@ class StackInfo:
     """What is running, for the banners and the commands run against it."""
 
     java: javamod.EmulatorJava
-    ui: bool
     env: dict[str, str] = field(default_factory=dict)  # the client environment (firebase's script's)
     standin_problems: dict[str, str] = field(default_factory=dict)
     started_in_s: float = 0.0
@@ -229,7 +227,6 @@ class Stack:
         self.firebase: subprocess.Popen | None = None
         self.standins: dict[str, subprocess.Popen] = {}
         self._lock_fd: int | None = None
-        self._ui_config: Path | None = None
         self.firebase_log = None if options.foreground else LOG_DIR / "firebase.log"
 
     def _spawn(
@@ -272,9 +269,7 @@ class Stack:
             prepared = javamod.prepare()
         except javamod.JavaSetupError as error:
             raise StackError(str(error)) from error
-        if self.options.ui and not prepared.ui_cached:
-            console.print("[yellow]Emulator UI: not cached and cannot be downloaded offline: off.[/]")
-        info = StackInfo(java=prepared, ui=self.options.ui and prepared.ui_cached)
+        info = StackInfo(java=prepared)
         self._wait_ports_free()
         storage_rules_warning(info)
 
@@ -339,18 +334,12 @@ class Stack:
             "FUNCTIONS_DISCOVERY_TIMEOUT": "60",
             "PYTHONUNBUFFERED": "1",
         }  # fmt: skip
-        config = FIREBASE_JSON
-        if info.ui:  # firebase.json disables the UI: offline machines cannot fetch it
-            data = json.loads(FIREBASE_JSON.read_text())
-            data["emulators"]["ui"] = {"enabled": True, "host": HOST, "port": 4000}
-            config = self._ui_config = REPO / ".firebase.ui.local.json"  # beside firebase.json: same project
-            config.write_text(json.dumps(data, indent=2))
         ENV_FILE.unlink(missing_ok=True)
         hold = (
             shlex.join(["cd", str(REPO)]) + " && " + shlex.join([sys.executable, "-m", "local_stack", "hold"])
         )
-        argv = [str(FIREBASE_BIN), "emulators:exec", hold, "--project", PROJECT_ID, "--config", str(config)]
-        argv += ["--only", ",".join(self.options.only)]
+        argv = [str(FIREBASE_BIN), "emulators:exec", hold, "--project", PROJECT_ID]
+        argv += ["--config", str(FIREBASE_JSON), "--only", ",".join(self.options.only)]
         if self.options.import_seed:
             argv += ["--import", str(EXPORT_DIR)]
         if self.options.export_on_exit:
@@ -416,9 +405,8 @@ class Stack:
                     proc.wait(timeout=5)
             if killed:
                 console.print(f"[dim]{len(killed)} process(es) needed SIGKILL: {killed}[/]")
-        for path in (ENV_FILE, STATE_FILE, self._ui_config):
-            if path is not None:
-                path.unlink(missing_ok=True)
+        for path in (ENV_FILE, STATE_FILE):
+            path.unlink(missing_ok=True)
         if removed := trim_env_local():
             console.print(
                 f"[dim]functions/.env.local: removed the param defaults firebase-tools appended: {removed}"

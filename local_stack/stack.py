@@ -487,7 +487,7 @@ def ready_line(info: StackInfo) -> str:
 
 
 def print_connection_info(info: StackInfo, standins: Sequence[str]) -> None:
-    """What firebase-tools' own table (printed above it, in the foreground) does not say."""
+    """How to reach the stack: the seeded accounts, the stand-ins, the Expo app's emulator calls."""
     seed, ports = load_seed(), emulator_ports()
     accounts = Table("uid", "email", "password", title="Seeded test accounts", title_justify="left")
     for user in seed["auth"]:
@@ -500,6 +500,7 @@ def print_connection_info(info: StackInfo, standins: Sequence[str]) -> None:
         f"  connectAuthEmulator(auth, 'http://{HOST}:{ports['auth']}')\n"
         f"  connectFirestoreEmulator(db, '{HOST}', {ports['firestore']})\n"
         f"  connectStorageEmulator(storage, '{HOST}', {ports['storage']})\n"
+        f"  connectFunctionsEmulator(functions, '{HOST}', {ports['functions']})\n"
         f"  firebaseConfig: projectId '{PROJECT_ID}', storageBucket '{BUCKET}', apiKey any string\n"
         "  (from an Android emulator use 10.0.2.2 for the host; from a phone on the LAN, change the "
         "emulators' host in firebase.json to 0.0.0.0)",

@@ -41,7 +41,7 @@ help:
 	@echo "make test             unit/model/local tests, then integration/e2e tests against the stack"
 	@echo "make lint             ruff"
 	@echo "make bench            benchmarks in bench/ (printed, not asserted)"
-	@echo "make doctor           check the local stack's prerequisites"
+	@echo "make doctor           node, Java and the emulator jars: which Storage rules runtime runs"
 	@echo "make seed             rebuild emulator-data/export from emulator-data/seed.json"
 	@echo "make samples          regenerate samples/*.m4a (espeak-ng + ffmpeg)"
 	@echo "make model-report     leave-one-subject-out on StressID's public tables -> stress_model/reports/"
@@ -103,7 +103,8 @@ exec: bootstrap
 	$(PY) -m local_stack exec -- bash -c "$$CMD"
 
 doctor: node venv
-	$(PY) -m local_stack doctor
+	node --version
+	$(PY) -m local_stack.java
 
 seed: bootstrap
 	$(PY) -m local_stack seed-export

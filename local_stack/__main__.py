@@ -1,4 +1,4 @@
-"""`python -m local_stack {emulators,exec,demo,doctor,seed-export,env}`."""
+"""`python -m local_stack {emulators,exec,demo,seed-export}`."""
 
 from local_stack.cli import main
 

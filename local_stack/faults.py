@@ -46,7 +46,6 @@ class Fault(BaseModel):
     delay_s: float | None = Field(default=None, ge=0, le=600)
     malformed: bool | Literal["json", "shape"] = False
     empty_transcript: bool = False
-    message: str | None = None
     times: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
@@ -65,7 +64,7 @@ _FAULT_LIST = TypeAdapter(list[Fault] | Fault)
 class FaultDialect(NamedTuple):
     """How one API expresses injected faults in its own wire format."""
 
-    render_error: Callable[[int, str | None], Response]  # status, message -> that API's error response
+    render_error: Callable[[int], Response]  # status -> that API's error response
     wrong_shape: Any  # valid JSON that a client of this API does not expect
     endpoint_faults: frozenset[str] = frozenset()  # flags its endpoint honours (empty_transcript)
 
@@ -161,7 +160,7 @@ async def _answer(
         if await request.is_disconnected():  # the client timed out: don't do the work for nobody
             return Response(status_code=CLIENT_GONE_STATUS)
     if fault.status is not None:
-        response = dialect.render_error(fault.status, fault.message)
+        response = dialect.render_error(fault.status)
     elif fault.malformed == "shape":
         response = JSONResponse(dialect.wrong_shape)
     elif fault.malformed:  # truncated JSON under a JSON content type: a proxy cutting a body short

@@ -55,8 +55,8 @@ def fcm_error(status: int, message: str, fcm_code: str | None = None) -> JSONRes
     return JSONResponse({"error": error}, status_code=status)
 
 
-def render_scripted_error(status: int, message: str | None) -> JSONResponse:
-    return fcm_error(status, message or HTTPStatus(status).phrase, FCM_CODE_FOR_STATUS.get(status))
+def render_scripted_error(status: int) -> JSONResponse:
+    return fcm_error(status, HTTPStatus(status).phrase, FCM_CODE_FOR_STATUS.get(status))
 
 
 def create_app() -> FastAPI:

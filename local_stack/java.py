@@ -106,12 +106,12 @@ def _emulator_info() -> dict:
     return json.loads(info.read_text())
 
 
-def cached_emulator_path(name: str, key: str = "downloadPathRelativeToCacheDir") -> Path | None:
+def cached_emulator_path(name: str) -> Path | None:
     """The file firebase-tools would use from its own cache (same rule as firebase-tools), if present."""
     override = os.environ.get("FIREBASE_EMULATORS_PATH")
     cache = Path(override) if override else Path.home() / ".cache" / "firebase" / "emulators"
     info = _emulator_info()[name]
-    path = cache / (info["main"] if name == "ui" else info)[key]
+    path = cache / info["downloadPathRelativeToCacheDir"]
     return path if path.is_file() and path.stat().st_size > 0 else None
 
 
@@ -242,7 +242,6 @@ class EmulatorJava:
     firestore: str  # human-readable: where the Firestore emulator comes from
     storage_rules: str
     storage_rules_enforced: bool
-    ui_cached: bool
 
 
 def prepare() -> EmulatorJava:
@@ -252,9 +251,8 @@ def prepare() -> EmulatorJava:
         "FIRESTORE_EMULATOR_BINARY_PATH": firestore.binary,
         "STORAGE_EMULATOR_BINARY_PATH": rules.binary,
     }
-    ui_cached = cached_emulator_path("ui", "binaryPathRelativeToCacheDir") is not None
     env = {name: path for name, path in binaries.items() if path}
-    return EmulatorJava(find_java(), env, firestore.description, rules.description, rules.enforced, ui_cached)
+    return EmulatorJava(find_java(), env, firestore.description, rules.description, rules.enforced)
 
 
 if __name__ == "__main__":
@@ -262,4 +260,3 @@ if __name__ == "__main__":
     print(f"java: {result.java.executable} ({result.java.source}, Java {result.java.major})")
     print(f"firestore emulator: {result.firestore}")
     print(f"storage rules runtime: {result.storage_rules}")
-    print(f"emulator UI cached: {result.ui_cached}")

@@ -208,7 +208,6 @@ class StackOptions:
     foreground: bool = False  # firebase output to this terminal instead of LOG_DIR/firebase.log
     ready_timeout_s: float = 180.0
     wait_s: float = 600.0  # for another local stack on this machine to finish (lock + ports)
-    ui: bool = False  # the Emulator UI, only if firebase-tools has it cached
 
 
 @dataclass
@@ -216,7 +215,6 @@ class StackInfo:
     """What is running, for the banners and the commands run against it."""
 
     java: javamod.EmulatorJava
-    ui: bool
     env: dict[str, str] = field(default_factory=dict)  # the client environment (firebase's script's)
     standin_problems: dict[str, str] = field(default_factory=dict)
     started_in_s: float = 0.0
@@ -229,7 +227,6 @@ class Stack:
         self.firebase: subprocess.Popen | None = None
         self.standins: dict[str, subprocess.Popen] = {}
         self._lock_fd: int | None = None
-        self._ui_config: Path | None = None
         self.firebase_log = None if options.foreground else LOG_DIR / "firebase.log"
 
     def _spawn(
@@ -265,13 +262,14 @@ class Stack:
             raise StackError("functions/venv missing: run `make bootstrap`.")
         if self.options.import_seed and not (EXPORT_DIR / "firebase-export-metadata.json").exists():
             raise StackError(f"{EXPORT_DIR.relative_to(REPO)} has no export: run `make seed`.")
+        recorded = SEED_HASH_FILE.read_text().strip() if SEED_HASH_FILE.exists() else None
+        if self.options.import_seed and recorded != seed_hash():
+            console.print("[yellow]emulator-data/export is older than seed.json: run `make seed`[/]")
         try:
             prepared = javamod.prepare()
         except javamod.JavaSetupError as error:
             raise StackError(str(error)) from error
-        if self.options.ui and not prepared.ui_cached:
-            console.print("[yellow]Emulator UI: not cached and cannot be downloaded offline: off.[/]")
-        info = StackInfo(java=prepared, ui=self.options.ui and prepared.ui_cached)
+        info = StackInfo(java=prepared)
         self._wait_ports_free()
         storage_rules_warning(info)
 
@@ -336,18 +334,12 @@ class Stack:
             "FUNCTIONS_DISCOVERY_TIMEOUT": "60",
             "PYTHONUNBUFFERED": "1",
         }  # fmt: skip
-        config = FIREBASE_JSON
-        if info.ui:  # firebase.json disables the UI: offline machines cannot fetch it
-            data = json.loads(FIREBASE_JSON.read_text())
-            data["emulators"]["ui"] = {"enabled": True, "host": HOST, "port": 4000}
-            config = self._ui_config = REPO / ".firebase.ui.local.json"  # beside firebase.json: same project
-            config.write_text(json.dumps(data, indent=2))
         ENV_FILE.unlink(missing_ok=True)
         hold = (
             shlex.join(["cd", str(REPO)]) + " && " + shlex.join([sys.executable, "-m", "local_stack", "hold"])
         )
-        argv = [str(FIREBASE_BIN), "emulators:exec", hold, "--project", PROJECT_ID, "--config", str(config)]
-        argv += ["--only", ",".join(self.options.only)]
+        argv = [str(FIREBASE_BIN), "emulators:exec", hold, "--project", PROJECT_ID]
+        argv += ["--config", str(FIREBASE_JSON), "--only", ",".join(self.options.only)]
         if self.options.import_seed:
             argv += ["--import", str(EXPORT_DIR)]
         if self.options.export_on_exit:
@@ -413,9 +405,8 @@ class Stack:
                     proc.wait(timeout=5)
             if killed:
                 console.print(f"[dim]{len(killed)} process(es) needed SIGKILL: {killed}[/]")
-        for path in (ENV_FILE, STATE_FILE, self._ui_config):
-            if path is not None:
-                path.unlink(missing_ok=True)
+        for path in (ENV_FILE, STATE_FILE):
+            path.unlink(missing_ok=True)
         if removed := trim_env_local():
             console.print(
                 f"[dim]functions/.env.local: removed the param defaults firebase-tools appended: {removed}"
@@ -496,40 +487,21 @@ def ready_line(info: StackInfo) -> str:
 
 
 def print_connection_info(info: StackInfo, standins: Sequence[str]) -> None:
+    """How to reach the stack: the seeded accounts, the stand-ins, the Expo app's emulator calls."""
     seed, ports = load_seed(), emulator_ports()
-    table = Table(title="EmoChat local stack", show_header=False, title_justify="left")
-    table.add_row("project id / bucket", f"{PROJECT_ID} / {BUCKET}")
-    for name in ("auth", "firestore", "storage", "functions", "hub"):
-        table.add_row(name, f"{HOST}:{ports[name]}")
-    for name in standins:
-        health = "[red]NOT HEALTHY[/]" if name in info.standin_problems else "ok"
-        table.add_row(f"stand-in {name}", f"http://{HOST}:{STANDINS[name][1]}  {health}")
-    table.add_row("Emulator UI", f"http://{HOST}:4000" if info.ui else "off (not cached; offline)")
-    enforced = info.java.storage_rules_enforced
-    table.add_row("storage rules", "enforced" if enforced else "[bold red]NOT ENFORCED[/]")
-    table.add_row("started in", f"{info.started_in_s:.1f} s")
-    accounts = Table(
-        "uid", "email", "password", "displayName", title="Seeded test accounts", title_justify="left"
-    )
+    accounts = Table("uid", "email", "password", title="Seeded test accounts", title_justify="left")
     for user in seed["auth"]:
-        accounts.add_row(user["uid"], user["email"], user["password"], user.get("displayName", ""))
-    console.print(table, accounts)
-    chats = [path for path in seed["firestore"] if path.count("/") == 1 and path.startswith("chats/")]
-    shown = (
-        "FIRESTORE_EMULATOR_HOST",
-        "FIREBASE_AUTH_EMULATOR_HOST",
-        "STORAGE_EMULATOR_HOST",
-        "GCLOUD_PROJECT",
-    )
-    exports = "".join(f"  export {key}={shlex.quote(info.env.get(key, ''))}\n" for key in shown)
+        accounts.add_row(user["uid"], user["email"], user["password"])
+    health = {n: "[red]NOT HEALTHY[/]" if n in info.standin_problems else "ok" for n in standins}
     console.print(
-        f"Seeded chats: {', '.join(chats)}\n\n"
+        accounts,
+        f"Stand-ins: {', '.join(f'{n} :{STANDINS[n][1]} {ok}' for n, ok in health.items()) or 'off'}\n"
         "[bold]Expo app[/] (Firebase JS SDK), with the device/emulator able to reach this host:\n"
         f"  connectAuthEmulator(auth, 'http://{HOST}:{ports['auth']}')\n"
         f"  connectFirestoreEmulator(db, '{HOST}', {ports['firestore']})\n"
         f"  connectStorageEmulator(storage, '{HOST}', {ports['storage']})\n"
+        f"  connectFunctionsEmulator(functions, '{HOST}', {ports['functions']})\n"
         f"  firebaseConfig: projectId '{PROJECT_ID}', storageBucket '{BUCKET}', apiKey any string\n"
         "  (from an Android emulator use 10.0.2.2 for the host; from a phone on the LAN, change the "
-        "emulators' host in firebase.json to 0.0.0.0)\n\n"
-        "[bold]Environment for tools and tests[/] (`python -m local_stack env` prints it all):\n" + exports
+        "emulators' host in firebase.json to 0.0.0.0)",
     )

@@ -59,10 +59,10 @@ def hf_loading(estimated_time: float) -> JSONResponse:
     return JSONResponse({"error": message, "estimated_time": round(estimated_time, 1)}, status_code=503)
 
 
-def render_scripted_error(status: int, message: str | None) -> JSONResponse:
-    if status == 503 and message is None:
+def render_scripted_error(status: int) -> JSONResponse:
+    if status == 503:
         return hf_loading(LOADING_GUESS_SECONDS)
-    return hf_error(status, message or HTTPStatus(status).phrase)
+    return hf_error(status, HTTPStatus(status).phrase)
 
 
 def create_app(settings: StressSettings, loader: Callable[[], Handler] | None = None) -> FastAPI:

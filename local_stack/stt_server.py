@@ -63,7 +63,7 @@ class ApiError(Exception):
         self.response = JSONResponse({"error": error}, status_code=status)
 
 
-def render_scripted_error(status: int, message: str | None) -> JSONResponse:
+def render_scripted_error(status: int) -> JSONResponse:
     """OpenAI's error body for an injected status."""
     code, type_, text = None, "invalid_request_error", f"Scripted error {status}."
     if status == 429:
@@ -71,7 +71,7 @@ def render_scripted_error(status: int, message: str | None) -> JSONResponse:
         code, type_ = "rate_limit_exceeded", "requests"
     elif status >= 500:
         type_, text = "server_error", "The server had an error while processing your request."
-    return ApiError(status, message or text, None, code, type_).response
+    return ApiError(status, text, None, code, type_).response
 
 
 class Transcriber:

@@ -293,8 +293,10 @@ def update_stress_trends(
 
     Acts only when the message's reading changes for its sender's trend (it became ready with a
     stress reading, was re-scored, stopped being ready, or was deleted); every other write returns
-    at once. Writes: users/{senderId}/stressDaily/{YYYY-MM-DD} (the sender's local date) in a
-    transaction, the reading keyed by the message, so redelivery changes nothing.
+    at once. Writes, in one transaction: users/{senderId}/stressIndex/{chatId|messageId} (the
+    reading and the day it is counted on) and the bounded aggregates of that day,
+    users/{senderId}/stressDaily/{YYYY-MM-DD} (the sender's local date; a reading that moves day
+    leaves the old day too), so redelivery changes nothing.
     """
     from emochat.trends import model as trends
 

@@ -31,7 +31,7 @@ from e2e_helpers import (
 from google.cloud.firestore_v1.base_query import FieldFilter
 from hostile_audio import HOSTILE
 
-from local_stack.app_client import FINAL_STATUSES, AppClient, auto_id, voice_path
+from local_stack.app_client import AppClient, auto_id, voice_path
 
 pytestmark = pytest.mark.stack
 
@@ -254,27 +254,8 @@ def odd_message_id(kind: str) -> str:
     return "m" * room + tail
 
 
-def wait_final(db, chat_id: str, message_id: str, timeout_s: float = WAIT_S) -> dict:
-    """Poll one message by its id as a path segment (admin client), until it is final.
-
-    Not AppClient.wait_for_message: AppClient builds the Firestore REST URL without percent-encoding
-    the document path, so an id with '#', '?' or '%' reads the wrong document there (a client
-    quirk, not the pipeline's; the app's Firebase SDK encodes ids).
-    """
-    ref = db.collection("chats").document(chat_id).collection("messages").document(message_id)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        snapshot = ref.get()
-        doc = snapshot.to_dict() if snapshot.exists else None
-        if doc and doc.get("status") in FINAL_STATUSES:
-            return doc
-        if time.monotonic() >= deadline:
-            pytest.fail(f"message {message_id!r} not final after {timeout_s:.0f} s: {doc}")
-        time.sleep(0.25)
-
-
 @pytest.mark.parametrize("kind", list(ODD_IDS))
-def test_odd_message_id_is_processed(kind: str, app: AppClient, media: dict[str, bytes], db) -> None:
+def test_odd_message_id_is_processed(kind: str, app: AppClient, media: dict[str, bytes]) -> None:
     message_id = odd_message_id(kind)
     sent = past_the_rules(
         lambda admin: app.send_voice_message(
@@ -282,7 +263,7 @@ def test_odd_message_id_is_processed(kind: str, app: AppClient, media: dict[str,
         )
     )
     assert len(sent.path.encode()) <= 1024
-    doc = wait_final(db, SEED_CHAT, message_id)
+    doc = app.wait_for_message(SEED_CHAT, message_id, timeout_s=WAIT_S).doc
     assert doc["status"] == "ready", doc.get("error")
     assert doc["audio"]["path"] == voice_path(MINA_UID, SEED_CHAT, message_id)
     assert "weather" in doc["text"].lower() and doc["stress"] is not None

@@ -165,12 +165,6 @@ class FirestoreRest:
     def get(self, path: str) -> str:
         return outcome(self._rest.documents("GET", path, token=self._token))
 
-    def batch_get(self, path: str) -> str:
-        """A get with the document's name in the body: the emulator never answers a GET whose URL
-        path holds a `|` (document ids such as the trends' `{chatId}|{messageId}`)."""
-        body = {"documents": [self._name(path)]}
-        return outcome(self._rest.documents("POST", verb="batchGet", token=self._token, json=body))
-
     def list(self, collection_path: str) -> str:
         return outcome(self._rest.documents("GET", collection_path, token=self._token))
 

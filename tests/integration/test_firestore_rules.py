@@ -721,7 +721,7 @@ cell("trends", "update_day", D, D, D, D, D)(lambda w, me: w.as_(me).update(_tren
 cell("trends", "create_day", D, D, D, D, D)(
     lambda w, me: w.as_(me).create(f"{w.user_doc}/stressDaily/2099-01-01", {"count": 1})
 )
-cell("trends", "get_reading", D, D, D, D, D)(lambda w, me: w.as_(me).batch_get(_trend_reading(w)))
+cell("trends", "get_reading", D, D, D, D, D)(lambda w, me: w.as_(me).get(_trend_reading(w)))
 cell("trends", "list_readings", D, D, D, D, D)(lambda w, me: w.as_(me).list(f"{w.user_doc}/stressIndex"))
 cell("trends", "create_reading", D, D, D, D, D)(
     lambda w, me: w.as_(me).create(

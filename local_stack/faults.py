@@ -8,8 +8,8 @@
 - ``status``: that HTTP status with the API's own error body (the server's dialect);
 - ``retry_after``: seconds, as ``Retry-After`` (whole, rounded up) and ``retry-after-ms`` (exact;
   the openai client reads it first, so sub-second values keep tests fast);
-- ``delay_s``: wait first (for client timeouts); a request whose client is gone by then is logged
-  as 499 and not processed;
+- ``delay_s``: wait first (for client timeouts); a request whose client hangs up meanwhile is
+  logged as 499 when it does, and not processed;
 - ``malformed``: 200 with a cut-off JSON body (``true``/``"json"``), or JSON of the wrong shape;
 - ``empty_transcript``: honoured by the STT endpoint itself (``scripted_fault``); others refuse it;
 - ``times``: how many consecutive requests the fault applies to (default 1).

@@ -110,7 +110,7 @@ def test_client_timeout_against_a_scripted_delay(stt_url: str, speech_wav: Path)
     # A delay shorter than the client's timeout only slows the answer down.
     assert_spoken(client(stt_url).audio.transcriptions.create(model="whisper-1", file=speech_wav).text)
     while StandIn(stt_url).requests()["count"] < 2 and time.monotonic() - started < 5:
-        time.sleep(0.05)  # the abandoned request is logged when its delay ends
+        time.sleep(0.05)  # the abandoned request is logged once its client is seen gone
     statuses = sorted(entry["status"] for entry in StandIn(stt_url).requests()["requests"])
     assert statuses == [200, 499]  # the abandoned request was noticed and not transcribed
 

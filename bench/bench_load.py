@@ -163,7 +163,7 @@ def main() -> int:
     from local_stack.app_client import AppClient, StandIn
 
     db = firestore.Client(project=os.environ.get("GCLOUD_PROJECT", "demo-emochat"))
-    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, AppClient.from_env(timeout_s=120) as app:
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, AppClient(timeout_s=120) as app:
         clips = make_clips(Path(tmp))
         app.sign_in(*MINA)
         print(

@@ -171,7 +171,7 @@ def main(
     overlap = Table(title=f"total / max(stt, stress), {rounds} rounds side by side (median)")
     for column in ("clip", "concurrent (pipeline)", "sequential"):
         overlap.add_column(column, justify="right")
-    with tempfile.TemporaryDirectory() as tmp, AppClient.from_env(timeout_s=120) as app:
+    with tempfile.TemporaryDirectory() as tmp, AppClient(timeout_s=120) as app:
         app.sign_in("mina@example.com", "mina-password")
         # Warm the worker and both models so the first upload's cold start does not skew the figures.
         upload_to_ready(app, spoken_clip(3, Path(tmp)), 1)

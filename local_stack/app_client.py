@@ -45,11 +45,7 @@ class AppClientError(RuntimeError):
 
 
 class MessageTimeout(TimeoutError):
-    """The message did not reach a final status in time; `last` is what was seen last (or None)."""
-
-    def __init__(self, message: str, last: dict[str, Any] | None) -> None:
-        super().__init__(message)
-        self.last = last
+    """The message did not reach a final status in time."""
 
 
 def auto_id() -> str:
@@ -66,7 +62,6 @@ class Session:
     uid: str
     email: str
     id_token: str
-    refresh_token: str
 
 
 @dataclass(frozen=True)
@@ -74,8 +69,6 @@ class SentVoice:
     chat_id: str
     message_id: str
     path: str
-    content_type: str
-    size_bytes: int
     generation: str | None
     uploaded_at: float  # time.monotonic() when the upload request returned
 
@@ -158,10 +151,6 @@ class EmulatorRest:
         self.storage_url = f"http://{storage.removeprefix('http://')}"
         self.http = httpx.Client(timeout=timeout_s)
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
-        return cls(env, **kwargs)
-
     def close(self) -> None:
         self.http.close()
 
@@ -175,11 +164,6 @@ class EmulatorRest:
         """identitytoolkit `accounts:{action}` (signUp, signInWithPassword), as the app calls it."""
         url = f"{self.auth_url}/identitytoolkit.googleapis.com/v1/accounts:{action}"
         return self.http.post(url, params={"key": "local-emulator-api-key"}, json=body)
-
-    def create_account(self, body: Mapping[str, Any]) -> httpx.Response:
-        """Admin: an Auth emulator account with the uid in `body["localId"]`."""
-        url = f"{self.auth_url}/identitytoolkit.googleapis.com/v1/projects/{self.project_id}/accounts"
-        return self.http.post(url, headers=_bearer(ADMIN_TOKEN), json=body)
 
     def documents(
         self, method: str, path: str = "", *, verb: str = "", token: str | None = None, **kwargs: Any
@@ -292,14 +276,15 @@ class AppClient(EmulatorRest):
     def sign_in(self, email: str, password: str) -> Session:
         body = {"email": email, "password": password, "returnSecureToken": True}
         answer = _checked(self.accounts("signInWithPassword", body), f"sign-in as {email}")
-        self.session = Session(answer["localId"], email, answer["idToken"], answer.get("refreshToken", ""))
+        self.session = Session(answer["localId"], email, answer["idToken"])
         return self.session
 
     def create_user(self, *, uid: str, email: str, password: str, display_name: str | None = None) -> None:
         """Admin: create an Auth emulator account with a fixed uid (used to build the seed)."""
         account = {"localId": uid, "email": email, "password": password, "emailVerified": True}
-        _checked(self.create_account(account | ({"displayName": display_name} if display_name else {})),
-                 f"creating {email}")  # fmt: skip
+        account |= {"displayName": display_name} if display_name else {}
+        url = f"{self.auth_url}/identitytoolkit.googleapis.com/v1/projects/{self.project_id}/accounts"
+        _checked(self.http.post(url, headers=_bearer(ADMIN_TOKEN), json=account), f"creating {email}")
 
     def _signed_in(self) -> Session:
         if self.session is None:
@@ -329,9 +314,7 @@ class AppClient(EmulatorRest):
         path = voice_path(self._signed_in().uid, chat_id, message_id, ext)
         hint = {"language": language} if language else None
         meta = self.upload(path, audio, content_type=content_type, custom_metadata=hint, admin=admin)
-        return SentVoice(
-            chat_id, message_id, path, content_type, len(audio), meta.get("generation"), time.monotonic()
-        )
+        return SentVoice(chat_id, message_id, path, meta.get("generation"), time.monotonic())
 
     def get_doc(self, path: str, *, admin: bool = False) -> dict[str, Any] | None:
         """A document's fields as Python, or None when it does not exist."""
@@ -440,9 +423,7 @@ class AppClient(EmulatorRest):
             if now >= started + timeout_s:
                 state = "never appeared" if last is None else f"still {status!r}"
                 statuses = [s for s, _ in seen] or "none"
-                raise MessageTimeout(
-                    f"message {path} {state} after {timeout_s:.0f} s (statuses seen: {statuses})", last
-                )
+                raise MessageTimeout(f"message {path} {state} after {timeout_s:.0f} s (seen: {statuses})")
             time.sleep(poll_s)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
+import logging
 import os
 import re
 import shlex
@@ -12,11 +14,12 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from local_stack import STANDINS, stack
+from local_stack import HOST, STANDINS, stack
 from local_stack.stack import REPO, StackOptions, console
 
 app = typer.Typer(
@@ -25,7 +28,6 @@ app = typer.Typer(
     help="EmoChat local stack: Firebase emulators + API stand-ins, offline. See also the Makefile.",
 )
 
-StandinsOpt = Annotated[bool, typer.Option("--standins/--no-standins", help="Start the API stand-ins.")]
 ImportOpt = Annotated[
     bool, typer.Option("--seed/--no-seed", help="Start with emulator-data/export imported.")
 ]
@@ -35,8 +37,8 @@ WaitOpt = Annotated[
 ]
 
 
-def _options(standins: bool, seed: bool, wait: float, **kwargs: Any) -> StackOptions:
-    return StackOptions(standins=tuple(STANDINS) if standins else (), import_seed=seed, wait_s=wait, **kwargs)
+def _options(seed: bool, wait: float, **kwargs: Any) -> StackOptions:
+    return StackOptions(import_seed=seed, wait_s=wait, **kwargs)
 
 
 @contextlib.contextmanager
@@ -52,13 +54,9 @@ def _exit_codes() -> Iterator[None]:
 
 
 @app.command()
-def emulators(
-    standins: StandinsOpt = True,
-    seed: ImportOpt = True,
-    wait: WaitOpt = 600.0,
-) -> None:
+def emulators(seed: ImportOpt = True, wait: WaitOpt = 600.0) -> None:
     """Run the stack in the foreground (for the Expo app and manual work) until Ctrl-C."""
-    options = _options(standins, seed, wait, foreground=True)
+    options = _options(seed, wait, foreground=True)
     # Ctrl-C (or SIGTERM) is how this command ends: a clean stop, exit 0.
     with (
         _exit_codes(),
@@ -78,16 +76,20 @@ def emulators(
 @app.command("exec")
 def exec_(
     cmd: Annotated[list[str], typer.Argument(help="Command; one argument is run with bash -c.")],
-    standins: StandinsOpt = True,
     seed: ImportOpt = True,
     wait: WaitOpt = 600.0,
 ) -> None:
     """Run CMD with the whole stack up and the emulator variables set; exit with CMD's code."""
     argv = ["bash", "-c", cmd[0]] if len(cmd) == 1 and re.search(r"[\s;&|<>$`'\"]", cmd[0]) else cmd
-    with _exit_codes(), stack.running_stack(_options(standins, seed, wait)) as (_stack, info):
-        console.print(f"{stack.ready_line(info)}; running: {shlex.join(argv)}")
+    with _exit_codes(), stack.running_stack(_options(seed, wait)) as (_stack, info):
+        console.print(f"[green]stack ready in {info.started_in_s:.1f} s[/]; running: {shlex.join(argv)}")
         code = stack.run_command(argv, info.env)
     raise typer.Exit(code)
+
+
+def _stop_means_exit_0() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
 
 
 @app.command(hidden=True)
@@ -96,10 +98,45 @@ def hold() -> None:
     tmp = stack.ENV_FILE.with_suffix(".tmp")
     tmp.write_text(json.dumps({"pid": os.getpid(), "env": dict(os.environ)}))
     tmp.replace(stack.ENV_FILE)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: sys.exit(0))
+    _stop_means_exit_0()
     while True:
         signal.pause()
+
+
+@app.command(hidden=True)
+def serve(
+    name: Annotated[str, typer.Argument(help=f"One of {', '.join(STANDINS)}.")],
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = HOST,
+    port: Annotated[int | None, typer.Option(help="Default: the stack's; 0 picks a free one.")] = None,
+    model_dir: Annotated[Path | None, typer.Option(help="stress: the checkpoint directory.")] = None,
+) -> None:
+    """One API stand-in under uvicorn: stt (OpenAI transcription on faster-whisper), stress (a Hugging
+    Face endpoint hosting stress_model's EndpointHandler), fcm (FCM HTTP v1). Logs `NAME listening on
+    URL` once it serves; SIGTERM and SIGINT stop it gracefully, with exit status 0."""
+    _stop_means_exit_0()  # before a model loads; while serving, uvicorn handles them and re-raises
+    if name not in STANDINS:
+        raise typer.BadParameter(f"unknown stand-in {name!r}", param_hint="NAME")
+    server = importlib.import_module(f"local_stack.{name}_server")
+    if name == "stress":
+        model_dir = (model_dir or server.DEFAULT_MODEL_DIR).resolve()
+        if not model_dir.is_dir():
+            raise typer.BadParameter(f"no checkpoint directory at {model_dir}", param_hint="--model-dir")
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if not self.should_exit and getattr(self, "servers", None):
+                bound_host, bound_port = self.servers[0].sockets[0].getsockname()[:2]
+                console.print(f"{name} listening on http://{bound_host}:{bound_port} (pid {os.getpid()})")
+
+    api = server.create_app(server.StressSettings(model_dir)) if name == "stress" else server.create_app()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The graceful shutdown is cut at 3 s, which also ends scripted delays still sleeping.
+    port = STANDINS[name][1] if port is None else port
+    config = uvicorn.Config(api, host=host, port=port, log_level="warning", log_config=None,
+                            access_log=False, timeout_graceful_shutdown=3)  # fmt: skip
+    AnnouncingServer(config).run()
 
 
 @app.command()
@@ -107,14 +144,13 @@ def demo(
     alert: Annotated[
         bool, typer.Option(help="Also send the stressed sample: the high-stress alert path.")
     ] = True,
-    standins: StandinsOpt = True,
     wait: WaitOpt = 600.0,
 ) -> None:
     """Start the stack, send a voice message as the app would, print the result, stop everything."""
     from local_stack.demo import run_demo
 
     with _exit_codes():
-        code = run_demo(alert=alert, options=_options(standins, True, wait))
+        code = run_demo(alert=alert, options=_options(True, wait))
     raise typer.Exit(code)
 
 
@@ -130,7 +166,7 @@ def seed_export(wait: WaitOpt = 600.0) -> None:
     with (
         _exit_codes(),
         stack.running_stack(options) as (_stack, info),
-        AppClient.from_env(info.env) as client,
+        AppClient(info.env) as client,
     ):
         for user in seed["auth"]:
             account = {key: user[key] for key in ("uid", "email", "password")}

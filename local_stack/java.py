@@ -35,7 +35,7 @@ REPO = HERE.parent
 BUILD_DIR = REPO / ".cache" / "local_stack"
 MIN_JAVA = 21
 DEBIAN_FIRESTORE_PACKAGE = "google-cloud-cli-firestore-emulator"
-DEBIAN_FIRESTORE_JAR = (
+DEBIAN_FIRESTORE_JAR = Path(
     "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
 )
 
@@ -56,11 +56,8 @@ def _java_major(executable: Path) -> int | None:
         proc = subprocess.run([str(executable), "-version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', proc.stderr + proc.stdout)
-    if not match:
-        return None
-    major = int(match.group(1))
-    return int(match.group(2)) if major == 1 and match.group(2) else major  # "1.8.0" style
+    match = re.search(r'version "(?:1\.)?(\d+)', proc.stderr + proc.stdout)  # "21.0.2", "1.8.0"
+    return int(match.group(1)) if match else None
 
 
 def find_java() -> Java:
@@ -116,15 +113,8 @@ def cached_emulator_path(name: str) -> Path | None:
 
 
 def debian_firestore_jar() -> Path | None:
-    paths = []
-    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        listed = subprocess.run(
-            ["dpkg", "-L", DEBIAN_FIRESTORE_PACKAGE], capture_output=True, text=True, timeout=30
-        )
-        paths = [
-            line for line in listed.stdout.splitlines() if line.endswith("/cloud-firestore-emulator.jar")
-        ]
-    return next((Path(p) for p in [*paths, DEBIAN_FIRESTORE_JAR] if Path(p).is_file()), None)
+    """The jar of the Debian package (where it installs it), if installed."""
+    return DEBIAN_FIRESTORE_JAR if DEBIAN_FIRESTORE_JAR.is_file() else None
 
 
 def _jar(target: Path, key_parts: list[bytes], main_class: str, class_path: Path | None, build=None) -> Path:

@@ -284,7 +284,7 @@ class Stack:
             storage_rules_enforced=prepared.storage_rules_enforced, standins=self.options.standins
         )
         for name in self.options.standins:
-            argv = [sys.executable, "-m", "local_stack.serve", name, "--port", str(STANDINS[name][1])]
+            argv = [sys.executable, "-m", "local_stack", "serve", name, "--port", str(STANDINS[name][1])]
             self.standins[name] = self._spawn(
                 argv, env | {"PYTHONUNBUFFERED": "1"}, LOG_DIR / f"{name}.log", REPO
             )
@@ -366,20 +366,25 @@ class Stack:
         return env
 
     def _wait_standins_ready(self) -> dict[str, str]:
-        """What is wrong with each stand-in that did not get healthy (a stand-in that fails, the stress
-        checkpoint missing, say, is reported loudly and the stack runs on without it)."""
-        deadline = time.monotonic() + self.options.ready_timeout_s
-        pending, problems = dict(self.standins), {}
+        """What is wrong with each stand-in that did not get healthy (503 while it loads its model).
+        One that fails (the stress checkpoint missing, say) is reported loudly; the stack runs on."""
+        deadline, pending, problems = time.monotonic() + self.options.ready_timeout_s, set(self.standins), {}
         while pending:
-            for name, proc in list(pending.items()):
-                if (state := _standin_state(name, proc, deadline)) != "":
-                    del pending[name]
-                    if state:
-                        problems[name] = state
             time.sleep(0.2)
+            for name in sorted(pending):
+                proc, log = self.standins[name], LOG_DIR / f"{name}.log"
+                with contextlib.suppress(httpx.HTTPError):
+                    health = httpx.get(f"http://{HOST}:{STANDINS[name][1]}/health", timeout=2.0)
+                    if health.status_code != 503:
+                        pending.discard(name)
+                        if health.status_code != 200:
+                            problems[name] = f"/health: {health.status_code} {health.text[:300]}"
+                if name in pending and (proc.poll() is not None or time.monotonic() >= deadline):
+                    pending.discard(name)
+                    what = "not ready in time" if proc.returncode is None else f"exited ({proc.returncode})"
+                    problems[name] = f"{what}:\n{log_tail(log, 15)}"
         for name, problem in problems.items():
-            text = f"stand-in [bold]{name}[/] is not healthy: {problem}"
-            console.print(Panel(text, title="WARNING", border_style="yellow"))
+            console.print(Panel(f"stand-in [bold]{name}[/] is not healthy: {problem}", border_style="yellow"))
         return problems
 
     def stop(self) -> None:
@@ -416,20 +421,6 @@ class Stack:
             self._lock_fd = None
         if self.firebase is not None:
             console.print(f"[dim]local stack stopped in {time.monotonic() - started:.1f} s[/]")
-
-
-def _standin_state(name: str, proc: subprocess.Popen, deadline: float) -> str | None:
-    """None once the stand-in is healthy, "" while it starts (503: loading its model), else what is wrong."""
-    log = LOG_DIR / f"{name}.log"
-    if proc.poll() is not None:
-        return f"exited with code {proc.returncode}:\n{log_tail(log, 15)}"
-    try:
-        health = httpx.get(f"http://{HOST}:{STANDINS[name][1]}/health", timeout=2.0)
-    except httpx.HTTPError:
-        health = None
-    if health is not None and health.status_code != 503:
-        return None if health.status_code == 200 else f"/health: {health.status_code} {health.text[:300]}"
-    return f"not ready in time:\n{log_tail(log, 15)}" if time.monotonic() >= deadline else ""
 
 
 @contextlib.contextmanager
@@ -480,10 +471,6 @@ def storage_rules_warning(info: StackInfo) -> None:
                 border_style="bold red",
             )
         )
-
-
-def ready_line(info: StackInfo) -> str:
-    return f"[green]stack ready in {info.started_in_s:.1f} s[/]"
 
 
 def print_connection_info(info: StackInfo, standins: Sequence[str]) -> None:

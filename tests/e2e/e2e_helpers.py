@@ -49,7 +49,7 @@ def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def app() -> AppClient:
-    with AppClient.from_env(timeout_s=60.0) as client:
+    with AppClient(timeout_s=60.0) as client:
         client.sign_in(*MINA)
         yield client
 

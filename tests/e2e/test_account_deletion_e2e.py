@@ -83,7 +83,7 @@ def _wait(check, what: str, timeout_s: float = 180) -> Any:
 
 def test_deleting_an_account_leaves_nothing_of_it_in_firestore_or_storage(db) -> None:
     name = f"Del{uuid.uuid4().hex[:8]}"  # the display name: in pushes, feeds and the uid itself
-    with AppClient.from_env(timeout_s=120.0) as app:
+    with AppClient(timeout_s=120.0) as app:
         gone, stays = _person(app, db, name), _person(app, db, "Stays")
         now = datetime.now(UTC)
         shared, invited_to = f"del-shared-{uuid.uuid4().hex}", f"del-invite-{uuid.uuid4().hex}"

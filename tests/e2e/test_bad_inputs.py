@@ -80,7 +80,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def mina_only_chat() -> str:
-    with AppClient.from_env() as admin:
+    with AppClient() as admin:
         admin.set_doc(
             f"chats/{MINA_ONLY_CHAT}",
             {
@@ -95,7 +95,7 @@ def mina_only_chat() -> str:
 
 @pytest.fixture(scope="module")
 def joon() -> AppClient:
-    with AppClient.from_env(timeout_s=60.0) as client:
+    with AppClient(timeout_s=60.0) as client:
         client.sign_in(*JOON)
         yield client
 

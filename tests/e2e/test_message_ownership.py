@@ -58,7 +58,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def joon() -> AppClient:
-    with AppClient.from_env(timeout_s=60.0) as client:
+    with AppClient(timeout_s=60.0) as client:
         client.sign_in(*JOON)
         yield client
 

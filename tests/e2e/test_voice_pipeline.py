@@ -56,7 +56,7 @@ def test_voice_message_becomes_ready_with_transcript_and_stress(app: AppClient, 
     assert doc["error"] is None
 
     # The other member reads it through the security rules, as the app would.
-    with AppClient.from_env() as joon:
+    with AppClient() as joon:
         joon.sign_in(*JOON)
         assert joon.get_doc(app.message_path(SEED_CHAT, sent.message_id))["status"] == "ready"
 

@@ -49,7 +49,7 @@ def store(db) -> FirestoreSuggestionStore:
 
 @pytest.fixture(scope="module")
 def app():
-    with AppClient.from_env() as client:
+    with AppClient() as client:
         yield client
 
 

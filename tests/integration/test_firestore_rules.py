@@ -858,7 +858,7 @@ def people(http, world: World):
     clients = []
     for name in ("ara", "bo", "cy"):
         user = sign_up(http, f"{world.run}-{name}-{unique_id()}@example.com")
-        client = AppClient.from_env()
+        client = AppClient()
         client.sign_in(user.email, "rules-test-pw")
         clients.append(client)
     yield clients

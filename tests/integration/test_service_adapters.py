@@ -101,7 +101,7 @@ def test_hf_scorer_reports_bad_audio_without_retrying() -> None:
 
 
 def test_storage_download_pins_the_generation(speech: bytes) -> None:
-    with AppClient.from_env() as app:
+    with AppClient() as app:
         session = app.sign_in("mina@example.com", "mina-password")
         name = f"voice/{session.uid}/adapter-test/pinned.m4a"
         # The adapter is under test, not the rules: storage.rules refuse both uploads to the app (no

@@ -35,7 +35,7 @@ def seed() -> dict[str, Any]:
 
 @pytest.fixture
 def client():
-    with AppClient.from_env() as app:
+    with AppClient() as app:
         yield app
 
 

@@ -1,4 +1,4 @@
-"""``python -m local_stack.serve`` as the stack runner uses it: one URL line, clean stop on signals."""
+"""``python -m local_stack serve`` as the stack runner uses it: one URL line, clean stop on signals."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ URL_LINE = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 def serve(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Start the CLI, wait for its URL line; the process never outlives the block."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "local_stack.serve", *args],
+        [sys.executable, "-m", "local_stack", "serve", *args],
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -56,7 +56,8 @@ def test_stress_server_refuses_a_missing_checkpoint(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "local_stack.serve",
+            "local_stack",
+            "serve",
             "stress",
             "--port",
             "0",

@@ -14,14 +14,14 @@ import pytest
 from local_stack_support import SPOKEN_WORDS, ThreadedServer
 
 from local_stack.app_client import StandIn
-from local_stack.stt_server import SttSettings, create_app
+from local_stack.stt_server import create_app
 
 API_KEY = "sk-local-test-key"
 
 
 @pytest.fixture(scope="module")
 def stt_server() -> Iterator[ThreadedServer]:
-    with ThreadedServer(create_app(SttSettings(api_key=API_KEY))) as server:
+    with ThreadedServer(create_app(api_key=API_KEY)) as server:
         yield server
 
 

@@ -30,7 +30,7 @@ def run_demo(*, alert: bool = True, options: StackOptions | None = None, timeout
     if missing := [str(sample) for sample in SAMPLES if not sample.exists()]:
         console.print(f"[red]samples missing (make samples): {missing}[/]")
         return 2
-    with running_stack(options or StackOptions()) as (_stack, info), AppClient.from_env(info.env) as app:
+    with running_stack(options or StackOptions()) as (_stack, info), AppClient(info.env) as app:
         console.print(f"[green]stack ready in {info.started_in_s:.1f} s[/]")
         session = app.sign_in(user["email"], user["password"])
         console.print(f"signed in as {session.email} (uid {session.uid}) on the Auth emulator")

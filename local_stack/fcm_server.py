@@ -29,30 +29,20 @@ GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSI
 # token prefix -> (HTTP status, FcmError errorCode, message, fails only the first time)
 TOKEN_RULES = {
     "unregistered-": (404, "UNREGISTERED", "Requested entity was not found.", False),
-    "invalid-": (
-        400,
-        "INVALID_ARGUMENT",
-        "The registration token is not a valid FCM registration token",
-        False,
-    ),
+    "invalid-": (400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token",
+                 False),
     "mismatch-": (403, "SENDER_ID_MISMATCH", "SenderId mismatch", False),
     "throttled-": (429, "QUOTA_EXCEEDED", "Quota exceeded for the device's message rate.", True),
     "unavailable-": (503, "UNAVAILABLE", "The service is currently unavailable.", True),
-}
+}  # fmt: skip
 # HTTP status -> the errorCode FCM sends with it (for scripted faults)
 FCM_CODE_FOR_STATUS = {rule[0]: rule[1] for rule in TOKEN_RULES.values()} | {500: "INTERNAL"}
 
 
 def fcm_error(status: int, message: str, fcm_code: str | None = None) -> JSONResponse:
     details = [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": fcm_code}]
-    status_name = GOOGLE_STATUS.get(status, "UNKNOWN")
-    error = {
-        "code": status,
-        "message": message,
-        "status": status_name,
-        "details": details if fcm_code else [],
-    }
-    return JSONResponse({"error": error}, status_code=status)
+    error = {"code": status, "message": message, "status": GOOGLE_STATUS.get(status, "UNKNOWN")}
+    return JSONResponse({"error": error | {"details": details if fcm_code else []}}, status_code=status)
 
 
 def render_scripted_error(status: int) -> JSONResponse:
@@ -68,11 +58,8 @@ def create_app() -> FastAPI:
 
     @app.post("/v1/projects/{project}/messages:send")
     async def send(project: str, request: Request) -> JSONResponse:
-        record: dict[str, Any] = {
-            "project": project,
-            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        }
-        records.append(record)
+        at = datetime.now(UTC).isoformat(timespec="milliseconds")
+        records.append(record := {"project": project, "at": at})
         outcome, response = _answer(project, request, await request.body(), failed_once, record)
         record.update(outcome=outcome, status=response.status_code)
         return response

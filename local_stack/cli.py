@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -37,10 +37,6 @@ WaitOpt = Annotated[
 ]
 
 
-def _options(seed: bool, wait: float, **kwargs: Any) -> StackOptions:
-    return StackOptions(import_seed=seed, wait_s=wait, **kwargs)
-
-
 @contextlib.contextmanager
 def _exit_codes() -> Iterator[None]:
     """StackError → its message and exit 1; Ctrl-C → 130; SIGTERM/SIGHUP → 143."""
@@ -56,7 +52,7 @@ def _exit_codes() -> Iterator[None]:
 @app.command()
 def emulators(seed: ImportOpt = True, wait: WaitOpt = 600.0) -> None:
     """Run the stack in the foreground (for the Expo app and manual work) until Ctrl-C."""
-    options = _options(seed, wait, foreground=True)
+    options = StackOptions(import_seed=seed, wait_s=wait, foreground=True)
     # Ctrl-C (or SIGTERM) is how this command ends: a clean stop, exit 0.
     with (
         _exit_codes(),
@@ -81,7 +77,7 @@ def exec_(
 ) -> None:
     """Run CMD with the whole stack up and the emulator variables set; exit with CMD's code."""
     argv = ["bash", "-c", cmd[0]] if len(cmd) == 1 and re.search(r"[\s;&|<>$`'\"]", cmd[0]) else cmd
-    with _exit_codes(), stack.running_stack(_options(seed, wait)) as (_stack, info):
+    with _exit_codes(), stack.running_stack(StackOptions(import_seed=seed, wait_s=wait)) as (_stack, info):
         console.print(f"[green]stack ready in {info.started_in_s:.1f} s[/]; running: {shlex.join(argv)}")
         code = stack.run_command(argv, info.env)
     raise typer.Exit(code)
@@ -111,8 +107,8 @@ def serve(
     model_dir: Annotated[Path | None, typer.Option(help="stress: the checkpoint directory.")] = None,
 ) -> None:
     """One API stand-in under uvicorn: stt (OpenAI transcription on faster-whisper), stress (a Hugging
-    Face endpoint hosting stress_model's EndpointHandler), fcm (FCM HTTP v1). Logs `NAME listening on
-    URL` once it serves; SIGTERM and SIGINT stop it gracefully, with exit status 0."""
+    Face endpoint hosting stress_model's EndpointHandler), fcm (FCM HTTP v1). Logs uvicorn's `Uvicorn
+    running on URL` once it serves; SIGTERM and SIGINT stop it gracefully, with exit status 0."""
     _stop_means_exit_0()  # before a model loads; while serving, uvicorn handles them and re-raises
     if name not in STANDINS:
         raise typer.BadParameter(f"unknown stand-in {name!r}", param_hint="NAME")
@@ -123,20 +119,14 @@ def serve(
             raise typer.BadParameter(f"no checkpoint directory at {model_dir}", param_hint="--model-dir")
     import uvicorn
 
-    class AnnouncingServer(uvicorn.Server):
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets)
-            if not self.should_exit and getattr(self, "servers", None):
-                bound_host, bound_port = self.servers[0].sockets[0].getsockname()[:2]
-                console.print(f"{name} listening on http://{bound_host}:{bound_port} (pid {os.getpid()})")
-
     api = server.create_app(server.StressSettings(model_dir)) if name == "stress" else server.create_app()
+    # uvicorn's info log names the bound URL ("Uvicorn running on http://...", the real port for 0).
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The graceful shutdown is cut at 3 s, which also ends scripted delays still sleeping.
     port = STANDINS[name][1] if port is None else port
-    config = uvicorn.Config(api, host=host, port=port, log_level="warning", log_config=None,
+    config = uvicorn.Config(api, host=host, port=port, log_level="info", log_config=None,
                             access_log=False, timeout_graceful_shutdown=3)  # fmt: skip
-    AnnouncingServer(config).run()
+    uvicorn.Server(config).run()
 
 
 @app.command()
@@ -150,7 +140,7 @@ def demo(
     from local_stack.demo import run_demo
 
     with _exit_codes():
-        code = run_demo(alert=alert, options=_options(True, wait))
+        code = run_demo(alert=alert, options=StackOptions(wait_s=wait))
     raise typer.Exit(code)
 
 

@@ -117,11 +117,13 @@ def debian_firestore_jar() -> Path | None:
     return DEBIAN_FIRESTORE_JAR if DEBIAN_FIRESTORE_JAR.is_file() else None
 
 
-def _jar(target: Path, key_parts: list[bytes], main_class: str, class_path: Path | None, build=None) -> Path:
-    """An executable jar (Main-Class, Class-Path) holding what `build(dir)` compiles into dir; rebuilt
-    only when key_parts (its inputs) changed."""
-    key = hashlib.sha256(b"\0".join([main_class.encode(), str(class_path).encode(), *key_parts])).hexdigest()
-    stamp = target.with_suffix(".jar.key")
+def _jar(target: Path, main_class: str, class_path: Path | None, sources: list[Path] | None = None) -> Path:
+    """An executable jar (Main-Class, Class-Path) of `sources` compiled with javac --release 17 against
+    `class_path`; rebuilt only when its inputs changed."""
+    key_parts = [main_class.encode(), str(class_path).encode(), *(p.read_bytes() for p in sources or [])]
+    if class_path is not None:
+        key_parts.append(f"{class_path.stat().st_size}:{class_path.stat().st_mtime_ns}".encode())
+    key, stamp = hashlib.sha256(b"\0".join(key_parts)).hexdigest(), target.with_suffix(".jar.key")
     if target.exists() and stamp.exists() and stamp.read_text() == key:
         return target
     lines = ["Manifest-Version: 1.0", "Created-By: local_stack/java.py", f"Main-Class: {main_class}"]
@@ -134,8 +136,8 @@ def _jar(target: Path, key_parts: list[bytes], main_class: str, class_path: Path
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as classes:
-        if build is not None:
-            build(classes)
+        if sources:
+            _javac(target, sources, class_path, classes)
         tmp = target.with_suffix(".jar.tmp")
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as jar:
             jar.writestr("META-INF/MANIFEST.MF", manifest + b"\r\n\r\n")
@@ -147,39 +149,30 @@ def _jar(target: Path, key_parts: list[bytes], main_class: str, class_path: Path
     return target
 
 
-def _compiled_jar(target: Path, sources: list[Path], main_class: str, classpath: Path | None) -> Path:
-    """javac --release 17 `sources` (against `classpath`, which the jar's manifest then names)."""
-
-    def build(out: str) -> None:
-        javac = find_javac()
-        if javac is None:
-            raise JavaSetupError(
-                f"No javac found to build {target.name}, and firebase-tools has no cached storage rules "
-                "runtime. Install a JDK (apt-get install -y default-jdk-headless) or run once online so "
-                "firebase-tools caches its runtime."
-            )
-        # -proc:none: the engine jar declares annotation processors whose classes it does not ship.
-        argv = [str(javac), "--release", "17", "-proc:none", "-nowarn", "-d", out]
-        argv += ["-cp", str(classpath)] if classpath is not None else []
-        proc = subprocess.run([*argv, *map(str, sources)], capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
-            raise JavaSetupError(f"javac failed building {target.name}:\n{proc.stderr[-4000:]}")
-
-    key = [p.read_bytes() for p in sources]
-    if classpath is not None:
-        key.append(f"{classpath.stat().st_size}:{classpath.stat().st_mtime_ns}".encode())
-    return _jar(target, key, main_class, classpath, build)
+def _javac(target: Path, sources: list[Path], class_path: Path | None, out: str) -> None:
+    if (javac := find_javac()) is None:
+        raise JavaSetupError(
+            f"No javac found to build {target.name}, and firebase-tools has no cached storage rules "
+            "runtime. Install a JDK (apt-get install -y default-jdk-headless) or run once online so "
+            "firebase-tools caches its runtime."
+        )
+    # -proc:none: the engine jar declares annotation processors whose classes it does not ship.
+    argv = [str(javac), "--release", "17", "-proc:none", "-nowarn", "-d", out]
+    argv += ["-cp", str(class_path)] if class_path is not None else []
+    proc = subprocess.run([*argv, *map(str, sources)], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise JavaSetupError(f"javac failed building {target.name}:\n{proc.stderr[-4000:]}")
 
 
 def storage_rules_engine_jar(engine: Path) -> Path:
     """Our Storage rules runtime (firebase-tools' protocol) on the rules engine inside `engine`."""
     sources = sorted((HERE / "storage_rules_runtime").glob("*.java"))
-    return _compiled_jar(BUILD_DIR / "storage-rules-engine.jar", sources, "EngineStorageRules", engine)
+    return _jar(BUILD_DIR / "storage-rules-engine.jar", "EngineStorageRules", engine, sources)
 
 
 def storage_rules_standin_jar() -> Path:
     source = HERE / "storage_rules_standin" / "PermitAllStorageRules.java"
-    return _compiled_jar(BUILD_DIR / "storage-rules-permit-all.jar", [source], "PermitAllStorageRules", None)
+    return _jar(BUILD_DIR / "storage-rules-permit-all.jar", "PermitAllStorageRules", None, [source])
 
 
 @dataclass(frozen=True)
@@ -219,7 +212,7 @@ def firestore_emulator() -> Runtime:
             "`npx firebase setup:emulators:firestore` once."
         )
     main_class = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
-    wrapper = _jar(BUILD_DIR / "firestore-emulator-wrapper.jar", [], main_class, real)
+    wrapper = _jar(BUILD_DIR / "firestore-emulator-wrapper.jar", main_class, real)
     return Runtime(
         str(wrapper), f"{real} via {wrapper.relative_to(REPO)} (Debian {DEBIAN_FIRESTORE_PACKAGE})"
     )

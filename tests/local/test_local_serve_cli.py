@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-URL_LINE = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
+URL_LINE = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
 
 
 @contextmanager

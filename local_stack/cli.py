@@ -59,7 +59,7 @@ def emulators(seed: ImportOpt = True, wait: WaitOpt = 600.0) -> None:
         contextlib.suppress(KeyboardInterrupt),
         stack.running_stack(options) as (running, info),
     ):
-        stack.print_connection_info(info, options.standins)
+        stack.print_connection_info(info)
         stack.storage_rules_warning(info)  # again: firebase's output has scrolled the first one away
         console.print("[bold green]Stack is up.[/] Ctrl-C stops everything.")
         assert running.firebase

@@ -413,9 +413,7 @@ class Stack:
         for path in (ENV_FILE, STATE_FILE):
             path.unlink(missing_ok=True)
         if removed := trim_env_local():
-            console.print(
-                f"[dim]functions/.env.local: removed the param defaults firebase-tools appended: {removed}"
-            )
+            console.print(f"[dim]functions/.env.local: removed the param defaults firebase added: {removed}")
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
@@ -473,16 +471,16 @@ def storage_rules_warning(info: StackInfo) -> None:
         )
 
 
-def print_connection_info(info: StackInfo, standins: Sequence[str]) -> None:
+def print_connection_info(info: StackInfo) -> None:
     """How to reach the stack: the seeded accounts, the stand-ins, the Expo app's emulator calls."""
     seed, ports = load_seed(), emulator_ports()
     accounts = Table("uid", "email", "password", title="Seeded test accounts", title_justify="left")
     for user in seed["auth"]:
         accounts.add_row(user["uid"], user["email"], user["password"])
-    health = {n: "[red]NOT HEALTHY[/]" if n in info.standin_problems else "ok" for n in standins}
+    health = {n: "[red]NOT HEALTHY[/]" if n in info.standin_problems else "ok" for n in STANDINS}
     console.print(
         accounts,
-        f"Stand-ins: {', '.join(f'{n} :{STANDINS[n][1]} {ok}' for n, ok in health.items()) or 'off'}\n"
+        f"Stand-ins: {', '.join(f'{n} :{STANDINS[n][1]} {ok}' for n, ok in health.items())}\n"
         "[bold]Expo app[/] (Firebase JS SDK), with the device/emulator able to reach this host:\n"
         f"  connectAuthEmulator(auth, 'http://{HOST}:{ports['auth']}')\n"
         f"  connectFirestoreEmulator(db, '{HOST}', {ports['firestore']})\n"

@@ -384,7 +384,8 @@ class Stack:
                     what = "not ready in time" if proc.returncode is None else f"exited ({proc.returncode})"
                     problems[name] = f"{what}:\n{log_tail(log, 15)}"
         for name, problem in problems.items():
-            console.print(Panel(f"stand-in [bold]{name}[/] is not healthy: {problem}", border_style="yellow"))
+            text = f"stand-in [bold]{name}[/] is not healthy: {problem}"
+            console.print(Panel(text, title="WARNING", border_style="yellow"))
         return problems
 
     def stop(self) -> None:

@@ -106,25 +106,29 @@ def decode_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {key: decode_value(value) for key, value in fields.items()}
 
 
-_ENCODE = ((type(None), "nullValue", lambda _: None), (bool, "booleanValue", bool),
-           (int, "integerValue", str), (float, "doubleValue", float), (str, "stringValue", str),
-           (dt.datetime, "timestampValue", lambda v: v.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")),
-           (bytes, "bytesValue", lambda v: base64.b64encode(v).decode()))  # fmt: skip
-
-
 def encode_value(value: Any) -> dict[str, Any]:
     """Python to a Firestore REST `Value` ({"$timestamp": iso} and datetimes become timestamps)."""
+    if value is None:
+        return {"nullValue": None}
+    if isinstance(value, bool):  # before int: a bool is an int
+        return {"booleanValue": value}
+    if isinstance(value, int):
+        return {"integerValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, dt.datetime):
+        return {"timestampValue": value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode()}
     if isinstance(value, list | tuple):
         return {"arrayValue": {"values": [encode_value(v) for v in value]}}
     if isinstance(value, Mapping):
         if set(value) == {"$timestamp"}:
             return {"timestampValue": value["$timestamp"]}
         return {"mapValue": {"fields": {k: encode_value(v) for k, v in value.items()}}}
-    # bool before int (a bool is an int), as the table orders them
-    kind, convert = next(((k, c) for t, k, c in _ENCODE if isinstance(value, t)), (None, None))
-    if kind is None:
-        raise TypeError(f"cannot encode {type(value).__name__} for Firestore")
-    return {kind: convert(value)}
+    raise TypeError(f"cannot encode {type(value).__name__} for Firestore")
 
 
 # -------------------------------------------------------------------------------------- REST client
@@ -419,7 +423,8 @@ class AppClient(EmulatorRest):
             if now >= started + timeout_s:
                 state = "never appeared" if last is None else f"still {status!r}"
                 statuses = [s for s, _ in seen] or "none"
-                raise MessageTimeout(f"message {path} {state} after {timeout_s:.0f} s (seen: {statuses})")
+                seen_text = f"statuses seen: {statuses}"
+                raise MessageTimeout(f"message {path} {state} after {timeout_s:.0f} s ({seen_text})")
             time.sleep(poll_s)
 
 

@@ -117,9 +117,11 @@ def serve(
         model_dir = (model_dir or server.DEFAULT_MODEL_DIR).resolve()
         if not model_dir.is_dir():
             raise typer.BadParameter(f"no checkpoint directory at {model_dir}", param_hint="--model-dir")
+        api = server.create_app(server.StressSettings(model_dir))
+    else:
+        api = server.create_app()
     import uvicorn
 
-    api = server.create_app(server.StressSettings(model_dir)) if name == "stress" else server.create_app()
     # uvicorn's info log names the bound URL ("Uvicorn running on http://...", the real port for 0).
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The graceful shutdown is cut at 3 s, which also ends scripted delays still sleeping.

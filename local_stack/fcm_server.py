@@ -59,7 +59,8 @@ def create_app() -> FastAPI:
     @app.post("/v1/projects/{project}/messages:send")
     async def send(project: str, request: Request) -> JSONResponse:
         at = datetime.now(UTC).isoformat(timespec="milliseconds")
-        records.append(record := {"project": project, "at": at})
+        record: dict[str, Any] = {"project": project, "at": at}
+        records.append(record)
         outcome, response = _answer(project, request, await request.body(), failed_once, record)
         record.update(outcome=outcome, status=response.status_code)
         return response
